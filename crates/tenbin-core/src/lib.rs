@@ -1,0 +1,18 @@
+//! tenbin-core: the pure heart of tenbin.
+//!
+//! Owns the vocabulary every tier shares ([`BackendId`], [`Weight`], [`ServerState`]), every
+//! balancing algorithm behind one picking interface ([`pick::Balancer`]), Maglev and ring
+//! hashing, the flow hash shared with the XDP data plane, and health hysteresis.
+//!
+//! It must never do I/O, read a clock or own a random number generator: `now` and randomness
+//! are arguments, so every algorithm is deterministic under test and identical in every tier.
+//!
+//! Tour:
+//! - [`backend`]: ids, weights, states, the static description of a server.
+//! - [`pick`]: the [`pick::Balancer`] that owns a pool's per-server state and picks.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod pick;
+
+pub use backend::{BackendId, ServerSpec, ServerState, Weight};
