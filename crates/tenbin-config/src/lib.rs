@@ -3,6 +3,9 @@
 //! It does no I/O beyond parsing the text it is handed.
 #![forbid(unsafe_code)]
 
+pub mod dns;
+pub mod mux;
+
 /// The validated configuration of a whole tenbin node.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Config {}
