@@ -31,6 +31,10 @@ pub struct Frontend {
     pub rule: Vec<Rule>,
     #[serde(default)]
     pub headers: HeaderRules,
+    pub tls: Option<crate::tls::FrontendTls>,
+    /// TLS passthrough: SNI → pool, tried before `default_pool`.
+    #[serde(default)]
+    pub sni_route: Vec<crate::tls::SniRoute>,
 }
 
 fn default_retries() -> u32 {

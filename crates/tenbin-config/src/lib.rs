@@ -14,7 +14,9 @@ pub mod dns;
 mod error;
 pub mod frontend;
 pub mod mux;
+pub mod persist;
 pub mod pool;
+pub mod tls;
 mod validate;
 
 use std::net::SocketAddr;

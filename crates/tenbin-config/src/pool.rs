@@ -38,6 +38,9 @@ pub struct Pool {
     pub health: Option<HealthCheck>,
     pub agent: Option<AgentCheck>,
     pub outlier: Option<Outlier>,
+    pub persistence: Option<crate::persist::Persistence>,
+    /// Re-encrypt to the servers.
+    pub tls: Option<crate::tls::PoolTls>,
 }
 
 fn default_prefix_v4() -> Spanned<u8> {
