@@ -2,13 +2,21 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod check;
 mod demo;
+mod logging;
 mod mux;
+mod run;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "tenbin", about = "Layered load balancer: GSLB DNS, XDP Mux, L4/L7 proxy")]
+#[command(
+    name = "tenbin",
+    about = "Layered load balancer: GSLB DNS, XDP Mux, L4/L7 proxy"
+)]
 struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
@@ -19,6 +27,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Validate a config file and print a summary of what it describes.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run every tier the config file describes until interrupted.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Run the embedded demo: backends, a proxy in front, traffic, a failure.
     Demo(demo::DemoArgs),
     /// The XDP VIP Mux.
@@ -29,9 +47,23 @@ enum Command {
     Version,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    logging::init(cli.log_json);
+    match dispatch(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a cause, no backtrace: the config errors already say where and why.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Check { config } => check::run(&config),
+        Command::Run { config } => run::run(&config),
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),

@@ -1,0 +1,399 @@
+//! The one place health results are folded together and published.
+//!
+//! Checks, agent replies and passive signals come in; one `Arc<HealthSnapshot>` goes out on a
+//! `watch` channel, replaced only when something visible changed. Every method takes `now`, so
+//! the folding is deterministic under test; the async [`HealthHub::run_timers`] only wakes it
+//! when an ejection ends.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tenbin_core::ServerState;
+use tokio::sync::{watch, Notify};
+
+use crate::agent::{AgentAdmin, AgentOper, AgentReply};
+use crate::hysteresis::Hysteresis;
+use crate::outcome::CheckResult;
+use crate::outlier::OutlierPool;
+pub use crate::outlier::PassiveSignal;
+use crate::snapshot::{HealthSnapshot, PoolHealth, TargetHealth};
+use crate::spec::OutlierSpec;
+use crate::target::TargetKey;
+
+/// How a target is registered.
+#[derive(Clone, Copy, Debug)]
+pub struct TargetOptions {
+    /// Actively checked: starts `Unchecked`. Otherwise it starts (and stays) `Active`.
+    pub checked: bool,
+    pub rise: u32,
+    pub fall: u32,
+    /// Admin intent from the config: `Active`, `Draining` or `Maintenance`.
+    pub admin: ServerState,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions {
+            checked: true,
+            rise: 2,
+            fall: 3,
+            admin: ServerState::Active,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Target {
+    opts: TargetOptions,
+    hyst: Hysteresis,
+    check_reason: String,
+    agent_admin: Option<AgentAdmin>,
+    agent_oper: Option<AgentOper>,
+    agent_reason: Option<String>,
+    percent: u32,
+    maxconn: Option<u32>,
+    state: ServerState,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Pool {
+    outlier: Option<OutlierPool<Arc<str>>>,
+    targets: BTreeMap<Arc<str>, Target>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    pools: BTreeMap<Arc<str>, Pool>,
+    version: u64,
+}
+
+/// Folds results and publishes the snapshot. Share it in an `Arc`.
+#[derive(Debug)]
+pub struct HealthHub {
+    inner: Mutex<Inner>,
+    tx: watch::Sender<Arc<HealthSnapshot>>,
+    wake: Notify,
+}
+
+/// The cheap handle the proxy reports live-traffic outcomes through.
+#[derive(Clone, Debug)]
+pub struct PassiveHandle {
+    hub: Arc<HealthHub>,
+}
+
+impl PassiveHandle {
+    /// Report one request's or connection's outcome, at the tokio clock's now.
+    pub fn report(&self, key: &TargetKey, signal: PassiveSignal) {
+        self.hub
+            .passive(key, signal, tokio::time::Instant::now().into_std());
+    }
+}
+
+impl HealthHub {
+    pub fn new() -> Arc<Self> {
+        let (tx, _) = watch::channel(Arc::new(HealthSnapshot::default()));
+        Arc::new(HealthHub {
+            inner: Mutex::new(Inner::default()),
+            tx,
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<HealthSnapshot>> {
+        self.tx.subscribe()
+    }
+
+    pub fn snapshot(&self) -> Arc<HealthSnapshot> {
+        self.tx.borrow().clone()
+    }
+
+    pub fn passive_handle(self: &Arc<Self>) -> PassiveHandle {
+        PassiveHandle { hub: self.clone() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while folding cannot leave the maps half-updated in a way that matters more
+        // than losing health altogether, so keep going with the data.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Declare a pool, with passive detection if `outlier` is given.
+    pub fn add_pool(&self, pool: &str, outlier: Option<OutlierSpec>, now: Instant) {
+        let mut inner = self.lock();
+        let p = inner.pools.entry(Arc::from(pool)).or_insert_with(|| Pool {
+            outlier: None,
+            targets: BTreeMap::new(),
+        });
+        let mut det = outlier.map(OutlierPool::new);
+        if let Some(d) = det.as_mut() {
+            p.targets.keys().for_each(|k| d.add(k.clone()));
+        }
+        p.outlier = det;
+        self.publish(&mut inner, now);
+    }
+
+    /// Declare a target (its pool is created without passive detection if unknown).
+    pub fn add_target(&self, key: &TargetKey, opts: TargetOptions, now: Instant) {
+        let mut inner = self.lock();
+        let p = inner.pools.entry(key.pool.clone()).or_insert_with(|| Pool {
+            outlier: None,
+            targets: BTreeMap::new(),
+        });
+        if let Some(d) = p.outlier.as_mut() {
+            d.add(key.server.clone());
+        }
+        p.targets.insert(
+            key.server.clone(),
+            Target {
+                opts,
+                hyst: Hysteresis::new(opts.rise, opts.fall),
+                check_reason: if opts.checked {
+                    "not checked yet"
+                } else {
+                    "not checked"
+                }
+                .into(),
+                agent_admin: None,
+                agent_oper: None,
+                agent_reason: None,
+                percent: 100,
+                maxconn: None,
+                state: ServerState::Unchecked,
+                since: now,
+            },
+        );
+        self.publish(&mut inner, now);
+    }
+
+    pub fn remove_target(&self, key: &TargetKey, now: Instant) {
+        let mut inner = self.lock();
+        if let Some(p) = inner.pools.get_mut(&key.pool) {
+            p.targets.remove(&key.server);
+            if let Some(d) = p.outlier.as_mut() {
+                d.remove(&key.server);
+            }
+        }
+        self.publish(&mut inner, now);
+    }
+
+    /// Fold one active check result.
+    pub fn report_check(&self, key: &TargetKey, result: CheckResult, now: Instant) {
+        let mut inner = self.lock();
+        let Some(t) = target_mut(&mut inner, key) else {
+            return;
+        };
+        t.hyst.observe(result.verdict);
+        t.check_reason = result.reason;
+        self.publish(&mut inner, now);
+    }
+
+    /// Record why a check could not run (e.g. no CAP_NET_RAW); the state does not move.
+    pub fn note_check(&self, key: &TargetKey, reason: String, now: Instant) {
+        let mut inner = self.lock();
+        let Some(t) = target_mut(&mut inner, key) else {
+            return;
+        };
+        t.check_reason = reason;
+        self.publish(&mut inner, now);
+    }
+
+    /// Fold one agent reply. Unreachable agents are not reported: connectivity is the active
+    /// check's business (HAProxy's rule too).
+    pub fn report_agent(&self, key: &TargetKey, reply: &AgentReply, now: Instant) {
+        let mut inner = self.lock();
+        let Some(t) = target_mut(&mut inner, key) else {
+            return;
+        };
+        if let Some(p) = reply.percent {
+            t.percent = p;
+        }
+        if reply.maxconn.is_some() {
+            t.maxconn = reply.maxconn;
+        }
+        if reply.admin.is_some() {
+            t.agent_admin = reply.admin;
+        }
+        if reply.oper.is_some() {
+            t.agent_oper = reply.oper;
+        }
+        if reply.admin.is_some() || reply.oper.is_some() || reply.reason.is_some() {
+            t.agent_reason = reply.reason.clone();
+        }
+        self.publish(&mut inner, now);
+    }
+
+    /// Fold one passive signal.
+    pub fn passive(&self, key: &TargetKey, signal: PassiveSignal, now: Instant) {
+        let mut inner = self.lock();
+        let Some(p) = inner.pools.get_mut(&key.pool) else {
+            return;
+        };
+        let Some(det) = p.outlier.as_mut() else {
+            return;
+        };
+        if det.record(&key.server, signal, now).is_some() {
+            self.publish(&mut inner, now);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Re-evaluate time-dependent state (ejections that ended).
+    pub fn handle_timeout(&self, now: Instant) {
+        let mut inner = self.lock();
+        self.publish(&mut inner, now);
+    }
+
+    /// The earliest moment an ejection ends.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let inner = self.lock();
+        inner
+            .pools
+            .values()
+            .filter_map(|p| p.outlier.as_ref().and_then(|d| d.next_expiry(now)))
+            .min()
+    }
+
+    /// Republish when ejections end; runs until the task is dropped.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            let now = tokio::time::Instant::now();
+            match self.poll_timeout(now.into_std()) {
+                Some(at) => {
+                    let at = now + at.saturating_duration_since(now.into_std());
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {
+                            self.handle_timeout(tokio::time::Instant::now().into_std());
+                        }
+                        _ = self.wake.notified() => {}
+                    }
+                }
+                None => self.wake.notified().await,
+            }
+        }
+    }
+
+    fn publish(&self, inner: &mut Inner, now: Instant) {
+        let mut snap = HealthSnapshot::default();
+        for (name, pool) in inner.pools.iter_mut() {
+            let ph = evaluate_pool(name, pool, now, &mut snap);
+            snap.pools.insert(name.clone(), ph);
+        }
+        let changed = {
+            let cur = self.tx.borrow();
+            cur.targets != snap.targets || cur.pools != snap.pools
+        };
+        if changed {
+            inner.version += 1;
+            snap.version = inner.version;
+            self.tx.send_replace(Arc::new(snap));
+        }
+    }
+}
+
+fn target_mut<'a>(inner: &'a mut Inner, key: &TargetKey) -> Option<&'a mut Target> {
+    inner.pools.get_mut(&key.pool)?.targets.get_mut(&key.server)
+}
+
+/// Combine admin intent, check, agent, ejection and panic mode for every target of a pool.
+fn evaluate_pool(
+    name: &Arc<str>,
+    pool: &mut Pool,
+    now: Instant,
+    snap: &mut HealthSnapshot,
+) -> PoolHealth {
+    let mut rows = Vec::with_capacity(pool.targets.len());
+    for (server, t) in &pool.targets {
+        let (checked, reason) = checked_state(t);
+        let ejected = pool
+            .outlier
+            .as_ref()
+            .is_some_and(|d| d.is_ejected(server, now));
+        rows.push((server.clone(), checked, reason, ejected));
+    }
+    let eligible = rows
+        .iter()
+        .filter(|r| r.1 != ServerState::Maintenance)
+        .count();
+    let usable = rows
+        .iter()
+        .filter(|r| r.1 == ServerState::Active && !r.3)
+        .count();
+    let panic = pool
+        .outlier
+        .as_ref()
+        .is_some_and(|d| d.panics(usable, eligible));
+    for (server, checked, reason, ejected) in rows {
+        let (mut state, mut why) = (checked, reason);
+        if ejected && matches!(state, ServerState::Active | ServerState::Draining) {
+            state = ServerState::Down;
+            why = format!("ejected by passive detection; {why}");
+        }
+        if panic && matches!(state, ServerState::Down | ServerState::Draining) {
+            state = ServerState::Active;
+            why = format!("panic mode ({usable}/{eligible} usable), health ignored; {why}");
+        }
+        let Some(t) = pool.targets.get_mut(&server) else {
+            continue;
+        };
+        if t.state != state {
+            t.state = state;
+            t.since = now;
+        }
+        snap.targets.insert(
+            TargetKey {
+                pool: name.clone(),
+                server,
+            },
+            TargetHealth {
+                state,
+                checked,
+                ejected,
+                load_percent: t.percent,
+                maxconn: t.maxconn,
+                reason: why,
+                since: t.since,
+            },
+        );
+    }
+    PoolHealth {
+        panic,
+        usable,
+        eligible,
+    }
+}
+
+/// The state from admin intent, active check and agent alone, with its reason.
+fn checked_state(t: &Target) -> (ServerState, String) {
+    let agent_why = || t.agent_reason.clone().unwrap_or_else(|| "agent".into());
+    if t.opts.admin == ServerState::Maintenance {
+        return (ServerState::Maintenance, "maintenance (config)".into());
+    }
+    if t.agent_admin == Some(AgentAdmin::Maint) {
+        return (
+            ServerState::Maintenance,
+            format!("maintenance: {}", agent_why()),
+        );
+    }
+    let check = if t.opts.checked {
+        t.hyst.state()
+    } else {
+        ServerState::Active
+    };
+    if t.agent_oper == Some(AgentOper::Down) {
+        return (ServerState::Down, format!("down: {}", agent_why()));
+    }
+    match check {
+        ServerState::Down | ServerState::Unchecked => return (check, t.check_reason.clone()),
+        ServerState::Draining => return (check, format!("draining: {}", t.check_reason)),
+        _ => {}
+    }
+    if t.opts.admin == ServerState::Draining {
+        return (ServerState::Draining, "draining (config)".into());
+    }
+    if t.agent_admin == Some(AgentAdmin::Drain) {
+        return (ServerState::Draining, format!("draining: {}", agent_why()));
+    }
+    (ServerState::Active, t.check_reason.clone())
+}

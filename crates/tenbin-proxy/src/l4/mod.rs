@@ -1,0 +1,1 @@
+//! L4 switching: `mode tcp` and `mode udp` listeners.

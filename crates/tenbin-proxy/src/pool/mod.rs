@@ -1,0 +1,416 @@
+//! The runtime pool every listener draws servers from.
+//!
+//! A [`Pool`] wraps a `tenbin_core` [`Balancer`] behind a lock together with what the data path
+//! needs that the balancer does not own: server names and socket addresses, a bounded FIFO
+//! queue for callers that arrive while every eligible server is at `maxconn`, and a sink for
+//! passive health signals. [`Pool::acquire`] hands out a [`Lease`]; dropping the lease (or
+//! calling [`Lease::finish`]) completes the session in the balancer and hands the freed slot
+//! to the oldest waiter that can use it.
+//!
+//! Time comes from tokio's clock, so tests drive queue timeouts with paused time.
+
+mod lease;
+mod queue;
+mod signal;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tenbin_core::pick::{Algorithm, Balancer, PickContext};
+use tenbin_core::{BackendId, ServerSpec, ServerState};
+use tokio::time::Instant;
+
+pub use lease::Lease;
+pub use signal::{Outcome, SignalSink};
+
+use queue::{WaitQueue, Waiter};
+
+/// Why no server could be leased. L7 maps all three to 503.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PoolError {
+    /// No server in any group may take new sessions (all down, draining, excluded...).
+    #[error("pool {0}: no server available")]
+    NoServer(String),
+    /// Every eligible server is at maxconn and the wait queue is full.
+    #[error("pool {0}: every server is at maxconn and the queue is full")]
+    QueueFull(String),
+    /// Waited in the queue for the whole queue timeout.
+    #[error("pool {0}: timed out waiting in the queue")]
+    QueueTimeout(String),
+}
+
+/// One configured server as the data path sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub group: u8,
+    pub maxconn: Option<u32>,
+    /// The state the server starts in (`Active` when no health check will confirm it).
+    pub state: ServerState,
+}
+
+impl ServerConfig {
+    /// An active server of weight 1 in group 0 without a connection limit.
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
+        ServerConfig {
+            name: name.into(),
+            addr,
+            weight: 1,
+            group: 0,
+            maxconn: None,
+            state: ServerState::Active,
+        }
+    }
+}
+
+/// Everything a pool is built from; the binary converts validated config into this.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub servers: Vec<ServerConfig>,
+    /// Callers allowed to wait when every eligible server is at maxconn (0: fail at once).
+    pub queue_size: usize,
+    pub queue_timeout: Duration,
+}
+
+impl PoolConfig {
+    pub fn new(name: impl Into<String>, algorithm: Algorithm, servers: Vec<ServerConfig>) -> Self {
+        PoolConfig {
+            name: name.into(),
+            algorithm,
+            servers,
+            queue_size: 1024,
+            queue_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A server record: what a lease tells its holder about where to connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub id: BackendId,
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// A cheap-to-clone handle on one pool.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    epoch: Instant,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    balancer: Balancer,
+    servers: HashMap<BackendId, Server>,
+    /// Ids are assigned by server name so they survive reconfiguration.
+    ids: HashMap<String, BackendId>,
+    next_id: u32,
+    queue: WaitQueue,
+    queue_size: usize,
+    queue_timeout: Duration,
+    rng: StdRng,
+    sink: Option<Arc<dyn SignalSink>>,
+}
+
+impl Pool {
+    pub fn new(config: PoolConfig) -> Self {
+        Self::with_rng(config, StdRng::from_entropy())
+    }
+
+    /// A pool whose random choices are reproducible (tests).
+    pub fn with_seed(config: PoolConfig, seed: u64) -> Self {
+        Self::with_rng(config, StdRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(config: PoolConfig, rng: StdRng) -> Self {
+        let mut inner = Inner {
+            balancer: Balancer::new(config.algorithm.clone(), Vec::new()),
+            servers: HashMap::new(),
+            ids: HashMap::new(),
+            next_id: 0,
+            queue: WaitQueue::default(),
+            queue_size: config.queue_size,
+            queue_timeout: config.queue_timeout,
+            rng,
+            sink: None,
+        };
+        let epoch = Instant::now();
+        inner.set_servers(config.servers, Duration::ZERO);
+        Pool {
+            shared: Arc::new(Shared {
+                name: config.name,
+                epoch,
+                inner: Mutex::new(inner),
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Replaces the server set and queue limits. Servers keep their id, state and counters
+    /// across the change when their name survives; new servers start in their configured state.
+    pub fn reconfigure(&self, config: PoolConfig) {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.queue_size = config.queue_size;
+        inner.queue_timeout = config.queue_timeout;
+        inner.set_servers(config.servers, now);
+        inner.serve_waiters(&self.shared, now);
+    }
+
+    /// Where the pool's servers stand now.
+    pub fn servers(&self) -> Vec<(Server, ServerState, u32)> {
+        let inner = self.lock();
+        let mut out: Vec<_> = inner
+            .balancer
+            .servers()
+            .iter()
+            .filter_map(|v| {
+                let s = inner.servers.get(&v.spec.id)?;
+                Some((s.clone(), v.state, v.active))
+            })
+            .collect();
+        out.sort_by_key(|(s, _, _)| s.id);
+        out
+    }
+
+    /// The id of the server named `name`.
+    pub fn id_of(&self, name: &str) -> Option<BackendId> {
+        self.lock().ids.get(name).copied()
+    }
+
+    /// Applies a health verdict from outside (tenbin-health, the admin API, an agent):
+    /// the server's state and its reported capacity in percent of its weight.
+    pub fn apply_health(&self, server: BackendId, state: ServerState, load_factor: u32) {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.balancer.set_state(server, state, now);
+        inner.balancer.set_load_factor(server, load_factor);
+        inner.serve_waiters(&self.shared, now);
+    }
+
+    /// Installs the receiver of passive signals (connect failures, timeouts, successes).
+    pub fn set_signal_sink(&self, sink: Arc<dyn SignalSink>) {
+        self.lock().sink = Some(sink);
+    }
+
+    /// Callers waiting in the queue now.
+    pub fn queued(&self) -> usize {
+        let mut inner = self.lock();
+        inner.queue.purge_closed();
+        inner.queue.len()
+    }
+
+    /// Leases a server for a new session without waiting: `QueueFull` when all are busy.
+    pub fn try_acquire(&self, key: Option<u64>, exclude: &[BackendId]) -> Result<Lease, PoolError> {
+        let now = self.now();
+        let mut inner = self.lock();
+        match inner.pick(key, exclude, now) {
+            Some(id) => Ok(inner.dispatch(&self.shared, id)),
+            None if inner.saturated(exclude) => Err(PoolError::QueueFull(self.name().into())),
+            None => Err(PoolError::NoServer(self.name().into())),
+        }
+    }
+
+    /// Leases a server for a new session. `key` feeds the hashing algorithms; `exclude`
+    /// lists servers this session already tried. When every eligible server is at maxconn
+    /// the caller waits its turn in a bounded FIFO queue for at most the queue timeout.
+    pub async fn acquire(
+        &self,
+        key: Option<u64>,
+        exclude: &[BackendId],
+    ) -> Result<Lease, PoolError> {
+        let (rx, seq, timeout) = {
+            let now = self.now();
+            let mut inner = self.lock();
+            inner.queue.purge_closed();
+            // Waiters go first: a newcomer only picks directly when nobody is queued.
+            if inner.queue.is_empty() {
+                if let Some(id) = inner.pick(key, exclude, now) {
+                    return Ok(inner.dispatch(&self.shared, id));
+                }
+                if !inner.saturated(exclude) {
+                    return Err(PoolError::NoServer(self.name().into()));
+                }
+            } else if !inner.saturated(exclude) && !inner.could_serve(exclude) {
+                return Err(PoolError::NoServer(self.name().into()));
+            }
+            if inner.queue.len() >= inner.queue_size {
+                return Err(PoolError::QueueFull(self.name().into()));
+            }
+            let (waiter, rx) = Waiter::new(key, exclude.to_vec());
+            let seq = inner.queue.push(waiter);
+            (rx, seq, inner.queue_timeout)
+        };
+        let mut rx = rx;
+        match tokio::time::timeout(timeout, &mut rx).await {
+            Ok(Ok(lease)) => Ok(lease),
+            // The sender only disappears with the queue entry, which we own until here.
+            Ok(Err(_)) => Err(PoolError::QueueTimeout(self.name().into())),
+            Err(_) => {
+                self.lock().queue.remove(seq);
+                // A lease may have been handed over between the timer and the removal.
+                rx.try_recv()
+                    .map_err(|_| PoolError::QueueTimeout(self.name().into()))
+            }
+        }
+    }
+
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.shared.epoch)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.shared.lock()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves counters at worst slightly off; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    /// A lease ended: complete it in the balancer and pass the freed slot on.
+    fn complete(self: &Arc<Self>, id: BackendId, latency: Option<Duration>) {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.balancer.on_complete(id, latency, now);
+        inner.serve_waiters(self, now);
+    }
+}
+
+impl Inner {
+    fn set_servers(&mut self, servers: Vec<ServerConfig>, now: Duration) {
+        let mut specs = Vec::with_capacity(servers.len());
+        let mut records = HashMap::with_capacity(servers.len());
+        let mut fresh = Vec::new();
+        for s in servers {
+            let id = match self.ids.get(&s.name) {
+                Some(&id) => id,
+                None => {
+                    let id = BackendId(self.next_id);
+                    self.next_id += 1;
+                    self.ids.insert(s.name.clone(), id);
+                    id
+                }
+            };
+            if !self.servers.contains_key(&id) {
+                fresh.push((id, s.state));
+            }
+            let mut spec = ServerSpec::new(id.0, s.addr.to_string())
+                .weight(s.weight.min(tenbin_core::Weight::MAX))
+                .group(s.group);
+            spec.maxconn = s.maxconn;
+            specs.push(spec);
+            records.insert(
+                id,
+                Server {
+                    id,
+                    name: s.name,
+                    addr: s.addr,
+                },
+            );
+        }
+        self.balancer.update_servers(specs);
+        for (id, state) in fresh {
+            self.balancer.set_state(id, state, now);
+        }
+        self.servers = records;
+    }
+
+    fn pick(
+        &mut self,
+        key: Option<u64>,
+        exclude: &[BackendId],
+        now: Duration,
+    ) -> Option<BackendId> {
+        let mut ctx = PickContext {
+            now,
+            key,
+            exclude,
+            rng: &mut self.rng,
+        };
+        self.balancer.pick(&mut ctx)
+    }
+
+    fn dispatch(&mut self, shared: &Arc<Shared>, id: BackendId) -> Lease {
+        self.balancer.on_dispatch(id);
+        let server = self.servers.get(&id).cloned().unwrap_or(Server {
+            id,
+            name: String::new(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        });
+        Lease::new(Arc::clone(shared), server, self.sink.clone())
+    }
+
+    /// Some server would take a new session but for its maxconn.
+    fn saturated(&self, exclude: &[BackendId]) -> bool {
+        self.balancer.servers().iter().any(|s| {
+            s.state.accepts_new()
+                && s.spec.weight.get() > 0
+                && s.load_factor > 0
+                && !exclude.contains(&s.spec.id)
+        })
+    }
+
+    /// Some server outside `exclude` takes new sessions and has a free slot.
+    fn could_serve(&self, exclude: &[BackendId]) -> bool {
+        self.balancer.servers().iter().any(|s| {
+            s.state.accepts_new()
+                && s.spec.weight.get() > 0
+                && s.load_factor > 0
+                && s.spec.maxconn.is_none_or(|m| s.active < m)
+                && !exclude.contains(&s.spec.id)
+        })
+    }
+
+    /// Hands free slots to waiters, oldest first; a waiter that cannot use any free slot
+    /// (it excludes them) keeps its place.
+    fn serve_waiters(&mut self, shared: &Arc<Shared>, now: Duration) {
+        let mut i = 0;
+        while i < self.queue.len() && self.could_serve(&[]) {
+            let Some(w) = self.queue.get(i) else { break };
+            if w.is_closed() {
+                self.queue.take(i);
+                continue;
+            }
+            let (key, exclude) = (w.key, w.exclude.clone());
+            let Some(id) = self.pick(key, &exclude, now) else {
+                i += 1;
+                continue;
+            };
+            let lease = self.dispatch(shared, id);
+            let Some(w) = self.queue.take(i) else { break };
+            if let Err(mut lease) = w.send(lease) {
+                // The waiter left just now: undo without re-entering the lock.
+                lease.defuse();
+                self.balancer.on_complete(id, None, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

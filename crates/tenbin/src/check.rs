@@ -1,0 +1,84 @@
+//! `tenbin check -c FILE`: validate a config and print what it describes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use tenbin_config::{Config, Mode};
+
+/// Reads and validates `path`. The error, if any, already names file, line, column and key.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    Ok(Config::parse(&text, &path.display().to_string())?)
+}
+
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    print!("{}", summary(&config));
+    println!("{}: ok", path.display());
+    Ok(())
+}
+
+/// A human summary of what a valid config will run.
+pub fn summary(config: &Config) -> String {
+    let mut out = String::new();
+    for fe in &config.frontend {
+        let binds: Vec<String> = fe.bind.iter().map(|b| b.get_ref().to_string()).collect();
+        let mode = match fe.mode {
+            Mode::Http => "http",
+            Mode::Tcp => "tcp",
+            Mode::Udp => "udp",
+        };
+        let _ = write!(
+            out,
+            "frontend {} ({mode}) on {}",
+            fe.name.get_ref(),
+            binds.join(", ")
+        );
+        if let Some(p) = &fe.default_pool {
+            let _ = write!(out, " -> {}", p.get_ref());
+        }
+        let _ = writeln!(out, ", {} rule(s)", fe.rule.len());
+    }
+    for pool in &config.pool {
+        let check = pool
+            .health
+            .as_ref()
+            .map_or("no active check".to_string(), |h| {
+                format!("{:?} check", h.kind).to_lowercase()
+            });
+        let _ = writeln!(
+            out,
+            "pool {}: {:?}, {} server(s), {check}{}",
+            pool.name.get_ref(),
+            pool.algorithm,
+            pool.server.len(),
+            if pool.agent.is_some() { ", agent" } else { "" },
+        );
+        for s in &pool.server {
+            let _ = writeln!(
+                out,
+                "  server {} {} weight {} group {}{}",
+                s.name.get_ref(),
+                s.address.get_ref(),
+                s.weight.get_ref(),
+                s.group,
+                s.maxconn
+                    .as_ref()
+                    .map_or(String::new(), |m| format!(" maxconn {}", m.get_ref())),
+            );
+        }
+    }
+    for (present, name) in [
+        (config.dns.is_some(), "dns"),
+        (config.mux.is_some(), "mux"),
+        (config.agent.is_some(), "agent"),
+        (config.admin.is_some(), "admin"),
+    ] {
+        if present {
+            let _ = writeln!(out, "[{name}] section present");
+        }
+    }
+    out
+}
