@@ -30,7 +30,8 @@ pub(super) fn pick(
 ) -> Option<usize> {
     let n = scope.members.len() as u64;
     let Some(key) = key else {
-        return scope.open_from((rng.next_u64() % n) as usize);
+        let pos = scope.open_from((rng.next_u64() % n) as usize)?;
+        return Some(scope.members[pos]);
     };
     let h = mix64(key);
     match table {
@@ -38,11 +39,11 @@ pub(super) fn pick(
             .filter_map(|k| t.lookup(if k == 0 { h } else { mix64(h ^ k) }))
             .map(|slot| slot.0 as usize)
             .find(|&i| scope.open(i))
-            .or_else(|| scope.open_from((h % n) as usize)),
+            .or_else(|| scope.open_from((h % n) as usize).map(|p| scope.members[p])),
         Table::Ketama(r) => r
             .successor(h, |slot| scope.open(slot.0 as usize))
             .map(|slot| slot.0 as usize),
-        Table::Modulo | Table::None => scope.open_from((h % n) as usize),
+        Table::Modulo | Table::None => scope.open_from((h % n) as usize).map(|p| scope.members[p]),
     }
 }
 

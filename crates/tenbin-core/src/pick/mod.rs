@@ -250,6 +250,7 @@ impl Balancer {
             .find(|g| g.members.iter().any(|&i| open(&servers[i], ctx.exclude)))?;
         let scope = Scope {
             members: &group.members,
+            base: &group.base,
             servers,
             exclude: ctx.exclude,
             now: ctx.now,

@@ -24,6 +24,8 @@ pub struct Group {
     pub group: u8,
     /// Indices into the balancer's servers, ascending.
     pub members: Vec<usize>,
+    /// `weight x load_factor%` of each member, by position.
+    pub base: Vec<u64>,
     pub table: Table,
 }
 
@@ -56,11 +58,19 @@ impl Plan {
                 _ => groups.push(Group {
                     group: g,
                     members: vec![i],
+                    base: Vec::new(),
                     table: Table::None,
                 }),
             }
         }
         for g in &mut groups {
+            g.base = g
+                .members
+                .iter()
+                .map(|&i| {
+                    u64::from(servers[i].spec.weight.get()) * u64::from(servers[i].load_factor)
+                })
+                .collect();
             g.table = build_table(algorithm, servers, &g.members);
         }
         Plan { groups }
