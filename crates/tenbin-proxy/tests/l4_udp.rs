@@ -28,16 +28,6 @@ async fn ask(c: &UdpSocket, proxy: SocketAddr, msg: &str) -> (String, SocketAddr
     (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
 }
 
-async fn wait_until(mut cond: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("condition not reached");
-}
-
 #[tokio::test]
 async fn each_client_keeps_its_session_and_replies_come_from_the_proxy() {
     let a = backend::udp_echo().name("a").spawn().await;
