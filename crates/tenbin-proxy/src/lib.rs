@@ -12,3 +12,4 @@ pub mod l4;
 pub mod persist;
 pub mod pool;
 pub mod proxy_protocol;
+pub mod tls;

@@ -22,6 +22,7 @@
 //! to the client and back, and the table's idle expiry runs on the same clock.
 
 mod cookie;
+mod lease;
 mod modes;
 mod servers;
 mod url;
@@ -34,6 +35,7 @@ use tenbin_core::persist::{PersistKey, PersistTable};
 use tenbin_core::BackendId;
 
 pub use cookie::SetCookieAttrs;
+pub use lease::{hold, Held};
 pub use servers::{Member, ServerSet};
 
 /// Which property of a request pins it to a server.
@@ -152,6 +154,11 @@ pub enum Target {
 }
 
 impl Decision {
+    /// A session whose server is gone goes elsewhere (passthrough has nobody to answer 503).
+    pub fn redispatch_always(&mut self) {
+        self.redispatch = true;
+    }
+
     pub fn target(&self, servers: &ServerSet) -> Target {
         if let Some(id) = self.pinned {
             if servers.accepts_persisted(id) {
