@@ -8,9 +8,10 @@
 //! connections are untouched and a broken file on disk leaves the old certificates serving.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
@@ -54,7 +55,9 @@ struct CertIndex {
     default: Option<Arc<CertifiedKey>>,
 }
 
-type Stamp = Option<(SystemTime, u64)>;
+/// A file's content fingerprint: certificates are small, and comparing content (not only
+/// mtime, whose granularity may hide a quick rewrite) never misses a change.
+type Stamp = Option<u64>;
 
 impl CertStore {
     /// Loads every chain; fails on the first unreadable file, key or certificate.
@@ -78,7 +81,7 @@ impl CertStore {
         Ok(())
     }
 
-    /// Reloads when a file's modification time or size changed; `Ok(true)` if it did.
+    /// Reloads when a file's content changed; `Ok(true)` if it did.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let now = stamps(&self.files);
         if *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) == now {
@@ -134,8 +137,10 @@ impl ResolvesServerCert for CertStore {
 
 fn stamps(files: &[CertFiles]) -> Vec<Stamp> {
     let stamp = |p: &Path| {
-        let m = std::fs::metadata(p).ok()?;
-        Some((m.modified().ok()?, m.len()))
+        let bytes = std::fs::read(p).ok()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        Some(h.finish())
     };
     files
         .iter()
