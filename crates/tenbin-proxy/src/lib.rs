@@ -9,5 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod l4;
+pub mod persist;
 pub mod pool;
 pub mod proxy_protocol;
+pub mod tls;
