@@ -1,6 +1,7 @@
 //! Property tests of the picking algorithms (issue 2): smooth WRR exactness and smoothness,
-//! least-conn never choosing a strictly busier server, and priority/overflow order under
-//! every mix of server states, limits and exclusions, for every algorithm.
+//! least-conn never choosing a strictly busier server, priority/overflow order under every
+//! mix of server states, limits and exclusions, for every algorithm, and hashing that moves
+//! only the keys of servers whose health changed.
 
 use std::time::Duration;
 
@@ -194,6 +195,45 @@ proptest! {
                 }
                 (got, want) => prop_assert!(false, "picked {:?}, lowest eligible group {:?}", got, want),
             }
+        }
+    }
+
+    /// With a hashing algorithm, taking any subset of servers down moves only their keys, and
+    /// bringing them back restores every key's server.
+    #[test]
+    fn hashing_moves_only_the_keys_of_changed_servers(
+        algorithm in prop_oneof![
+            Just(Algorithm::Maglev { table_size: 4099 }),
+            Just(Algorithm::Ketama),
+            Just(Algorithm::SourceHash),
+        ],
+        weights in prop::collection::vec(1u32..=5, 2..=30),
+        down_mask in any::<u64>(),
+        keys in prop::collection::vec(any::<u64>(), 50),
+    ) {
+        let n = weights.len();
+        let down: Vec<bool> = (0..n).map(|i| down_mask >> i & 1 == 1).collect();
+        prop_assume!(down.iter().any(|d| !d));
+        let mut b = active_pool(algorithm, weighted(&weights));
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let before: Vec<BackendId> = keys.iter().map(|&k| pick(&mut b, &mut rng, Some(k), &[]).unwrap()).collect();
+        for (i, &d) in down.iter().enumerate() {
+            if d {
+                b.set_state(BackendId(i as u32), ServerState::Down, Duration::ZERO);
+            }
+        }
+        for (k, was) in keys.iter().zip(&before) {
+            let now = pick(&mut b, &mut rng, Some(*k), &[]).unwrap();
+            prop_assert!(!down[now.0 as usize]);
+            if !down[was.0 as usize] {
+                prop_assert_eq!(now, *was);
+            }
+        }
+        for i in 0..n {
+            b.set_state(BackendId(i as u32), ServerState::Active, Duration::ZERO);
+        }
+        for (k, was) in keys.iter().zip(&before) {
+            prop_assert_eq!(pick(&mut b, &mut rng, Some(*k), &[]).unwrap(), *was);
         }
     }
 }

@@ -7,9 +7,13 @@
 //! server's keys return to it when it recovers:
 //! - Maglev: the owners of `mix64(h ^ k)` for `k = 1..8`, then the first open member from
 //!   position `h % n` in group order;
-//! - ketama: the next points clockwise.
+//! - ketama: the next points clockwise;
+//! - either, when every candidate refuses: the first open member from `h % n`.
 //!
-//! Without a key the choice is uniform over open members.
+//! Slow start works without rebuilding tables: a ramping server takes a key only if the key's
+//! admission draw (`mix64(h ^ "ramp") % 1000`) is below its ramp in thousandths, so it gets
+//! that fraction of its keys, always the same ones, and keeps them as the ramp rises; the
+//! others walk on as above. Without a key the choice is uniform over open members.
 
 use std::net::IpAddr;
 
@@ -18,13 +22,18 @@ use rand_core::RngCore;
 use crate::maglev::mix64;
 
 use super::plan::Table;
-use super::Scope;
+use super::{Scope, Track};
+use crate::health::SlowStart;
 
 /// How many alternative slots Maglev tries before walking the group in order.
 const REHASHES: u64 = 8;
 
+/// Separates a key's slow-start admission draw from its placement ("ramp").
+const RAMP_SALT: u64 = 0x7261_6d70;
+
 pub(super) fn pick(
     scope: &Scope<'_>,
+    tracks: &[Track],
     table: Option<&Table>,
     key: Option<u64>,
     rng: &mut dyn RngCore,
@@ -40,7 +49,14 @@ pub(super) fn pick(
     };
     let h = mix64(key);
     // Tables also hold servers that are down or draining (see `plan`): check the state too.
-    let takes = |i: usize| scope.servers[i].state.accepts_new() && scope.open(i);
+    // A server in slow start admits the keys whose admission draw is below its ramp: the
+    // same keys at every pick, and more of them (never fewer) as the ramp rises.
+    let draw = mix64(h ^ RAMP_SALT) % u64::from(SlowStart::SCALE);
+    let takes = |i: usize| {
+        scope.servers[i].state.accepts_new()
+            && scope.open(i)
+            && draw < u64::from(scope.ramp(&tracks[i]))
+    };
     match table {
         Some(Table::Maglev(t)) => (0..REHASHES)
             .filter_map(|k| t.lookup(if k == 0 { h } else { mix64(h ^ k) }))
@@ -49,7 +65,8 @@ pub(super) fn pick(
             .or_else(|| walk(h)),
         Some(Table::Ketama(r)) => r
             .successor(h, |slot| takes(slot.0 as usize))
-            .map(|slot| slot.0 as usize),
+            .map(|slot| slot.0 as usize)
+            .or_else(|| walk(h)),
         Some(Table::Modulo) | None => walk(h),
     }
 }

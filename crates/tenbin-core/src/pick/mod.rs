@@ -17,8 +17,9 @@
 //!
 //! Every weighted algorithm uses `weight x load_factor% x slow-start ramp`
 //! ([`SlowStart`], set with [`Balancer::set_slow_start`], counted from the server's last move
-//! to `Active`). The hashing algorithms use `weight x load_factor%` without the ramp: a ramp
-//! would re-place keys at every step, which is what consistent hashing exists to avoid.
+//! to `Active`). The hashing algorithms place by `weight x load_factor%` and apply the ramp
+//! by key admission instead (a ramping server takes a growing, stable fraction of its keys;
+//! see `hashed`), so no table is rebuilt while a server ramps.
 //!
 //! # Cost of a pick
 //!
@@ -273,7 +274,7 @@ impl Balancer {
             Algorithm::PeakEwma { decay } => p2c::peak_ewma(&scope, tracks, *decay, ctx.rng),
             Algorithm::LeastRequest { bias } => p2c::least_request(&scope, tracks, *bias, ctx.rng),
             Algorithm::Maglev { .. } | Algorithm::SourceHash | Algorithm::Ketama => {
-                hashed::pick(&scope, plan.table(group.group), ctx.key, ctx.rng)
+                hashed::pick(&scope, tracks, plan.table(group.group), ctx.key, ctx.rng)
             }
         }?;
         Some(servers[i].spec.id)

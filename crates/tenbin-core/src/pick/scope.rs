@@ -29,11 +29,15 @@ impl Scope<'_> {
     /// The effective weight of the member at `pos`: `weight x load_factor% x ramp`, in units
     /// of 1/100000 of a configured weight point.
     pub fn weight(&self, pos: usize, track: &Track) -> u64 {
-        let ramp = match (self.slow_start, track.up_since) {
+        self.base[pos] * u64::from(self.ramp(track))
+    }
+
+    /// The slow-start fraction of a server now, in thousandths (1000 when not ramping).
+    pub fn ramp(&self, track: &Track) -> u32 {
+        match (self.slow_start, track.up_since) {
             (Some(ss), Some(up)) => ss.permille(self.now.saturating_sub(up)),
             _ => SlowStart::SCALE,
-        };
-        self.base[pos] * u64::from(ramp)
+        }
     }
 
     /// The position of the first open member at or after position `start`, wrapping.

@@ -284,3 +284,42 @@ fn state_and_counters_survive_reconfiguration() {
     assert!(b.server(BackendId(0)).is_none());
     assert_eq!(Picker::new().pick(&mut b, None, &[]), Some(1));
 }
+
+#[test]
+fn hashing_ramps_a_returning_server_by_key_admission() {
+    let mut b = pool(Algorithm::Maglev { table_size: 65_537 }, servers(&[1; 4]));
+    b.set_slow_start(Some(SlowStart {
+        duration: Duration::from_secs(10),
+    }));
+    let mut p = Picker::new();
+    p.now = Duration::from_secs(50);
+    let owned: Vec<u64> = (0..4000u64)
+        .filter(|&k| p.pick(&mut b, Some(k), &[]) == Some(2))
+        .collect();
+    assert!(owned.len() > 800, "{}", owned.len());
+    b.set_state(BackendId(2), ServerState::Down, Duration::from_secs(50));
+    b.set_state(BackendId(2), ServerState::Active, Duration::from_secs(100));
+    let mut admitted_before: Vec<u64> = Vec::new();
+    for (secs, lo, hi) in [(102, 0.15, 0.25), (105, 0.45, 0.55), (110, 1.0, 1.0)] {
+        p.now = Duration::from_secs(secs);
+        let admitted: Vec<u64> = owned
+            .iter()
+            .copied()
+            .filter(|&k| p.pick(&mut b, Some(k), &[]) == Some(2))
+            .collect();
+        let share = admitted.len() as f64 / owned.len() as f64;
+        assert!((lo..=hi).contains(&share), "at {secs}s: {share}");
+        assert!(
+            admitted_before.iter().all(|k| admitted.contains(k)),
+            "a key admitted earlier in the ramp left again"
+        );
+        admitted_before = admitted;
+    }
+    // Keys of the other servers never moved onto the ramping server, nor elsewhere.
+    p.now = Duration::from_secs(102);
+    let strangers = (0..4000u64)
+        .filter(|k| !owned.contains(k))
+        .filter(|&k| p.pick(&mut b, Some(k), &[]) == Some(2))
+        .count();
+    assert_eq!(strangers, 0);
+}
