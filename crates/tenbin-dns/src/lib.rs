@@ -3,10 +3,38 @@
 //! Owns: the query path (hickory-proto for the wire format; our own answer logic, EDNS0,
 //! ECS per RFC 7871, size budget and truncation), the GSLB policy pipeline as pure stages, and
 //! the UDP/TCP server with counters and atomic reload.
-//! Must not: probe health itself (health arrives as a [`health::HealthSnapshot`] on a watch
-//! channel), read the clock or own an RNG in the pipeline (both are injected).
+//!
+//! Must not: probe health itself (health arrives as a [`HealthSnapshot`] on a watch channel),
+//! read the clock or own an RNG inside the pipeline (both are injected).
+//!
+//! Tour: [`zone`] compiles zones; [`gslb`] is the pipeline (view → locality → capacity →
+//! select); [`ecs`] checks client subnets; [`query`] turns bytes into bytes; [`engine`] holds
+//! the swappable state; [`server`] runs sockets. The entry point is [`serve`]:
+//!
+//! ```no_run
+//! # async fn f(cfg: tenbin_config::dns::DnsSection) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use tenbin_dns::{Engine, HealthSnapshot, Sockets};
+//! let engine = Arc::new(Engine::new(&cfg)?);
+//! let (_health_tx, health_rx) = tokio::sync::watch::channel(Arc::new(HealthSnapshot::default()));
+//! let sockets = Sockets::bind(&cfg.listen, cfg.udp_sockets)?;
+//! tenbin_dns::serve(engine, health_rx, sockets, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod counters;
+pub mod ecs;
+pub mod engine;
 pub mod gslb;
 pub mod health;
 pub mod netmap;
+pub mod query;
+pub mod server;
+pub mod zone;
+
+pub use counters::Stats;
+pub use engine::Engine;
+pub use health::{AddrState, AdminOverride, DcReport, HealthSnapshot};
+pub use query::Transport;
+pub use server::{serve, Sockets};

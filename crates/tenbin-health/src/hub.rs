@@ -86,8 +86,14 @@ pub struct PassiveHandle {
 impl PassiveHandle {
     /// Report one request's or connection's outcome, at the tokio clock's now.
     pub fn report(&self, key: &TargetKey, signal: PassiveSignal) {
-        self.hub
-            .passive(key, signal, tokio::time::Instant::now().into_std());
+        self.report_names(&key.pool, &key.server, signal);
+    }
+
+    /// [`PassiveHandle::report`] by names, without building a key (no allocation on the
+    /// data path).
+    pub fn report_names(&self, pool: &str, server: &str, signal: PassiveSignal) {
+        let now = tokio::time::Instant::now().into_std();
+        self.hub.passive_names(pool, server, signal, now);
     }
 }
 
@@ -226,14 +232,19 @@ impl HealthHub {
 
     /// Fold one passive signal.
     pub fn passive(&self, key: &TargetKey, signal: PassiveSignal, now: Instant) {
+        self.passive_names(&key.pool, &key.server, signal, now);
+    }
+
+    /// [`HealthHub::passive`] by names.
+    pub fn passive_names(&self, pool: &str, server: &str, signal: PassiveSignal, now: Instant) {
         let mut inner = self.lock();
-        let Some(p) = inner.pools.get_mut(&key.pool) else {
+        let Some(p) = inner.pools.get_mut(pool) else {
             return;
         };
         let Some(det) = p.outlier.as_mut() else {
             return;
         };
-        if det.record(&key.server, signal, now).is_some() {
+        if det.record(server, signal, now).is_some() {
             self.publish(&mut inner, now);
             self.wake.notify_one();
         }

@@ -1,35 +1,35 @@
-//! Rise/fall hysteresis over check verdicts.
+//! Rise/fall hysteresis over check verdicts, with drain vs down.
 //!
-//! `tenbin_core::health` is to own the shared pure hysteresis; until it lands this local type
-//! implements the same contract so the scheduler can be written and tested against it:
-//! - a new target is `Unchecked` until its first passing check, which makes it `Active`;
-//! - `fall` consecutive failures take it to `Down`, or to `Draining` if every one of them was a
-//!   drain verdict (slow, not broken);
-//! - from `Down` or `Draining`, `rise` consecutive passes bring it back to `Active`.
+//! The counting is `tenbin_core::health::Hysteresis` (shared with every tier): a new target is
+//! `Unchecked` until its first passing check, `fall` consecutive failures take it down, `rise`
+//! consecutive passes bring it back, and flapping never moves it. On top of that this type
+//! remembers *how* the run of failures failed: if every failure of the run was a drain verdict
+//! (slow, not broken) the target is `Draining`, otherwise `Down`.
+
+use tenbin_core::health::{HealthState, Hysteresis as Counter};
+use tenbin_core::ServerState;
 
 use crate::outcome::Verdict;
-use tenbin_core::ServerState;
 
 #[derive(Clone, Debug)]
 pub struct Hysteresis {
-    rise: u32,
+    counter: Counter,
     fall: u32,
-    state: ServerState,
-    passes: u32,
+    /// Failures since the last pass, and the worst of them.
     fails: u32,
     worst: Verdict,
+    state: ServerState,
 }
 
 impl Hysteresis {
     /// `rise` and `fall` below 1 are taken as 1.
     pub fn new(rise: u32, fall: u32) -> Self {
         Hysteresis {
-            rise: rise.max(1),
+            counter: Counter::new(rise, fall),
             fall: fall.max(1),
-            state: ServerState::Unchecked,
-            passes: 0,
             fails: 0,
             worst: Verdict::Pass,
+            state: ServerState::Unchecked,
         }
     }
 
@@ -40,33 +40,25 @@ impl Hysteresis {
     /// Feed one verdict; returns the new state if it changed.
     pub fn observe(&mut self, v: Verdict) -> Option<ServerState> {
         let before = self.state;
-        match v {
-            Verdict::Pass => {
-                self.fails = 0;
-                self.worst = Verdict::Pass;
-                self.passes = self.passes.saturating_add(1);
-                let up = match self.state {
-                    ServerState::Unchecked => true,
-                    ServerState::Active => false,
-                    _ => self.passes >= self.rise,
-                };
-                if up {
-                    self.state = ServerState::Active;
-                }
-            }
-            Verdict::Drain | Verdict::Down => {
-                self.passes = 0;
-                self.fails = self.fails.saturating_add(1);
-                self.worst = self.worst.max(v);
-                if self.fails >= self.fall {
-                    self.state = if self.worst == Verdict::Down {
-                        ServerState::Down
-                    } else {
-                        ServerState::Draining
-                    };
-                }
-            }
+        self.counter.observe(v == Verdict::Pass);
+        if v == Verdict::Pass {
+            self.fails = 0;
+            self.worst = Verdict::Pass;
+        } else {
+            self.fails = self.fails.saturating_add(1);
+            self.worst = self.worst.max(v);
         }
+        self.state = match self.counter.state() {
+            HealthState::Unchecked => ServerState::Unchecked,
+            HealthState::Up => ServerState::Active,
+            // A full run of failures names the state; a shorter run after a lone pass (a
+            // rise in progress) keeps the name it had.
+            HealthState::Down if self.fails >= self.fall => match self.worst {
+                Verdict::Down => ServerState::Down,
+                _ => ServerState::Draining,
+            },
+            HealthState::Down => self.state,
+        };
         (self.state != before).then_some(self.state)
     }
 }
@@ -118,6 +110,23 @@ mod tests {
         assert_eq!(
             run(&mut h, &[Pass, VDown, VDrain]),
             vec![Active, Active, Down]
+        );
+    }
+
+    #[test]
+    fn a_down_server_drains_only_after_a_full_run_of_timeouts() {
+        let mut h = Hysteresis::new(3, 2);
+        assert_eq!(
+            run(&mut h, &[Pass, VDown, VDown]),
+            vec![Active, Active, Down]
+        );
+        // one pass (rise in progress) and one timeout: not enough to rename the state
+        assert_eq!(run(&mut h, &[Pass, VDrain]), vec![Down, Down]);
+        // a whole run of `fall` timeouts: slow but alive
+        assert_eq!(run(&mut h, &[VDrain]), vec![Draining]);
+        assert_eq!(
+            run(&mut h, &[Pass, Pass, Pass]),
+            vec![Draining, Draining, Active]
         );
     }
 

@@ -19,10 +19,12 @@
 //! - [`snapshot`]: the published view; [`hub`]: the single place results are folded and
 //!   published, with the cheap [`hub::PassiveHandle`] the proxy reports through.
 //! - [`scheduler`]: the tokio tasks that run checks on an interval with injected jitter.
-//! - [`spec`]: runtime check specifications, constructible from the config file's sections.
+//! - [`spec`]: runtime check specifications; [`from_config`] builds them (and registers and
+//!   starts a pool's checks) from tenbin-config's `[[pool]]`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod from_config;
 pub mod hub;
 pub mod hysteresis;
 pub mod outcome;

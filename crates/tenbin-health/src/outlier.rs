@@ -5,6 +5,7 @@
 //! `max_ejected_percent` of a pool is ejected at once (at least one may be). Ejection count
 //! decays: a server that stays clean for `max` after its last ejection starts again from 1.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Instant;
@@ -49,11 +50,19 @@ impl<K: Hash + Eq + Clone> OutlierPool<K> {
         self.entries.entry(key).or_default();
     }
 
-    pub fn remove(&mut self, key: &K) {
+    pub fn remove<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.entries.remove(key);
     }
 
-    pub fn is_ejected(&self, key: &K, now: Instant) -> bool {
+    pub fn is_ejected<Q>(&self, key: &Q, now: Instant) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.entries
             .get(key)
             .and_then(|e| e.ejected_until)
@@ -68,7 +77,11 @@ impl<K: Hash + Eq + Clone> OutlierPool<K> {
     }
 
     /// Fold one signal; returns `Some(until)` if this signal ejected the server.
-    pub fn record(&mut self, key: &K, signal: PassiveSignal, now: Instant) -> Option<Instant> {
+    pub fn record<Q>(&mut self, key: &Q, signal: PassiveSignal, now: Instant) -> Option<Instant>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let spec = self.spec.clone();
         let total = self.entries.len();
         let ejected_now = self.ejected_count(now);

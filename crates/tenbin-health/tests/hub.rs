@@ -313,7 +313,7 @@ async fn ejections_end_by_themselves_on_the_tokio_clock() {
     let mut rx = hub.subscribe();
     let passive = hub.passive_handle();
     passive.report(&key("a"), PassiveSignal::ConnectFailed);
-    passive.report(&key("a"), PassiveSignal::ConnectFailed);
+    passive.report_names("app", "a", PassiveSignal::ConnectFailed);
     assert!(rx.borrow_and_update().target(&key("a")).unwrap().ejected);
     let start = tokio::time::Instant::now();
     rx.changed().await.unwrap();

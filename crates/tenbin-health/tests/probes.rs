@@ -176,6 +176,41 @@ async fn a_server_that_never_answers_is_drained_not_down() {
 }
 
 #[tokio::test]
+async fn a_full_accept_queue_times_the_handshake_out_and_drains() {
+    // The seeds' overloaded server: it no longer accepts, so new SYNs are dropped by the
+    // kernel and handshakes hang. Real time is needed (paused time does not wait for real
+    // sockets); the durations below are budgets that only bound the test.
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut held = Vec::new();
+    let mut full = false;
+    for _ in 0..16 {
+        let c = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_secs(2), c).await {
+            Ok(Ok(s)) => held.push(s),
+            Ok(Err(e)) => panic!("filling the accept queue: {e}"),
+            Err(_) => {
+                full = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        full,
+        "the accept queue never filled ({} connections)",
+        held.len()
+    );
+    let r = probe::run(&CheckKind::Tcp, addr, Duration::from_secs(1)).await;
+    assert!(matches!(r, Err(ProbeError::ConnectTimeout(_))), "{r:?}");
+    assert_eq!(verdict(&r), Some(Verdict::Drain));
+    drop(listener);
+}
+
+#[tokio::test]
 async fn each_agent_reply_is_understood() {
     type Case = (
         &'static str,

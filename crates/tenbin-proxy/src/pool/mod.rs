@@ -9,6 +9,9 @@
 //!
 //! Time comes from tokio's clock, so tests drive queue timeouts with paused time.
 
+mod config;
+mod inner;
+mod key;
 mod lease;
 mod queue;
 mod signal;
@@ -20,13 +23,16 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tenbin_core::pick::{Algorithm, Balancer, PickContext};
-use tenbin_core::{BackendId, ServerSpec, ServerState};
+use tenbin_core::pick::{Algorithm, Balancer};
+use tenbin_core::{BackendId, ServerState};
 use tokio::time::Instant;
 
+pub use config::HashOn;
+pub use key::source_key;
 pub use lease::Lease;
 pub use signal::{Outcome, SignalSink};
 
+use inner::Inner;
 use queue::{WaitQueue, Waiter};
 
 /// Why no server could be leased. L7 maps all three to 503.
@@ -78,6 +84,11 @@ pub struct PoolConfig {
     /// Callers allowed to wait when every eligible server is at maxconn (0: fail at once).
     pub queue_size: usize,
     pub queue_timeout: Duration,
+    /// What the hashing algorithms hash (L4 only knows the source address).
+    pub hash_on: HashOn,
+    /// Source hashing keeps this many leading bits of the client address.
+    pub source_prefix_v4: u8,
+    pub source_prefix_v6: u8,
 }
 
 impl PoolConfig {
@@ -88,6 +99,9 @@ impl PoolConfig {
             servers,
             queue_size: 1024,
             queue_timeout: Duration::from_secs(5),
+            hash_on: HashOn::Source,
+            source_prefix_v4: 32,
+            source_prefix_v6: 128,
         }
     }
 }
@@ -109,22 +123,10 @@ pub struct Pool {
 #[derive(Debug)]
 struct Shared {
     name: String,
+    hash_on: HashOn,
+    prefixes: (u8, u8),
     epoch: Instant,
     inner: Mutex<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    balancer: Balancer,
-    servers: HashMap<BackendId, Server>,
-    /// Ids are assigned by server name so they survive reconfiguration.
-    ids: HashMap<String, BackendId>,
-    next_id: u32,
-    queue: WaitQueue,
-    queue_size: usize,
-    queue_timeout: Duration,
-    rng: StdRng,
-    sink: Option<Arc<dyn SignalSink>>,
 }
 
 impl Pool {
@@ -154,6 +156,8 @@ impl Pool {
         Pool {
             shared: Arc::new(Shared {
                 name: config.name,
+                hash_on: config.hash_on,
+                prefixes: (config.source_prefix_v4, config.source_prefix_v6),
                 epoch,
                 inner: Mutex::new(inner),
             }),
@@ -162,6 +166,23 @@ impl Pool {
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    pub fn hash_on(&self) -> &HashOn {
+        &self.shared.hash_on
+    }
+
+    /// Whether the pool's algorithm uses the caller's key at all.
+    pub fn is_hashing(&self) -> bool {
+        matches!(
+            self.lock().balancer.algorithm(),
+            Algorithm::Maglev { .. } | Algorithm::Ketama | Algorithm::SourceHash
+        )
+    }
+
+    /// The hashing key of a client address under this pool's source prefixes.
+    pub fn source_key(&self, ip: std::net::IpAddr) -> u64 {
+        source_key(ip, self.shared.prefixes.0, self.shared.prefixes.1)
     }
 
     /// Replaces the server set and queue limits. Servers keep their id, state and counters
@@ -237,6 +258,16 @@ impl Pool {
         key: Option<u64>,
         exclude: &[BackendId],
     ) -> Result<Lease, PoolError> {
+        self.acquire_within(key, exclude, None).await
+    }
+
+    /// [`Pool::acquire`] with the frontend's queue timeout instead of the pool's.
+    pub async fn acquire_within(
+        &self,
+        key: Option<u64>,
+        exclude: &[BackendId],
+        queue_timeout: Option<Duration>,
+    ) -> Result<Lease, PoolError> {
         let (rx, seq, timeout) = {
             let now = self.now();
             let mut inner = self.lock();
@@ -257,7 +288,7 @@ impl Pool {
             }
             let (waiter, rx) = Waiter::new(key, exclude.to_vec());
             let seq = inner.queue.push(waiter);
-            (rx, seq, inner.queue_timeout)
+            (rx, seq, queue_timeout.unwrap_or(inner.queue_timeout))
         };
         let mut rx = rx;
         match tokio::time::timeout(timeout, &mut rx).await {
@@ -298,117 +329,6 @@ impl Shared {
         let mut inner = self.lock();
         inner.balancer.on_complete(id, latency, now);
         inner.serve_waiters(self, now);
-    }
-}
-
-impl Inner {
-    fn set_servers(&mut self, servers: Vec<ServerConfig>, now: Duration) {
-        let mut specs = Vec::with_capacity(servers.len());
-        let mut records = HashMap::with_capacity(servers.len());
-        let mut fresh = Vec::new();
-        for s in servers {
-            let id = match self.ids.get(&s.name) {
-                Some(&id) => id,
-                None => {
-                    let id = BackendId(self.next_id);
-                    self.next_id += 1;
-                    self.ids.insert(s.name.clone(), id);
-                    id
-                }
-            };
-            if !self.servers.contains_key(&id) {
-                fresh.push((id, s.state));
-            }
-            let mut spec = ServerSpec::new(id.0, s.addr.to_string())
-                .weight(s.weight.min(tenbin_core::Weight::MAX))
-                .group(s.group);
-            spec.maxconn = s.maxconn;
-            specs.push(spec);
-            records.insert(
-                id,
-                Server {
-                    id,
-                    name: s.name,
-                    addr: s.addr,
-                },
-            );
-        }
-        self.balancer.update_servers(specs);
-        for (id, state) in fresh {
-            self.balancer.set_state(id, state, now);
-        }
-        self.servers = records;
-    }
-
-    fn pick(
-        &mut self,
-        key: Option<u64>,
-        exclude: &[BackendId],
-        now: Duration,
-    ) -> Option<BackendId> {
-        let mut ctx = PickContext {
-            now,
-            key,
-            exclude,
-            rng: &mut self.rng,
-        };
-        self.balancer.pick(&mut ctx)
-    }
-
-    fn dispatch(&mut self, shared: &Arc<Shared>, id: BackendId) -> Lease {
-        self.balancer.on_dispatch(id);
-        let server = self.servers.get(&id).cloned().unwrap_or(Server {
-            id,
-            name: String::new(),
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        });
-        Lease::new(Arc::clone(shared), server, self.sink.clone())
-    }
-
-    /// Some server would take a new session but for its maxconn.
-    fn saturated(&self, exclude: &[BackendId]) -> bool {
-        self.balancer.servers().iter().any(|s| {
-            s.state.accepts_new()
-                && s.spec.weight.get() > 0
-                && s.load_factor > 0
-                && !exclude.contains(&s.spec.id)
-        })
-    }
-
-    /// Some server outside `exclude` takes new sessions and has a free slot.
-    fn could_serve(&self, exclude: &[BackendId]) -> bool {
-        self.balancer.servers().iter().any(|s| {
-            s.state.accepts_new()
-                && s.spec.weight.get() > 0
-                && s.load_factor > 0
-                && s.spec.maxconn.is_none_or(|m| s.active < m)
-                && !exclude.contains(&s.spec.id)
-        })
-    }
-
-    /// Hands free slots to waiters, oldest first; a waiter that cannot use any free slot
-    /// (it excludes them) keeps its place.
-    fn serve_waiters(&mut self, shared: &Arc<Shared>, now: Duration) {
-        let mut i = 0;
-        while i < self.queue.len() && self.could_serve(&[]) {
-            let Some(w) = self.queue.get(i) else { break };
-            if w.is_closed() {
-                self.queue.take(i);
-                continue;
-            }
-            let (key, exclude) = (w.key, w.exclude.clone());
-            let Some(id) = self.pick(key, &exclude, now) else {
-                i += 1;
-                continue;
-            };
-            let lease = self.dispatch(shared, id);
-            let Some(w) = self.queue.take(i) else { break };
-            if let Err(mut lease) = w.send(lease) {
-                // The waiter left just now: undo without re-entering the lock.
-                lease.defuse();
-                self.balancer.on_complete(id, None, now);
-            }
-        }
     }
 }
 

@@ -1,0 +1,299 @@
+//! The one picking interface every tier uses.
+//!
+//! A [`Balancer`] owns a pool's per-server state (state, effective weight, active count,
+//! latency average), keyed by [`BackendId`] so it survives reconfiguration, and picks a server
+//! for a new session. Time and randomness come in through [`PickContext`]; the balancer never
+//! reads a clock or owns an RNG.
+//!
+//! Selection is two-staged, the same for every algorithm:
+//! 1. priority/overflow: the lowest `group` that has an eligible server wins (eligible: state
+//!    accepts new sessions, effective weight > 0, below `maxconn`, not excluded by the caller);
+//! 2. the pool's [`Algorithm`] picks inside that group.
+//!
+//! Callers report `on_dispatch` when a session starts and `on_complete` when it ends (with the
+//! observed latency, for the latency-aware algorithms).
+//!
+//! # Effective weight
+//!
+//! Every weighted algorithm uses `weight x load_factor% x slow-start ramp`
+//! ([`SlowStart`], set with [`Balancer::set_slow_start`], counted from the server's last move
+//! to `Active`). The hashing algorithms use `weight x load_factor%` without the ramp: a ramp
+//! would re-place keys at every step, which is what consistent hashing exists to avoid.
+//!
+//! # Cost of a pick
+//!
+//! Which servers are statically eligible (state, weights) and the hash tables of each group
+//! form a plan rebuilt only after membership, weights, load factors or states change, at
+//! the next pick or on [`Balancer::prepare`]. A pick then checks only the dynamic conditions
+//! (`maxconn`, exclusions) and allocates nothing.
+//!
+//! Modules: `plan` (groups and tables), `rotate` (round robin, smooth WRR, least
+//! connections), `p2c` (peak-EWMA and least request), `hashed` (Maglev, ketama, source hash).
+
+mod hashed;
+mod p2c;
+mod plan;
+mod rotate;
+mod scope;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rand_core::RngCore;
+
+use crate::backend::{BackendId, ServerSpec, ServerState};
+use crate::health::SlowStart;
+
+use scope::{open, Scope};
+
+pub use hashed::source_key;
+pub use p2c::{PeakEwma, DEFAULT_RTT};
+
+/// Which algorithm picks inside a priority group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Algorithm {
+    /// Plain rotation; weights are ignored.
+    RoundRobin,
+    /// NGINX's smooth weighted round robin: interleaved, never bursting.
+    WeightedRoundRobin,
+    /// Fewest active sessions relative to weight (`(active + 1) / weight`, so an idle heavy
+    /// server beats an idle light one); with equal weights this is plain least connections.
+    /// Ties rotate.
+    LeastConn,
+    /// Peak-EWMA of observed latency (times active+1), power of two choices (linkerd).
+    PeakEwma { decay: Duration },
+    /// Power of two choices on `weight / (active + 1)^bias` (Envoy's least request).
+    LeastRequest { bias: f64 },
+    /// Consistent hashing of the caller's key through a Maglev table of `table_size` (prime).
+    Maglev { table_size: u32 },
+    /// Consistent hashing of the caller's key on a ketama ring (for comparison).
+    Ketama,
+    /// Source-address hashing: the caller's key is its masked source address hashed
+    /// ([`crate::pick::source_key`]); placed through Maglev so it is consistent.
+    SourceHash,
+}
+
+/// What one pick needs from the outside world.
+pub struct PickContext<'a> {
+    pub now: Duration,
+    /// The hashing algorithms' input (source address, cookie, header...). Ignored by others;
+    /// a hashing algorithm with no key falls back to random choice among eligible servers.
+    pub key: Option<u64>,
+    /// Servers this request already tried (retries go elsewhere).
+    pub exclude: &'a [BackendId],
+    pub rng: &'a mut dyn RngCore,
+}
+
+impl std::fmt::Debug for PickContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PickContext")
+            .field("now", &self.now)
+            .field("key", &self.key)
+            .field("exclude", &self.exclude)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One server as the balancer tracks it.
+#[derive(Clone, Debug)]
+pub struct ServerView {
+    pub spec: ServerSpec,
+    pub state: ServerState,
+    /// Sessions dispatched and not yet completed.
+    pub active: u32,
+    /// Agent/SNMP-reported capacity in percent of the configured weight (100 = as configured).
+    pub load_factor: u32,
+}
+
+/// Per-server algorithm memory beside the public view, keyed by the same index.
+#[derive(Clone, Debug, Default)]
+struct Track {
+    /// Smooth WRR's running weight.
+    current: i64,
+    ewma: PeakEwma,
+    /// When the server last became `Active`: the slow-start ramp runs from here.
+    up_since: Option<Duration>,
+}
+
+/// A pool's balancer. See the module docs for the selection rules.
+#[derive(Debug)]
+pub struct Balancer {
+    algorithm: Algorithm,
+    servers: Vec<ServerView>,
+    tracks: Vec<Track>,
+    index: HashMap<BackendId, usize>,
+    cursor: usize,
+    slow_start: Option<SlowStart>,
+    plan: plan::Plan,
+    dirty: bool,
+}
+
+impl Balancer {
+    pub fn new(algorithm: Algorithm, specs: Vec<ServerSpec>) -> Self {
+        let mut b = Balancer {
+            algorithm,
+            servers: Vec::new(),
+            tracks: Vec::new(),
+            index: HashMap::new(),
+            cursor: 0,
+            slow_start: None,
+            plan: plan::Plan::default(),
+            dirty: true,
+        };
+        b.update_servers(specs);
+        b
+    }
+
+    pub fn algorithm(&self) -> &Algorithm {
+        &self.algorithm
+    }
+
+    /// Ramps the effective weight of servers that come up from now on (`None`: no ramp).
+    pub fn set_slow_start(&mut self, slow_start: Option<SlowStart>) {
+        self.slow_start = slow_start;
+    }
+
+    /// Replaces the server set. Servers whose id survives keep their state, counts and
+    /// averages; new ones start `Unchecked`.
+    pub fn update_servers(&mut self, specs: Vec<ServerSpec>) {
+        let mut old: HashMap<BackendId, (ServerView, Track)> = self
+            .servers
+            .drain(..)
+            .zip(self.tracks.drain(..))
+            .map(|(s, t)| (s.spec.id, (s, t)))
+            .collect();
+        for spec in specs {
+            let (view, track) = match old.remove(&spec.id) {
+                Some((prev, track)) => (ServerView { spec, ..prev }, track),
+                None => (
+                    ServerView {
+                        spec,
+                        state: ServerState::Unchecked,
+                        active: 0,
+                        load_factor: 100,
+                    },
+                    Track::default(),
+                ),
+            };
+            self.servers.push(view);
+            self.tracks.push(track);
+        }
+        self.index = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.spec.id, i))
+            .collect();
+        self.dirty = true;
+    }
+
+    pub fn servers(&self) -> &[ServerView] {
+        &self.servers
+    }
+
+    pub fn server(&self, id: BackendId) -> Option<&ServerView> {
+        self.index.get(&id).map(|&i| &self.servers[i])
+    }
+
+    /// Moves `id` to `state`; a move to `Active` starts its slow-start ramp at `now`.
+    pub fn set_state(&mut self, id: BackendId, state: ServerState, now: Duration) {
+        let Some(&i) = self.index.get(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut self.servers[i].state, state);
+        if old == state {
+            return;
+        }
+        self.tracks[i].up_since = (state == ServerState::Active).then_some(now);
+        if old.accepts_new() != state.accepts_new() {
+            self.dirty = true;
+        }
+    }
+
+    /// Agent/SNMP-style reported capacity, in percent of the configured weight.
+    pub fn set_load_factor(&mut self, id: BackendId, percent: u32) {
+        if let Some(&i) = self.index.get(&id) {
+            let percent = percent.min(MAX_LOAD_FACTOR);
+            if self.servers[i].load_factor != percent {
+                self.servers[i].load_factor = percent;
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Rebuilds the eligibility plan and hash tables now if anything changed, so the next
+    /// pick does no work beyond picking.
+    pub fn prepare(&mut self) {
+        if self.dirty {
+            self.plan = plan::Plan::build(&self.algorithm, &self.servers);
+            self.dirty = false;
+        }
+    }
+
+    /// Picks a server for a new session, or `None` when no server is eligible in any group.
+    pub fn pick(&mut self, ctx: &mut PickContext<'_>) -> Option<BackendId> {
+        self.prepare();
+        let Balancer {
+            algorithm,
+            servers,
+            tracks,
+            cursor,
+            slow_start,
+            plan,
+            ..
+        } = self;
+        let group = plan
+            .groups()
+            .iter()
+            .find(|g| g.members.iter().any(|&i| open(&servers[i], ctx.exclude)))?;
+        let scope = Scope {
+            members: &group.members,
+            servers,
+            exclude: ctx.exclude,
+            now: ctx.now,
+            slow_start: *slow_start,
+        };
+        let i = match algorithm {
+            Algorithm::RoundRobin => rotate::round_robin(&scope, cursor),
+            Algorithm::WeightedRoundRobin => rotate::smooth_wrr(&scope, tracks),
+            Algorithm::LeastConn => rotate::least_conn(&scope, tracks, cursor),
+            Algorithm::PeakEwma { decay } => p2c::peak_ewma(&scope, tracks, *decay, ctx.rng),
+            Algorithm::LeastRequest { bias } => p2c::least_request(&scope, tracks, *bias, ctx.rng),
+            Algorithm::Maglev { .. } | Algorithm::SourceHash | Algorithm::Ketama => {
+                hashed::pick(&scope, &group.table, ctx.key, ctx.rng)
+            }
+        }?;
+        Some(servers[i].spec.id)
+    }
+
+    /// Whether a persisted session may still go to `id` (active or draining, below maxconn).
+    pub fn accepts_persisted(&self, id: BackendId) -> bool {
+        self.server(id).is_some_and(|s| {
+            s.state.accepts_persisted() && s.spec.maxconn.is_none_or(|m| s.active < m)
+        })
+    }
+
+    /// A session started on `id`.
+    pub fn on_dispatch(&mut self, id: BackendId) {
+        if let Some(&i) = self.index.get(&id) {
+            self.servers[i].active += 1;
+        }
+    }
+
+    /// A session on `id` ended; `latency` feeds the latency-aware algorithms.
+    pub fn on_complete(&mut self, id: BackendId, latency: Option<Duration>, now: Duration) {
+        if let Some(&i) = self.index.get(&id) {
+            let s = &mut self.servers[i];
+            s.active = s.active.saturating_sub(1);
+            if let (Algorithm::PeakEwma { decay }, Some(rtt)) = (&self.algorithm, latency) {
+                self.tracks[i].ewma.observe(rtt, now, *decay);
+            }
+        }
+    }
+}
+
+/// Reported load factors are capped here (100x the configured weight), which keeps every
+/// effective-weight product far inside `u64`.
+pub const MAX_LOAD_FACTOR: u32 = 10_000;

@@ -1,0 +1,61 @@
+//! The deterministic in-group choices: round robin, smooth weighted round robin and (weighted)
+//! least connections.
+//!
+//! Smooth WRR is NGINX's: every pick adds each open server's effective weight to its running
+//! `current`, takes the largest `current` (ties to the lower index) and subtracts the total
+//! from it. Over one cycle of `sum(weights)` picks each server is chosen exactly `weight`
+//! times, interleaved rather than in bursts.
+//!
+//! Least connections minimises `(active + 1) / weight`, compared exactly by cross
+//! multiplication; ties go to the first tied server after the rotating cursor, so equal
+//! servers share the load instead of the lowest index taking every tie.
+
+use super::{Scope, Track};
+
+/// The next open member at or after the cursor (a server index), wrapping.
+pub(super) fn round_robin(scope: &Scope<'_>, cursor: &mut usize) -> Option<usize> {
+    let start = scope.members.partition_point(|&i| i < *cursor);
+    let i = scope.open_from(start)?;
+    *cursor = i + 1;
+    Some(i)
+}
+
+pub(super) fn smooth_wrr(scope: &Scope<'_>, tracks: &mut [Track]) -> Option<usize> {
+    let mut total: i64 = 0;
+    let mut best: Option<usize> = None;
+    for &i in scope.members {
+        if !scope.open(i) {
+            continue;
+        }
+        let w = scope.weight(i, &tracks[i]) as i64;
+        tracks[i].current += w;
+        total += w;
+        if best.is_none_or(|b| tracks[i].current > tracks[b].current) {
+            best = Some(i);
+        }
+    }
+    let b = best?;
+    tracks[b].current -= total;
+    Some(b)
+}
+
+pub(super) fn least_conn(scope: &Scope<'_>, tracks: &[Track], cursor: &mut usize) -> Option<usize> {
+    let n = scope.members.len();
+    let start = scope.members.partition_point(|&i| i < *cursor);
+    let mut best: Option<(usize, u128, u128)> = None;
+    for k in 0..n {
+        let i = scope.members[(start + k) % n];
+        if !scope.open(i) {
+            continue;
+        }
+        let load = u128::from(scope.servers[i].active) + 1;
+        let weight = u128::from(scope.weight(i, &tracks[i]));
+        // load/weight < best_load/best_weight, without division.
+        if best.is_none_or(|(_, bl, bw)| load * bw < bl * weight) {
+            best = Some((i, load, weight));
+        }
+    }
+    let (i, _, _) = best?;
+    *cursor = i + 1;
+    Some(i)
+}

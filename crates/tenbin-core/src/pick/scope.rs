@@ -1,0 +1,49 @@
+//! What the per-algorithm functions see of a pool: one group's members, the dynamic half of
+//! eligibility and the effective weight.
+
+use std::time::Duration;
+
+use crate::backend::BackendId;
+use crate::health::SlowStart;
+
+use super::{ServerView, Track};
+
+/// One group's statically eligible members and what the per-algorithm code may read.
+pub(super) struct Scope<'a> {
+    /// Indices into `servers`, ascending.
+    pub members: &'a [usize],
+    pub servers: &'a [ServerView],
+    pub exclude: &'a [BackendId],
+    pub now: Duration,
+    pub slow_start: Option<SlowStart>,
+}
+
+impl Scope<'_> {
+    /// The dynamic half of eligibility (the plan already checked state and weights).
+    pub fn open(&self, i: usize) -> bool {
+        open(&self.servers[i], self.exclude)
+    }
+
+    /// `weight x load_factor% x ramp`, in units of 1/100000 of a configured weight point.
+    pub fn weight(&self, i: usize, track: &Track) -> u64 {
+        let s = &self.servers[i];
+        let ramp = match (self.slow_start, track.up_since) {
+            (Some(ss), Some(up)) => ss.permille(self.now.saturating_sub(up)),
+            _ => SlowStart::SCALE,
+        };
+        u64::from(s.spec.weight.get()) * u64::from(s.load_factor) * u64::from(ramp)
+    }
+
+    /// The first open member at or after position `start` (wrapping), as a server index.
+    pub fn open_from(&self, start: usize) -> Option<usize> {
+        let n = self.members.len();
+        (0..n)
+            .map(|k| self.members[(start + k) % n])
+            .find(|&i| self.open(i))
+    }
+}
+
+/// Below `maxconn` and not excluded by the caller.
+pub(super) fn open(s: &ServerView, exclude: &[BackendId]) -> bool {
+    s.spec.maxconn.is_none_or(|m| s.active < m) && !exclude.contains(&s.spec.id)
+}

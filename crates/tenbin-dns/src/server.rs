@@ -1,0 +1,200 @@
+//! UDP and TCP listeners around the [`Engine`]. Sockets and shutdown are injected: the caller
+//! (the binary, or a test on `127.0.0.1:0`) binds, we serve until told to stop.
+
+use crate::engine::Engine;
+use crate::health::HealthSnapshot;
+use crate::query::Transport;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// A TCP client gets this long between messages before we close (RFC 7766 §6.2.3).
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Concurrent TCP connections served; more wait in the kernel's backlog.
+pub const TCP_MAX_CONNS: usize = 256;
+
+/// Bound sockets to serve on.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+impl Sockets {
+    /// Binds `udp_per_addr` UDP sockets (SO_REUSEPORT; 0 = one per core) and one TCP listener
+    /// per address. Port 0 is resolved once, so every socket of an address shares the port.
+    pub fn bind(addrs: &[SocketAddr], udp_per_addr: usize) -> io::Result<Sockets> {
+        let n = if udp_per_addr == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            udp_per_addr
+        };
+        let mut s = Sockets::default();
+        for addr in addrs {
+            let first = udp_socket(*addr)?;
+            let addr = first.local_addr()?;
+            s.udp.push(first);
+            for _ in 1..n {
+                s.udp.push(udp_socket(addr)?);
+            }
+            let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            tcp.set_reuse_address(true)?;
+            tcp.set_nonblocking(true)?;
+            tcp.bind(&addr.into())?;
+            tcp.listen(1024)?;
+            s.tcp.push(tcp.into());
+        }
+        Ok(s)
+    }
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Serves until `shutdown` completes, following `health` (each new snapshot is applied).
+/// Reloads go through [`Engine::reload`] on the same `engine` while this runs.
+pub async fn serve(
+    engine: Arc<Engine>,
+    mut health: watch::Receiver<Arc<HealthSnapshot>>,
+    sockets: Sockets,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    engine.set_health(health.borrow_and_update().clone());
+    {
+        let engine = engine.clone();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = health.changed() => {
+                        if changed.is_err() { break; }
+                        let snap = health.borrow_and_update().clone();
+                        engine.set_health(snap);
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+            Ok(())
+        });
+    }
+    for (i, u) in sockets.udp.into_iter().enumerate() {
+        let sock = tokio::net::UdpSocket::from_std(u)?;
+        tasks.spawn(udp_loop(engine.clone(), sock, stop_rx.clone(), i as u64));
+    }
+    for t in sockets.tcp {
+        let l = tokio::net::TcpListener::from_std(t)?;
+        tasks.spawn(tcp_loop(engine.clone(), l, stop_rx.clone()));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+async fn udp_loop(
+    engine: Arc<Engine>,
+    sock: tokio::net::UdpSocket,
+    mut stop: watch::Receiver<bool>,
+    seed: u64,
+) -> io::Result<()> {
+    let mut rng = StdRng::seed_from_u64(rand::random::<u64>() ^ seed);
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (n, peer) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                // ICMP errors from earlier sends surface here; they are not ours to stop on.
+                Err(_) => continue,
+            },
+            _ = stop.changed() => return Ok(()),
+        };
+        if let Some(resp) = engine.respond(&buf[..n], peer.ip(), Transport::Udp, &mut rng) {
+            let _ = sock.send_to(&resp, peer).await;
+        }
+    }
+}
+
+async fn tcp_loop(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let limit = Arc::new(Semaphore::new(TCP_MAX_CONNS));
+    let mut conns = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.map_err(io::Error::other)?,
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            _ = stop.changed() => break,
+        };
+        let engine = engine.clone();
+        let stop = stop.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let _ = tcp_conn(engine, stream, peer, stop).await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    conns.shutdown().await;
+    Ok(())
+}
+
+async fn tcp_conn(
+    engine: Arc<Engine>,
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut rng = StdRng::seed_from_u64(rand::random());
+    let mut buf = Vec::new();
+    loop {
+        let len = tokio::select! {
+            r = tokio::time::timeout(TCP_IDLE, stream.read_u16()) => match r {
+                Ok(Ok(l)) => usize::from(l),
+                _ => return Ok(()),
+            },
+            _ = stop.changed() => return Ok(()),
+        };
+        buf.resize(len, 0);
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => {}
+            _ => return Ok(()),
+        }
+        let Some(resp) = engine.respond(&buf, peer.ip(), Transport::Tcp, &mut rng) else {
+            return Ok(());
+        };
+        let Ok(rlen) = u16::try_from(resp.len()) else {
+            return Ok(());
+        };
+        let mut out = Vec::with_capacity(resp.len() + 2);
+        out.extend_from_slice(&rlen.to_be_bytes());
+        out.extend_from_slice(&resp);
+        stream.write_all(&out).await?;
+    }
+}
