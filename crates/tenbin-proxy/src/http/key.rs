@@ -1,13 +1,17 @@
 //! The key consistent-hashing pools place a request by.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use http::{HeaderName, Request};
+
+// The same key L4 frontends use, so one client lands alike in both tiers.
+use crate::pool::source_key;
 
 /// What a hashing pool hashes (config `hash_on`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HashOn {
-    /// The client address masked to a prefix, so a client behind a proxy farm sticks.
+    /// The client address masked to a prefix, so a client behind a proxy farm sticks
+    /// (the pool's [`source_key`], shared with L4).
     Source {
         v4_prefix: u8,
         v6_prefix: u8,
@@ -44,16 +48,7 @@ impl HashOn {
             HashOn::Source {
                 v4_prefix,
                 v6_prefix,
-            } => Some(match client.ip().to_canonical() {
-                IpAddr::V4(a) => {
-                    let bits = u32::from(a) & mask32(*v4_prefix);
-                    fnv1a(&bits.to_be_bytes())
-                }
-                IpAddr::V6(a) => {
-                    let bits = u128::from(a) & mask128(*v6_prefix);
-                    fnv1a(&bits.to_be_bytes())
-                }
-            }),
+            } => Some(source_key(client.ip(), *v4_prefix, *v6_prefix)),
             HashOn::Header(name) => req.headers().get(name).map(|v| fnv1a(v.as_bytes())),
             HashOn::Cookie(name) => req
                 .headers()
@@ -72,22 +67,6 @@ impl HashOn {
                 })
             }),
         }
-    }
-}
-
-fn mask32(prefix: u8) -> u32 {
-    match prefix {
-        0 => 0,
-        p if p >= 32 => u32::MAX,
-        p => u32::MAX << (32 - p),
-    }
-}
-
-fn mask128(prefix: u8) -> u128 {
-    match prefix {
-        0 => 0,
-        p if p >= 128 => u128::MAX,
-        p => u128::MAX << (128 - p),
     }
 }
 
