@@ -10,8 +10,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use http_support::*;
 use tenbin_core::pick::Algorithm;
-use tenbin_proxy::http::{HashOn, HttpFrontend, HttpPool};
-use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
+use tenbin_proxy::pool::{HashOn, Pool, PoolConfig, ServerConfig};
 
 async fn three() -> Vec<Backend> {
     let mut v = Vec::new();
@@ -22,6 +21,10 @@ async fn three() -> Vec<Backend> {
 }
 
 fn weighted(algorithm: Algorithm, backends: &[Backend], weights: &[u32]) -> Pool {
+    hashed(algorithm, backends, weights, HashOn::Source)
+}
+
+fn hashed(algorithm: Algorithm, backends: &[Backend], weights: &[u32], hash: HashOn) -> Pool {
     let servers = backends
         .iter()
         .zip(weights)
@@ -31,7 +34,9 @@ fn weighted(algorithm: Algorithm, backends: &[Backend], weights: &[u32]) -> Pool
             s
         })
         .collect();
-    Pool::with_seed(PoolConfig::new("app", algorithm, servers), 11)
+    let mut cfg = PoolConfig::new("app", algorithm, servers);
+    cfg.hash_on = hash;
+    Pool::with_seed(cfg, 11)
 }
 
 fn count(m: &HashMap<String, usize>, k: &str) -> usize {
@@ -128,9 +133,8 @@ async fn peak_ewma_prefers_the_fast_server() {
 }
 
 async fn hashed_front(algorithm: Algorithm, hash: HashOn, b: &[Backend]) -> Proxy {
-    let p = weighted(algorithm, b, &[1, 1, 1]);
-    let fe = HttpFrontend::new("t", &[], "app", vec![HttpPool::new(p).hash_on(hash)]).unwrap();
-    Proxy::spawn(fe).await
+    let p = hashed(algorithm, b, &[1, 1, 1], hash);
+    Proxy::spawn(frontend(&[], "app", vec![p])).await
 }
 
 async fn get_as(url: &str, user: &str) -> String {
@@ -147,7 +151,7 @@ async fn get_as(url: &str, user: &str) -> String {
 async fn consistent_hashing_keeps_keys_on_one_server_and_spreads_keys() {
     for algorithm in [Algorithm::Maglev { table_size: 65_537 }, Algorithm::Ketama] {
         let b = three().await;
-        let hash = HashOn::parse("header:x-user", 32, 128).unwrap();
+        let hash = HashOn::Header("x-user".into());
         let proxy = hashed_front(algorithm.clone(), hash, &b).await;
         let mut owners = HashMap::new();
         for u in 0..30 {
@@ -165,7 +169,7 @@ async fn consistent_hashing_keeps_keys_on_one_server_and_spreads_keys() {
 #[tokio::test]
 async fn source_hash_pins_a_client() {
     let b = three().await;
-    let hash = HashOn::parse("source", 32, 128).unwrap();
+    let hash = HashOn::Source;
     let proxy = hashed_front(Algorithm::SourceHash, hash, &b).await;
     let got = spread(&proxy.url("/"), 20).await;
     assert_eq!(got.len(), 1, "one client address, one server: {got:?}");

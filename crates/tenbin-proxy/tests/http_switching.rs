@@ -50,15 +50,15 @@ async fn every_rule_kind_selects_its_pool() {
             ..rule("wild")
         },
         RuleSpec {
-            path: Some(PathSpec::Prefix("/img/".into())),
+            paths: vec![PathSpec::Prefix("/img/".into())],
             ..rule("prefix")
         },
         RuleSpec {
-            path: Some(PathSpec::Exact("/exact".into())),
+            paths: vec![PathSpec::Exact("/exact".into())],
             ..rule("exact")
         },
         RuleSpec {
-            path: Some(PathSpec::Regex("^/api/v[0-9]+/".into())),
+            paths: vec![PathSpec::Regex("^/api/v[0-9]+/".into())],
             ..rule("regex")
         },
         RuleSpec {

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::body::{empty, error_response, full, LeaseBody, ProxyBody};
 use super::headers::{add_forwarded, strip_hop_by_hop, wants_upgrade};
+use super::key::request_key;
 use super::log::Entry;
 use super::rules::host_of;
 use super::{AccessLogFormat, HttpFrontend};
@@ -40,7 +41,7 @@ struct Exchange<'a> {
     client: SocketAddr,
     wall: SystemTime,
     started: Instant,
-    pool: usize,
+    pool: Option<usize>,
 }
 
 /// How one attempt failed.
@@ -98,8 +99,7 @@ impl State {
         let started = Instant::now();
         let wall = SystemTime::now();
         let pool_index = self.fe.router.route(&req);
-        let pool = &self.fe.pools[pool_index];
-        let key = pool.hash_on.as_ref().and_then(|h| h.key(&req, client));
+        let key = pool_index.and_then(|i| request_key(&self.fe.pools[i], &req, client));
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -138,12 +138,16 @@ impl State {
             Ok(b) => Some(b),
             Err(status) => return self.log(&x, error_response(status), None, 0),
         };
+        let Some(pool) = pool_index.map(|i| &self.fe.pools[i]) else {
+            // No rule took it and there is no default pool.
+            return self.log(&x, error_response(StatusCode::SERVICE_UNAVAILABLE), None, 0);
+        };
         let idempotent = is_idempotent(&parts.method);
         let mut tried: Vec<BackendId> = Vec::new();
         let mut last = StatusCode::SERVICE_UNAVAILABLE;
         let mut attempts = 0;
         loop {
-            let acquired = tokio::time::timeout_at(deadline, pool.pool.acquire(key, &tried)).await;
+            let acquired = tokio::time::timeout_at(deadline, pool.acquire(key, &tried)).await;
             let mut lease = match acquired {
                 Ok(Ok(lease)) => lease,
                 Ok(Err(PoolError::QueueTimeout(_))) if attempts == 0 => {
@@ -254,7 +258,7 @@ impl State {
             version: parts.version,
             status: resp.status().as_u16(),
             bytes: resp.body().size_hint().exact(),
-            pool: self.fe.pools[x.pool].pool.name(),
+            pool: x.pool.map_or("-", |i| self.fe.pools[i].name()),
             server,
             attempts,
             duration: x.started.elapsed(),

@@ -5,6 +5,7 @@
 //! - [`rules`]: compiled content-switching rules that pick a pool per request.
 //! - [`headers`]: hop-by-hop stripping, X-Forwarded-* / RFC 7239 `Forwarded`, edit rules.
 //! - [`key`]: the hashing key for consistent-hash pools (source, header, cookie, query).
+//! - `config`: [`HttpFrontend::from_config`], the plain conversion from `tenbin-config`.
 //! - `server`: the accept loop, per-connection timeouts (slowloris, idle) and shutdown.
 //! - `forward`: one request: route, lease a server from the [`crate::pool::Pool`], send with
 //!   connect/server/total timeouts, retry safely elsewhere, tunnel upgrades.
@@ -14,6 +15,7 @@
 //! bound listener and a shutdown future. Nothing here reads files or runs health checks.
 
 mod body;
+mod config;
 mod forward;
 pub mod headers;
 pub mod key;
@@ -24,8 +26,9 @@ mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use config::FrontendConfigError;
 pub use headers::{ForwardedMode, HeaderRules};
-pub use key::HashOn;
+pub use key::request_key;
 pub use log::{AccessLogFormat, AccessLogSink, StdoutSink};
 pub use rules::{PathSpec, Router, RuleError, RuleSpec};
 pub use server::serve;
@@ -60,35 +63,14 @@ impl Default for HttpTimeouts {
     }
 }
 
-/// One pool as an HTTP frontend uses it: the shared runtime pool and how to hash requests.
-#[derive(Clone, Debug)]
-pub struct HttpPool {
-    pub pool: Pool,
-    /// For hashing algorithms; `None` gives the balancer no key.
-    pub hash_on: Option<HashOn>,
-}
-
-impl HttpPool {
-    pub fn new(pool: Pool) -> Self {
-        HttpPool {
-            pool,
-            hash_on: None,
-        }
-    }
-
-    pub fn hash_on(mut self, h: HashOn) -> Self {
-        self.hash_on = Some(h);
-        self
-    }
-}
-
 /// Everything one HTTP frontend runs on. Build with [`HttpFrontend::new`], adjust the public
 /// fields, then hand it to [`serve`].
 #[derive(Debug)]
 pub struct HttpFrontend {
     pub name: String,
     pub router: Router,
-    pub pools: Vec<HttpPool>,
+    /// The pools rules refer to, by index; each hashes requests by its own `hash_on`.
+    pub pools: Vec<Pool>,
     /// Other servers tried after a failed attempt, when the retry is safe.
     pub retries: u32,
     pub forwarded: ForwardedMode,
@@ -107,10 +89,10 @@ impl HttpFrontend {
     pub fn new(
         name: impl Into<String>,
         rules: &[RuleSpec],
-        default_pool: &str,
-        pools: Vec<HttpPool>,
+        default_pool: Option<&str>,
+        pools: Vec<Pool>,
     ) -> Result<Self, RuleError> {
-        let names: Vec<&str> = pools.iter().map(|p| p.pool.name()).collect();
+        let names: Vec<&str> = pools.iter().map(|p| p.name()).collect();
         let router = Router::compile(rules, default_pool, &names)?;
         Ok(HttpFrontend {
             name: name.into(),

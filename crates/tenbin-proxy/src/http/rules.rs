@@ -22,7 +22,8 @@ pub struct RuleSpec {
     pub pool: String,
     /// Exact host ("static.example.com") or a wildcard for any subdomain ("*.example.com").
     pub host: Option<String>,
-    pub path: Option<PathSpec>,
+    /// Every one of these must hold (normally one).
+    pub paths: Vec<PathSpec>,
     /// Any of these methods (empty: any method).
     pub methods: Vec<String>,
     /// A header whose value (any of its values) matches the regex.
@@ -70,7 +71,7 @@ enum PathMatch {
 struct Rule {
     pool: usize,
     host: Option<HostMatch>,
-    path: Option<PathMatch>,
+    paths: Vec<PathMatch>,
     methods: Vec<Method>,
     header: Option<(HeaderName, Regex)>,
     query: Option<(String, Option<String>)>,
@@ -82,14 +83,22 @@ struct Rule {
 #[derive(Debug)]
 pub struct Router {
     rules: Vec<Rule>,
-    default: usize,
+    default: Option<usize>,
 }
 
 impl Router {
-    /// Compiles `specs` against the known pool names; `default` names the default pool.
-    pub fn compile(specs: &[RuleSpec], default: &str, pools: &[&str]) -> Result<Router, RuleError> {
+    /// Compiles `specs` against the known pool names; `default` names the pool of requests
+    /// no rule takes (without one they get 503).
+    pub fn compile(
+        specs: &[RuleSpec],
+        default: Option<&str>,
+        pools: &[&str],
+    ) -> Result<Router, RuleError> {
         let find = |name: &str| pools.iter().position(|p| *p == name);
-        let default = find(default).ok_or_else(|| RuleError::UnknownDefault(default.into()))?;
+        let default = match default {
+            None => None,
+            Some(d) => Some(find(d).ok_or_else(|| RuleError::UnknownDefault(d.into()))?),
+        };
         let mut rules = Vec::with_capacity(specs.len());
         for (index, s) in specs.iter().enumerate() {
             let pool = find(&s.pool).ok_or_else(|| RuleError::UnknownPool {
@@ -110,12 +119,17 @@ impl Router {
                     None => HostMatch::Exact(h),
                 }
             });
-            let path = match &s.path {
-                None => None,
-                Some(PathSpec::Prefix(p)) => Some(PathMatch::Prefix(p.clone())),
-                Some(PathSpec::Exact(p)) => Some(PathMatch::Exact(p.clone())),
-                Some(PathSpec::Regex(p)) => Some(PathMatch::Regex(regex(p)?)),
-            };
+            let paths = s
+                .paths
+                .iter()
+                .map(|p| {
+                    Ok(match p {
+                        PathSpec::Prefix(p) => PathMatch::Prefix(p.clone()),
+                        PathSpec::Exact(p) => PathMatch::Exact(p.clone()),
+                        PathSpec::Regex(p) => PathMatch::Regex(regex(p)?),
+                    })
+                })
+                .collect::<Result<_, RuleError>>()?;
             let methods = s
                 .methods
                 .iter()
@@ -148,7 +162,7 @@ impl Router {
             rules.push(Rule {
                 pool,
                 host,
-                path,
+                paths,
                 methods,
                 header,
                 query: s.query.clone(),
@@ -159,16 +173,12 @@ impl Router {
     }
 
     /// The pool index for this request: the first matching rule's, else the default.
-    pub fn route<B>(&self, req: &Request<B>) -> usize {
+    pub fn route<B>(&self, req: &Request<B>) -> Option<usize> {
         let host = request_host(req);
         self.rules
             .iter()
             .find(|r| r.matches(req, host))
-            .map_or(self.default, |r| r.pool)
-    }
-
-    pub fn default_pool(&self) -> usize {
-        self.default
+            .map_or(self.default, |r| Some(r.pool))
     }
 }
 
@@ -192,15 +202,13 @@ impl Rule {
             }
         }
         let path = req.uri().path();
-        if let Some(pm) = &self.path {
-            let ok = match pm {
-                PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-                PathMatch::Exact(p) => path == p,
-                PathMatch::Regex(r) => r.is_match(path),
-            };
-            if !ok {
-                return false;
-            }
+        let path_ok = |pm: &PathMatch| match pm {
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Regex(r) => r.is_match(path),
+        };
+        if !self.paths.iter().all(path_ok) {
+            return false;
         }
         if !self.extensions.is_empty() {
             let last = path.rsplit('/').next().unwrap_or("");
@@ -275,7 +283,7 @@ mod tests {
     }
 
     fn router(specs: Vec<RuleSpec>) -> Router {
-        Router::compile(&specs, "app", &["app", "static", "api"]).unwrap()
+        Router::compile(&specs, Some("app"), &["app", "static", "api"]).unwrap()
     }
 
     #[test]
@@ -288,14 +296,14 @@ mod tests {
             },
             RuleSpec {
                 pool: "api".into(),
-                path: Some(PathSpec::Regex("^/api/v[0-9]+/".into())),
+                paths: vec![PathSpec::Regex("^/api/v[0-9]+/".into())],
                 ..Default::default()
             },
         ]);
-        assert_eq!(r.route(&req("GET", "x", "/a/b.PNG")), 1);
-        assert_eq!(r.route(&req("GET", "x", "/api/v2/users")), 2);
-        assert_eq!(r.route(&req("GET", "x", "/api/vx/users")), 0);
-        assert_eq!(r.route(&req("GET", "x", "/api/v2/logo.css")), 1);
+        assert_eq!(r.route(&req("GET", "x", "/a/b.PNG")), Some(1));
+        assert_eq!(r.route(&req("GET", "x", "/api/v2/users")), Some(2));
+        assert_eq!(r.route(&req("GET", "x", "/api/vx/users")), Some(0));
+        assert_eq!(r.route(&req("GET", "x", "/api/v2/logo.css")), Some(1));
     }
 
     #[test]
@@ -312,31 +320,34 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        assert_eq!(r.route(&req("GET", "Static.Example.com:8080", "/")), 1);
-        assert_eq!(r.route(&req("GET", "a.b.example.com", "/")), 2);
-        assert_eq!(r.route(&req("GET", "example.com", "/")), 0);
-        assert_eq!(r.route(&req("GET", "badexample.com", "/")), 0);
+        assert_eq!(
+            r.route(&req("GET", "Static.Example.com:8080", "/")),
+            Some(1)
+        );
+        assert_eq!(r.route(&req("GET", "a.b.example.com", "/")), Some(2));
+        assert_eq!(r.route(&req("GET", "example.com", "/")), Some(0));
+        assert_eq!(r.route(&req("GET", "badexample.com", "/")), Some(0));
     }
 
     #[test]
     fn all_conditions_of_a_rule_must_hold() {
         let r = router(vec![RuleSpec {
             pool: "api".into(),
-            path: Some(PathSpec::Prefix("/m/".into())),
+            paths: vec![PathSpec::Prefix("/m/".into())],
             methods: vec!["get".into(), "HEAD".into()],
             header: Some(("User-Agent".into(), "Mobile".into())),
             query: Some(("lang".into(), Some("ja".into()))),
             ..Default::default()
         }]);
-        assert_eq!(r.route(&req("GET", "x", "/m/a?x=1&lang=ja")), 2);
-        assert_eq!(r.route(&req("POST", "x", "/m/a?lang=ja")), 0);
-        assert_eq!(r.route(&req("GET", "x", "/m/a?lang=en")), 0);
-        assert_eq!(r.route(&req("GET", "x", "/n/a?lang=ja")), 0);
+        assert_eq!(r.route(&req("GET", "x", "/m/a?x=1&lang=ja")), Some(2));
+        assert_eq!(r.route(&req("POST", "x", "/m/a?lang=ja")), Some(0));
+        assert_eq!(r.route(&req("GET", "x", "/m/a?lang=en")), Some(0));
+        assert_eq!(r.route(&req("GET", "x", "/n/a?lang=ja")), Some(0));
         let mut desktop = req("GET", "x", "/m/a?lang=ja");
         desktop
             .headers_mut()
             .insert("user-agent", "Desktop".parse().unwrap());
-        assert_eq!(r.route(&desktop), 0);
+        assert_eq!(r.route(&desktop), Some(0));
     }
 
     #[test]
@@ -344,7 +355,7 @@ mod tests {
         let r = router(vec![
             RuleSpec {
                 pool: "static".into(),
-                path: Some(PathSpec::Exact("/x".into())),
+                paths: vec![PathSpec::Exact("/x".into())],
                 ..Default::default()
             },
             RuleSpec {
@@ -353,10 +364,10 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        assert_eq!(r.route(&req("GET", "x", "/x")), 1);
-        assert_eq!(r.route(&req("GET", "x", "/x/")), 0);
-        assert_eq!(r.route(&req("GET", "x", "/y?debug")), 2);
-        assert_eq!(r.route(&req("GET", "x", "/y?nodebug=1")), 0);
+        assert_eq!(r.route(&req("GET", "x", "/x")), Some(1));
+        assert_eq!(r.route(&req("GET", "x", "/x/")), Some(0));
+        assert_eq!(r.route(&req("GET", "x", "/y?debug")), Some(2));
+        assert_eq!(r.route(&req("GET", "x", "/y?nodebug=1")), Some(0));
     }
 
     #[test]
@@ -366,19 +377,21 @@ mod tests {
             ..Default::default()
         }];
         assert!(matches!(
-            Router::compile(&bad, "app", &["app"]),
+            Router::compile(&bad, Some("app"), &["app"]),
             Err(RuleError::UnknownPool { index: 0, .. })
         ));
         let bad = [RuleSpec {
             pool: "app".into(),
-            path: Some(PathSpec::Regex("(".into())),
+            paths: vec![PathSpec::Regex("(".into())],
             ..Default::default()
         }];
         assert!(matches!(
-            Router::compile(&bad, "app", &["app"]),
+            Router::compile(&bad, Some("app"), &["app"]),
             Err(RuleError::Regex { index: 0, .. })
         ));
-        assert!(Router::compile(&[], "zzz", &["app"]).is_err());
+        assert!(Router::compile(&[], Some("zzz"), &["app"]).is_err());
+        let no_default = Router::compile(&[], None, &["app"]).unwrap();
+        assert_eq!(no_default.route(&req("GET", "x", "/")), None);
     }
 
     #[test]

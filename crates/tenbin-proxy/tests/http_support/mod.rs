@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tenbin_core::pick::Algorithm;
-use tenbin_proxy::http::{self as l7, AccessLogSink, HttpFrontend, HttpPool, RuleSpec};
+use tenbin_proxy::http::{self as l7, AccessLogSink, HttpFrontend, RuleSpec};
 use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -146,8 +146,7 @@ pub fn pool(name: &str, algorithm: Algorithm, backends: &[&Backend]) -> Pool {
 }
 
 pub fn frontend(rules: &[RuleSpec], default: &str, pools: Vec<Pool>) -> HttpFrontend {
-    let pools = pools.into_iter().map(HttpPool::new).collect();
-    HttpFrontend::new("test", rules, default, pools).unwrap()
+    HttpFrontend::new("test", rules, Some(default), pools).unwrap()
 }
 
 /// A running proxy; dropping it stops accepting.
