@@ -331,3 +331,35 @@ async fn until(cond: impl Fn() -> bool) {
         tokio::time::sleep(ms(5)).await;
     }
 }
+
+#[tokio::test]
+async fn overflow_group_takes_over_when_the_primary_is_full_or_down() {
+    let primary = Backend::spawn("primary").await;
+    let backup = Backend::spawn("backup").await;
+    let mut p_cfg = ServerConfig::new("primary", primary.addr);
+    p_cfg.maxconn = Some(1);
+    let mut b_cfg = ServerConfig::new("backup", backup.addr);
+    b_cfg.group = 1;
+    let p = Pool::new(PoolConfig::new(
+        "app",
+        Algorithm::RoundRobin,
+        vec![p_cfg, b_cfg],
+    ));
+    let proxy = Proxy::spawn(frontend(&[], "app", vec![p.clone()])).await;
+    assert_eq!(guard(get(&proxy.url("/"))).await.2, "primary");
+    let slow = tokio::spawn(get_owned(proxy.url("/delay/500")));
+    guard(until(|| p.servers()[0].2 == 1)).await;
+    assert_eq!(
+        guard(get(&proxy.url("/"))).await.2,
+        "backup",
+        "primary at maxconn"
+    );
+    assert_eq!(guard(slow).await.unwrap(), StatusCode::OK);
+    assert_eq!(guard(get(&proxy.url("/"))).await.2, "primary");
+    p.apply_health(p.id_of("primary").unwrap(), ServerState::Down, 100);
+    assert_eq!(
+        guard(get(&proxy.url("/"))).await.2,
+        "backup",
+        "primary down"
+    );
+}
