@@ -158,13 +158,13 @@ async fn maxconn_queues_then_times_out_or_overflows() {
     let mut first = connect_from(LO, proxy.addr).await;
     assert_eq!(greeting(&mut first).await.as_deref(), Some("a"));
     let mut second = connect_from(LO, proxy.addr).await;
-    wait_for(|| p.queued() == 1).await;
+    wait_until(|| p.queued() == 1).await;
     drop(first);
     assert_eq!(greeting(&mut second).await.as_deref(), Some("a"));
 
     // Slot taken, queue (size 1) taken: a third is refused at once, the queued one times out.
     let mut queued = connect_from(LO, proxy.addr).await;
-    wait_for(|| p.queued() == 1).await;
+    wait_until(|| p.queued() == 1).await;
     let mut overflow = connect_from(LO, proxy.addr).await;
     assert_eq!(greeting(&mut overflow).await, None);
     assert_eq!(greeting(&mut queued).await, None);
@@ -174,16 +174,6 @@ async fn maxconn_queues_then_times_out_or_overflows() {
     let mut buf = [0u8; 10];
     second.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"still here");
-}
-
-async fn wait_for(mut cond: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("condition not reached");
 }
 
 async fn proxy_header_seen_by_backend(version: Version) {

@@ -14,6 +14,7 @@
 //! - [`abi`]: the Rust twins of the C structs and counter names.
 //! - [`writer`]: the [`writer::MapWriter`] seam and its in-memory implementation.
 //! - [`control`]: desired state → map writes; stable ids, whole-ring swaps.
+//! - [`agent`]: the host agent's VIPs on `lo` and ARP sysctls for DSR.
 //! - [`loader`]: aya loading, the kernel `MapWriter`, test runs, attach, counters (root).
 //! - [`packet`]: frame builders and parsers used by tests, `explain` and benchmarks.
 //!
@@ -21,6 +22,7 @@
 #![deny(unsafe_code)]
 
 pub mod abi;
+pub mod agent;
 pub mod control;
 pub mod loader;
 pub mod packet;

@@ -7,6 +7,7 @@ mod demo;
 mod logging;
 mod mux;
 mod run;
+mod wiring;
 
 use std::path::PathBuf;
 

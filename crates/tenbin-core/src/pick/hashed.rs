@@ -2,8 +2,9 @@
 //!
 //! The caller's key is mixed once more (`mix64`) so weak keys (a cookie's FNV, a counter)
 //! still spread, then looked up in the group's table. If the owner cannot take the session
-//! (at `maxconn` or excluded by a retry), the choice walks on deterministically, so every
-//! instance and every retry of the same key agrees:
+//! (down, draining, at `maxconn` or excluded by a retry), the choice walks on
+//! deterministically, so every instance and every retry of the same key agrees and a
+//! server's keys return to it when it recovers:
 //! - Maglev: the owners of `mix64(h ^ k)` for `k = 1..8`, then the first open member from
 //!   position `h % n` in group order;
 //! - ketama: the next points clockwise.
@@ -24,25 +25,32 @@ const REHASHES: u64 = 8;
 
 pub(super) fn pick(
     scope: &Scope<'_>,
-    table: &Table,
+    table: Option<&Table>,
     key: Option<u64>,
     rng: &mut dyn RngCore,
 ) -> Option<usize> {
     let n = scope.members.len() as u64;
+    let walk = |start: u64| {
+        scope
+            .open_from((start % n) as usize)
+            .map(|p| scope.members[p])
+    };
     let Some(key) = key else {
-        return scope.open_from((rng.next_u64() % n) as usize);
+        return walk(rng.next_u64());
     };
     let h = mix64(key);
+    // Tables also hold servers that are down or draining (see `plan`): check the state too.
+    let takes = |i: usize| scope.servers[i].state.accepts_new() && scope.open(i);
     match table {
-        Table::Maglev(t) => (0..REHASHES)
+        Some(Table::Maglev(t)) => (0..REHASHES)
             .filter_map(|k| t.lookup(if k == 0 { h } else { mix64(h ^ k) }))
             .map(|slot| slot.0 as usize)
-            .find(|&i| scope.open(i))
-            .or_else(|| scope.open_from((h % n) as usize)),
-        Table::Ketama(r) => r
-            .successor(h, |slot| scope.open(slot.0 as usize))
+            .find(|&i| takes(i))
+            .or_else(|| walk(h)),
+        Some(Table::Ketama(r)) => r
+            .successor(h, |slot| takes(slot.0 as usize))
             .map(|slot| slot.0 as usize),
-        Table::Modulo | Table::None => scope.open_from((h % n) as usize),
+        Some(Table::Modulo) | None => walk(h),
     }
 }
 

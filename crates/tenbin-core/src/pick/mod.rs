@@ -22,9 +22,11 @@
 //!
 //! # Cost of a pick
 //!
-//! Which servers are statically eligible (state, weights) and the hash tables of each group
-//! form a plan rebuilt only after membership, weights, load factors or states change, at
-//! the next pick or on [`Balancer::prepare`]. A pick then checks only the dynamic conditions
+//! Which servers are statically eligible (state, weights) forms a plan recomputed only after
+//! membership, weights, load factors or states change, at the next pick or on
+//! [`Balancer::prepare`]. Hash tables are rebuilt only on membership, weight or load-factor
+//! changes: they keep servers that are down or draining and picks walk past them, so a
+//! health change moves only that server's keys. A pick checks the dynamic conditions
 //! (`maxconn`, exclusions) and allocates nothing.
 //!
 //! Modules: `plan` (groups and tables), `rotate` (round robin, smooth WRR, least
@@ -127,7 +129,10 @@ pub struct Balancer {
     cursor: usize,
     slow_start: Option<SlowStart>,
     plan: plan::Plan,
+    /// Eligibility changed since the plan was built.
     dirty: bool,
+    /// Membership, weights or load factors changed since the hash tables were built.
+    tables_dirty: bool,
 }
 
 impl Balancer {
@@ -141,6 +146,7 @@ impl Balancer {
             slow_start: None,
             plan: plan::Plan::default(),
             dirty: true,
+            tables_dirty: true,
         };
         b.update_servers(specs);
         b
@@ -187,6 +193,7 @@ impl Balancer {
             .map(|(i, s)| (s.spec.id, i))
             .collect();
         self.dirty = true;
+        self.tables_dirty = true;
     }
 
     pub fn servers(&self) -> &[ServerView] {
@@ -219,6 +226,7 @@ impl Balancer {
             if self.servers[i].load_factor != percent {
                 self.servers[i].load_factor = percent;
                 self.dirty = true;
+                self.tables_dirty = true;
             }
         }
     }
@@ -226,9 +234,11 @@ impl Balancer {
     /// Rebuilds the eligibility plan and hash tables now if anything changed, so the next
     /// pick does no work beyond picking.
     pub fn prepare(&mut self) {
-        if self.dirty {
-            self.plan = plan::Plan::build(&self.algorithm, &self.servers);
+        if self.dirty || self.tables_dirty {
+            self.plan
+                .rebuild(&self.algorithm, &self.servers, self.tables_dirty);
             self.dirty = false;
+            self.tables_dirty = false;
         }
     }
 
@@ -250,6 +260,7 @@ impl Balancer {
             .find(|g| g.members.iter().any(|&i| open(&servers[i], ctx.exclude)))?;
         let scope = Scope {
             members: &group.members,
+            base: &group.base,
             servers,
             exclude: ctx.exclude,
             now: ctx.now,
@@ -262,7 +273,7 @@ impl Balancer {
             Algorithm::PeakEwma { decay } => p2c::peak_ewma(&scope, tracks, *decay, ctx.rng),
             Algorithm::LeastRequest { bias } => p2c::least_request(&scope, tracks, *bias, ctx.rng),
             Algorithm::Maglev { .. } | Algorithm::SourceHash | Algorithm::Ketama => {
-                hashed::pick(&scope, &group.table, ctx.key, ctx.rng)
+                hashed::pick(&scope, plan.table(group.group), ctx.key, ctx.rng)
             }
         }?;
         Some(servers[i].spec.id)

@@ -66,13 +66,14 @@ pub(super) fn peak_ewma(
     decay: Duration,
     rng: &mut dyn RngCore,
 ) -> Option<usize> {
-    let score = |i: usize| {
+    let score = |pos: usize| {
+        let i = scope.members[pos];
         let t = &tracks[i];
         let load = f64::from(scope.servers[i].active) + 1.0;
-        t.ewma.cost(scope.now, decay) * load / scope.weight(i, t) as f64
+        t.ewma.cost(scope.now, decay) * load / scope.weight(pos, t) as f64
     };
     let (a, b) = draw_two(scope, rng)?;
-    Some(if score(b) < score(a) { b } else { a })
+    Some(scope.members[if score(b) < score(a) { b } else { a }])
 }
 
 pub(super) fn least_request(
@@ -81,9 +82,10 @@ pub(super) fn least_request(
     bias: f64,
     rng: &mut dyn RngCore,
 ) -> Option<usize> {
-    let score = |i: usize| {
+    let score = |pos: usize| {
+        let i = scope.members[pos];
         let load = f64::from(scope.servers[i].active) + 1.0;
-        let w = scope.weight(i, &tracks[i]) as f64;
+        let w = scope.weight(pos, &tracks[i]) as f64;
         if bias == 1.0 {
             w / load
         } else {
@@ -91,10 +93,11 @@ pub(super) fn least_request(
         }
     };
     let (a, b) = draw_two(scope, rng)?;
-    Some(if score(b) > score(a) { b } else { a })
+    Some(scope.members[if score(b) > score(a) { b } else { a }])
 }
 
-/// Two open members from distinct random positions (the same one if only one is open).
+/// The positions of two open members drawn from distinct random positions (the same one
+/// if only one is open).
 fn draw_two(scope: &Scope<'_>, rng: &mut dyn RngCore) -> Option<(usize, usize)> {
     let n = scope.members.len() as u64;
     let pa = rng.next_u64() % n;

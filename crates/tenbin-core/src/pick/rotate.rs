@@ -15,26 +15,27 @@ use super::{Scope, Track};
 /// The next open member at or after the cursor (a server index), wrapping.
 pub(super) fn round_robin(scope: &Scope<'_>, cursor: &mut usize) -> Option<usize> {
     let start = scope.members.partition_point(|&i| i < *cursor);
-    let i = scope.open_from(start)?;
+    let i = scope.members[scope.open_from(start)?];
     *cursor = i + 1;
     Some(i)
 }
 
 pub(super) fn smooth_wrr(scope: &Scope<'_>, tracks: &mut [Track]) -> Option<usize> {
     let mut total: i64 = 0;
-    let mut best: Option<usize> = None;
-    for &i in scope.members {
+    let mut best: Option<(usize, i64)> = None;
+    for (pos, &i) in scope.members.iter().enumerate() {
         if !scope.open(i) {
             continue;
         }
-        let w = scope.weight(i, &tracks[i]) as i64;
-        tracks[i].current += w;
+        let t = &mut tracks[i];
+        let w = scope.weight(pos, t) as i64;
+        t.current += w;
         total += w;
-        if best.is_none_or(|b| tracks[i].current > tracks[b].current) {
-            best = Some(i);
+        if best.is_none_or(|(_, c)| t.current > c) {
+            best = Some((i, t.current));
         }
     }
-    let b = best?;
+    let (b, _) = best?;
     tracks[b].current -= total;
     Some(b)
 }
@@ -43,13 +44,13 @@ pub(super) fn least_conn(scope: &Scope<'_>, tracks: &[Track], cursor: &mut usize
     let n = scope.members.len();
     let start = scope.members.partition_point(|&i| i < *cursor);
     let mut best: Option<(usize, u128, u128)> = None;
-    for k in 0..n {
-        let i = scope.members[(start + k) % n];
+    for pos in (start..n).chain(0..start) {
+        let i = scope.members[pos];
         if !scope.open(i) {
             continue;
         }
         let load = u128::from(scope.servers[i].active) + 1;
-        let weight = u128::from(scope.weight(i, &tracks[i]));
+        let weight = u128::from(scope.weight(pos, &tracks[i]));
         // load/weight < best_load/best_weight, without division.
         if best.is_none_or(|(_, bl, bw)| load * bw < bl * weight) {
             best = Some((i, load, weight));

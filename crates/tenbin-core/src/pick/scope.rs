@@ -12,6 +12,8 @@ use super::{ServerView, Track};
 pub(super) struct Scope<'a> {
     /// Indices into `servers`, ascending.
     pub members: &'a [usize],
+    /// `weight x load_factor%` of each member, by position (the plan's static half).
+    pub base: &'a [u64],
     pub servers: &'a [ServerView],
     pub exclude: &'a [BackendId],
     pub now: Duration,
@@ -24,22 +26,23 @@ impl Scope<'_> {
         open(&self.servers[i], self.exclude)
     }
 
-    /// `weight x load_factor% x ramp`, in units of 1/100000 of a configured weight point.
-    pub fn weight(&self, i: usize, track: &Track) -> u64 {
-        let s = &self.servers[i];
+    /// The effective weight of the member at `pos`: `weight x load_factor% x ramp`, in units
+    /// of 1/100000 of a configured weight point.
+    pub fn weight(&self, pos: usize, track: &Track) -> u64 {
         let ramp = match (self.slow_start, track.up_since) {
             (Some(ss), Some(up)) => ss.permille(self.now.saturating_sub(up)),
             _ => SlowStart::SCALE,
         };
-        u64::from(s.spec.weight.get()) * u64::from(s.load_factor) * u64::from(ramp)
+        self.base[pos] * u64::from(ramp)
     }
 
-    /// The first open member at or after position `start` (wrapping), as a server index.
+    /// The position of the first open member at or after position `start`, wrapping.
     pub fn open_from(&self, start: usize) -> Option<usize> {
         let n = self.members.len();
-        (0..n)
-            .map(|k| self.members[(start + k) % n])
-            .find(|&i| self.open(i))
+        let start = start.min(n);
+        (start..n)
+            .chain(0..start)
+            .find(|&pos| self.open(self.members[pos]))
     }
 }
 

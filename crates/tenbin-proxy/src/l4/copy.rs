@@ -5,6 +5,7 @@
 //! opposite direction keeps flowing until it ends too (TCP half-close). Any byte moved in
 //! either direction resets the idle timer; when it fires the whole session ends.
 
+use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -88,27 +89,44 @@ where
     SW: AsyncWrite + Unpin,
 {
     let activity = Activity::new();
+    let up = one_way(&mut client_read, &mut server_write, &activity);
+    let down = one_way(&mut server_read, &mut client_write, &activity);
+    join_directions(up, down, &activity, idle).await
+}
+
+/// How one direction failed: the error and whether its read side (`true`) failed.
+pub(crate) type DirectionError = (io::Error, bool);
+
+/// Runs both directions of a session to their end, or until nothing moved for `idle`.
+/// Shared by the userspace copy and the splice path.
+pub(crate) async fn join_directions<U, D>(
+    up: U,
+    down: D,
+    activity: &Activity,
+    idle: Duration,
+) -> Result<Moved, CopyError>
+where
+    U: Future<Output = Result<u64, DirectionError>>,
+    D: Future<Output = Result<u64, DirectionError>>,
+{
+    // Upstream reads the client and writes the server; downstream the other way round.
     let up = async {
-        one_way(&mut client_read, &mut server_write, &activity)
-            .await
-            .map_err(|(e, read_side)| {
-                if read_side {
-                    CopyError::Client(e)
-                } else {
-                    CopyError::Server(e)
-                }
-            })
+        up.await.map_err(|(e, read)| {
+            if read {
+                CopyError::Client(e)
+            } else {
+                CopyError::Server(e)
+            }
+        })
     };
     let down = async {
-        one_way(&mut server_read, &mut client_write, &activity)
-            .await
-            .map_err(|(e, read_side)| {
-                if read_side {
-                    CopyError::Server(e)
-                } else {
-                    CopyError::Client(e)
-                }
-            })
+        down.await.map_err(|(e, read)| {
+            if read {
+                CopyError::Server(e)
+            } else {
+                CopyError::Client(e)
+            }
+        })
     };
     tokio::select! {
         r = async { tokio::try_join!(up, down) } => r.map(|(a, b)| Moved {
@@ -120,7 +138,7 @@ where
 }
 
 /// One direction; errors say whether the read side (`true`) or the write side failed.
-async fn one_way<R, W>(r: &mut R, w: &mut W, activity: &Activity) -> Result<u64, (io::Error, bool)>
+async fn one_way<R, W>(r: &mut R, w: &mut W, activity: &Activity) -> Result<u64, DirectionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

@@ -12,6 +12,7 @@
 //!   from the listening socket, sessions expiring after the idle timeout.
 
 pub mod copy;
+pub mod serve;
 mod splice;
 pub mod tcp;
 pub mod udp;
@@ -24,6 +25,7 @@ use tenbin_config::frontend::ProxyProtocol;
 use crate::pool::Pool;
 use crate::proxy_protocol::Version;
 
+pub use serve::{pools, serve, Listener, ServeError, ServeOptions};
 pub use tcp::TcpFrontend;
 pub use udp::UdpFrontend;
 

@@ -15,7 +15,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::copy::{Activity, CopyError, Moved};
+use super::copy::{join_directions, Activity, CopyError, DirectionError, Moved};
 
 /// Bytes asked of one splice call; the kernel moves at most the pipe's capacity.
 const CHUNK: usize = 1 << 20;
@@ -28,31 +28,9 @@ pub(super) async fn bidirectional(
     let activity = Activity::new();
     let (cr, cw) = client.split();
     let (sr, sw) = server.split();
-    let up = async {
-        one_way(cr, sw, &activity).await.map_err(|(e, read_side)| {
-            if read_side {
-                CopyError::Client(e)
-            } else {
-                CopyError::Server(e)
-            }
-        })
-    };
-    let down = async {
-        one_way(sr, cw, &activity).await.map_err(|(e, read_side)| {
-            if read_side {
-                CopyError::Server(e)
-            } else {
-                CopyError::Client(e)
-            }
-        })
-    };
-    tokio::select! {
-        r = async { tokio::try_join!(up, down) } => r.map(|(a, b)| Moved {
-            client_to_server: a,
-            server_to_client: b,
-        }),
-        _ = activity.expired(idle) => Err(CopyError::Idle(idle)),
-    }
+    let up = one_way(cr, sw, &activity);
+    let down = one_way(sr, cw, &activity);
+    join_directions(up, down, &activity, idle).await
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -63,7 +41,7 @@ async fn one_way(
     from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
     activity: &Activity,
-) -> Result<u64, (io::Error, bool)> {
+) -> Result<u64, DirectionError> {
     let (pipe_r, pipe_w) = pipe().map_err(|e| (e, true))?;
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
     let mut total = 0u64;

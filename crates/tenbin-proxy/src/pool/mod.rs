@@ -11,7 +11,6 @@
 
 mod config;
 mod inner;
-mod key;
 mod lease;
 mod queue;
 mod signal;
@@ -28,9 +27,9 @@ use tenbin_core::{BackendId, ServerState};
 use tokio::time::Instant;
 
 pub use config::HashOn;
-pub use key::source_key;
 pub use lease::Lease;
 pub use signal::{Outcome, SignalSink};
+pub use tenbin_core::pick::source_key;
 
 use inner::Inner;
 use queue::{WaitQueue, Waiter};

@@ -168,3 +168,14 @@ pub async fn blackhole() -> (SocketAddr, Vec<TcpStream>, tokio::net::TcpListener
     }
     (addr, fillers, l)
 }
+
+/// Polls `cond` every 5 ms, at most 1000 times.
+pub async fn wait_until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition not reached");
+}

@@ -1,0 +1,132 @@
+//! Wiring a whole validated config's L4 frontends: bind every `mode tcp` / `mode udp`
+//! address and run it until shutdown. This is what `tenbin run` calls for the L4 tier.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tenbin_config::{Config, Mode};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{tcp, udp, TcpFrontend, UdpFrontend};
+use crate::pool::{Pool, PoolConfig};
+
+/// Every pool of `config`, by name, ready to be shared by L4 and L7 frontends and fed by
+/// health checks. Queue waits default to 5 s; frontends pass their own `timeouts.queue`.
+pub fn pools(config: &Config) -> BTreeMap<String, Pool> {
+    config
+        .pool
+        .iter()
+        .map(|p| {
+            let pc = PoolConfig::from_config(p, std::time::Duration::from_secs(5));
+            (pc.name.clone(), Pool::new(pc))
+        })
+        .collect()
+}
+
+/// Why the L4 tier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("frontend {frontend}: pool {pool:?} is not defined")]
+    NoPool {
+        frontend: String,
+        pool: Option<String>,
+    },
+    #[error("frontend {frontend}: cannot bind {addr}: {source}")]
+    Bind {
+        frontend: String,
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Knobs of the L4 tier that the config file does not carry.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeOptions {
+    /// Relay tcp sessions with splice(2) instead of userspace copies.
+    pub splice: bool,
+}
+
+/// A running L4 listener.
+#[derive(Debug)]
+pub struct Listener {
+    pub frontend: String,
+    pub addr: SocketAddr,
+    pub task: JoinHandle<io::Result<()>>,
+}
+
+/// Binds and starts every tcp/udp frontend of `config` over `pools`; each stops accepting
+/// once `shutdown` holds `true`. `mode http` frontends are left to the L7 tier.
+pub async fn serve(
+    config: &Config,
+    pools: &BTreeMap<String, Pool>,
+    options: ServeOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<Listener>, ServeError> {
+    let mut out = Vec::new();
+    for f in &config.frontend {
+        if f.mode == Mode::Http {
+            continue;
+        }
+        let name = f.name.get_ref().clone();
+        let pool_name = f.default_pool.as_ref().map(|p| p.get_ref().clone());
+        let Some(pool) = pool_name.as_ref().and_then(|p| pools.get(p)) else {
+            return Err(ServeError::NoPool {
+                frontend: name,
+                pool: pool_name,
+            });
+        };
+        let tcp_fe = (f.mode == Mode::Tcp).then(|| {
+            let mut fe = TcpFrontend::from_config(f, pool.clone());
+            fe.splice = options.splice;
+            Arc::new(fe)
+        });
+        let udp_fe =
+            (f.mode == Mode::Udp).then(|| Arc::new(UdpFrontend::from_config(f, pool.clone())));
+        for addr in f.bind.iter().map(|a| *a.get_ref()) {
+            let bind_err = |source| ServeError::Bind {
+                frontend: name.clone(),
+                addr,
+                source,
+            };
+            let stop = stopped(shutdown.clone());
+            let (local, task) = if let Some(fe) = &tcp_fe {
+                let l = bind_tcp(addr).map_err(bind_err)?;
+                let local = l.local_addr().unwrap_or(addr);
+                (local, tokio::spawn(tcp::run(l, Arc::clone(fe), stop)))
+            } else if let Some(fe) = &udp_fe {
+                let s = UdpSocket::bind(addr).await.map_err(bind_err)?;
+                let local = s.local_addr().unwrap_or(addr);
+                (local, tokio::spawn(udp::run(s, Arc::clone(fe), stop)))
+            } else {
+                continue;
+            };
+            out.push(Listener {
+                frontend: name.clone(),
+                addr: local,
+                task,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves when the watched flag becomes `true` (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(4096)
+}
