@@ -11,5 +11,7 @@
 
 pub mod http;
 pub mod l4;
+pub mod persist;
 pub mod pool;
 pub mod proxy_protocol;
+pub mod tls;

@@ -1,0 +1,160 @@
+//! Terminating TLS: a rustls `ServerConfig` from configuration, and TLS offload in front of a
+//! plain TCP pool.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::{ServerConfig, SupportedProtocolVersion};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use super::{CertStore, TlsError};
+use crate::pool::Pool;
+
+/// A TLS protocol version tenbin can be limited to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// "1.2" or "1.3" (the config file's spelling).
+    pub fn parse(s: &str) -> Result<Self, TlsError> {
+        match s.trim().trim_start_matches("TLS").trim_start_matches("v") {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            _ => Err(TlsError::UnknownVersion(s.to_owned())),
+        }
+    }
+}
+
+/// A terminating frontend's TLS settings.
+#[derive(Clone, Debug)]
+pub struct TerminateConfig {
+    /// ALPN protocols offered, in preference order ("h2", "http/1.1").
+    pub alpn: Vec<String>,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+    /// rustls suite names (e.g. "TLS13_AES_128_GCM_SHA256"); empty = the provider's defaults.
+    pub cipher_suites: Vec<String>,
+}
+
+impl Default for TerminateConfig {
+    fn default() -> Self {
+        TerminateConfig {
+            alpn: vec!["h2".into(), "http/1.1".into()],
+            min_version: TlsVersion::Tls12,
+            max_version: TlsVersion::Tls13,
+            cipher_suites: Vec::new(),
+        }
+    }
+}
+
+/// The names of the suites [`crate::tls::provider`] offers (for validation and error text).
+pub fn suite_names() -> Vec<String> {
+    super::provider()
+        .cipher_suites
+        .iter()
+        .map(|s| format!("{:?}", s.suite()))
+        .collect()
+}
+
+/// The provider limited to the configured suites.
+pub fn provider_with_suites(names: &[String]) -> Result<CryptoProvider, TlsError> {
+    let mut p = super::provider();
+    if names.is_empty() {
+        return Ok(p);
+    }
+    let mut chosen = Vec::with_capacity(names.len());
+    for n in names {
+        let found = p
+            .cipher_suites
+            .iter()
+            .find(|s| format!("{:?}", s.suite()).eq_ignore_ascii_case(n))
+            .ok_or_else(|| TlsError::UnknownSuite(n.clone(), suite_names().join(", ")))?;
+        chosen.push(*found);
+    }
+    p.cipher_suites = chosen;
+    Ok(p)
+}
+
+pub(crate) fn versions(
+    min: TlsVersion,
+    max: TlsVersion,
+) -> Result<Vec<&'static SupportedProtocolVersion>, TlsError> {
+    if min > max {
+        return Err(TlsError::VersionRange);
+    }
+    let mut v = Vec::new();
+    if min <= TlsVersion::Tls13 && max >= TlsVersion::Tls13 {
+        v.push(&rustls::version::TLS13);
+    }
+    if min <= TlsVersion::Tls12 {
+        v.push(&rustls::version::TLS12);
+    }
+    Ok(v)
+}
+
+/// A server config answering with `store`'s certificates. The store is also the provider of
+/// suites: build it with the provider [`provider_with_suites`] returns for the same names.
+pub fn server_config(
+    cfg: &TerminateConfig,
+    store: Arc<CertStore>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(provider_with_suites(&cfg.cipher_suites)?);
+    let versions = versions(cfg.min_version, cfg.max_version)?;
+    let usable = provider
+        .cipher_suites
+        .iter()
+        .any(|s| versions.iter().any(|v| s.version().version == v.version));
+    if !usable {
+        return Err(TlsError::NoSuites);
+    }
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)?
+        .with_no_client_auth()
+        .with_cert_resolver(store);
+    config.alpn_protocols = cfg.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// TLS offload for mode tcp: terminate each connection and relay the plaintext to a server
+/// leased from `pool`, until `shutdown` resolves.
+pub async fn terminate_tcp(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    pool: Pool,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(config);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("tls: accept: {e}");
+                    continue;
+                }
+            },
+        };
+        let (acceptor, pool) = (acceptor.clone(), pool.clone());
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let Ok(lease) = pool.acquire(None, &[]).await else {
+                let _ = tls.shutdown().await;
+                return;
+            };
+            let Ok(mut upstream) = TcpStream::connect(lease.addr()).await else {
+                lease.report(crate::pool::Outcome::ConnectFailed);
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+        });
+    }
+}
