@@ -92,8 +92,10 @@ impl PassiveHandle {
     /// [`PassiveHandle::report`] by names, without building a key (no allocation on the
     /// data path).
     pub fn report_names(&self, pool: &str, server: &str, signal: PassiveSignal) {
-        let now = tokio::time::Instant::now().into_std();
-        self.hub.passive_names(pool, server, signal, now);
+        // Successes (nearly every call) need no clock read.
+        self.hub.passive_at(pool, server, signal, || {
+            tokio::time::Instant::now().into_std()
+        });
     }
 }
 
@@ -237,6 +239,16 @@ impl HealthHub {
 
     /// [`HealthHub::passive`] by names.
     pub fn passive_names(&self, pool: &str, server: &str, signal: PassiveSignal, now: Instant) {
+        self.passive_at(pool, server, signal, || now);
+    }
+
+    fn passive_at(
+        &self,
+        pool: &str,
+        server: &str,
+        signal: PassiveSignal,
+        now: impl FnOnce() -> Instant,
+    ) {
         let mut inner = self.lock();
         let Some(p) = inner.pools.get_mut(pool) else {
             return;
@@ -244,6 +256,11 @@ impl HealthHub {
         let Some(det) = p.outlier.as_mut() else {
             return;
         };
+        if signal == PassiveSignal::Success {
+            det.record_success(server);
+            return;
+        }
+        let now = now();
         if det.record(server, signal, now).is_some() {
             self.publish(&mut inner, now);
             self.wake.notify_one();

@@ -76,15 +76,24 @@ impl<K: Hash + Eq + Clone> OutlierPool<K> {
             .count()
     }
 
+    /// A success ends a run of errors; it needs no clock.
+    pub fn record_success<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.consecutive = 0;
+        }
+    }
+
     /// Fold one signal; returns `Some(until)` if this signal ejected the server.
     pub fn record<Q>(&mut self, key: &Q, signal: PassiveSignal, now: Instant) -> Option<Instant>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let spec = self.spec.clone();
-        let total = self.entries.len();
-        let ejected_now = self.ejected_count(now);
+        let spec = &self.spec;
         let entry = self.entries.get_mut(key)?;
         if signal == PassiveSignal::Success {
             entry.consecutive = 0;
@@ -95,10 +104,14 @@ impl<K: Hash + Eq + Clone> OutlierPool<K> {
         if spec.consecutive_errors == 0 || already || entry.consecutive < spec.consecutive_errors {
             return None;
         }
-        let cap = (total * spec.max_ejected_percent as usize / 100).max(1);
+        // Only now, about to eject, is the pool-wide count worth its O(n).
+        let cap = (self.entries.len() * spec.max_ejected_percent as usize / 100).max(1);
+        let ejected_now = self.ejected_count(now);
         if spec.max_ejected_percent == 0 || ejected_now >= cap {
             return None;
         }
+        let spec = &self.spec;
+        let entry = self.entries.get_mut(key)?;
         if entry
             .last_ejection_end
             .is_some_and(|t| now.saturating_duration_since(t) >= spec.max_ejection)

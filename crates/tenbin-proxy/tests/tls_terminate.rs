@@ -280,3 +280,15 @@ async fn upstream_verifies_the_server_and_presents_a_client_certificate() {
     };
     assert_eq!(connect(lax).await.unwrap(), "ok\n");
 }
+
+#[test]
+fn config_knows_exactly_the_suites_the_provider_has() {
+    let mut ours = tenbin_proxy::tls::server::suite_names();
+    let mut config: Vec<String> = tenbin_config::tls::CIPHER_SUITES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    ours.sort();
+    config.sort();
+    assert_eq!(ours, config);
+}
