@@ -102,19 +102,23 @@ pub fn target_key(pool: &cfg::Pool, s: &cfg::Server) -> TargetKey {
     TargetKey::new(pool.name.get_ref(), s.name.get_ref())
 }
 
-/// Declare a pool and its servers in the hub.
+/// Declare a pool and its servers in the hub; after a reload, the same call keeps the health
+/// of servers that stayed and forgets servers that left.
 pub fn register_pool(hub: &HealthHub, pool: &cfg::Pool, now: Instant) {
-    hub.add_pool(
-        pool.name.get_ref(),
-        pool.outlier.as_ref().map(outlier_spec),
-        now,
-    );
+    let name = pool.name.get_ref();
+    hub.add_pool(name, pool.outlier.as_ref().map(outlier_spec), now);
     for s in &pool.server {
-        hub.add_target(
-            &target_key(pool, s),
-            target_options(s, pool.health.as_ref()),
-            now,
-        );
+        let opts = target_options(s, pool.health.as_ref());
+        hub.add_target(&target_key(pool, s), opts, now);
+    }
+    for gone in hub.servers(name) {
+        if !pool
+            .server
+            .iter()
+            .any(|s| s.name.get_ref().as_str() == &*gone)
+        {
+            hub.remove_target(&TargetKey::new(name, &gone), now);
+        }
     }
 }
 
