@@ -1,13 +1,15 @@
 //! tenbin-proxy: the userspace proxy tier (tier 3).
 //!
 //! Owns the runtime server pool every listener draws from ([`pool`]), L4 switching for
-//! `mode tcp` and `mode udp` ([`l4`]) and the PROXY protocol encoder ([`proxy_protocol`]).
+//! `mode tcp` and `mode udp` ([`l4`]), L7 HTTP switching for `mode http` ([`http`]) and the
+//! PROXY protocol encoder ([`proxy_protocol`]).
 //!
 //! It must not do XDP or DNS, run health checks itself (states arrive through
 //! [`pool::Pool::apply_health`]) or read configuration files: the binary converts validated
 //! config into the runtime types here and hands in bound sockets and a shutdown signal.
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod l4;
 pub mod persist;
 pub mod pool;

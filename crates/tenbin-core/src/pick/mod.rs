@@ -290,7 +290,7 @@ impl Balancer {
     /// A session started on `id`.
     pub fn on_dispatch(&mut self, id: BackendId) {
         if let Some(&i) = self.index.get(&id) {
-            self.servers[i].active += 1;
+            self.servers[i].active = self.servers[i].active.saturating_add(1);
         }
     }
 

@@ -1,0 +1,358 @@
+//! One request through the proxy: route, lease, send, retry safely, answer.
+//!
+//! Retry rules (Pingora's and HAProxy's): a connect failure is always safe to retry, since
+//! the server never saw the request; any other failure before a response head is safe only
+//! for idempotent methods. Either way the body must be replayable (buffered), and each retry
+//! excludes the servers already tried.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tenbin_core::BackendId;
+use tokio::time::Instant;
+
+use super::body::{empty, error_response, full, LeaseBody, ProxyBody};
+use super::headers::{add_forwarded, strip_hop_by_hop, wants_upgrade};
+use super::key::request_key;
+use super::log::Entry;
+use super::rules::host_of;
+use super::{AccessLogFormat, HttpFrontend};
+use crate::pool::{Lease, Outcome, PoolError};
+
+/// A frontend with its upstream client, shared by every connection.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) fe: HttpFrontend,
+    client: Client<HttpConnector, ProxyBody>,
+}
+
+/// What the access log needs to know about the request being served.
+struct Exchange<'a> {
+    parts: &'a http::request::Parts,
+    client: SocketAddr,
+    wall: SystemTime,
+    started: Instant,
+    pool: Option<usize>,
+}
+
+/// How one attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Connect,
+    ConnectTimeout,
+    /// The request reached the server; no response head came back.
+    Upstream,
+    ServerTimeout,
+}
+
+impl Failure {
+    fn status(self) -> StatusCode {
+        match self {
+            Failure::Connect | Failure::Upstream => StatusCode::BAD_GATEWAY,
+            Failure::ConnectTimeout | Failure::ServerTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self {
+            Failure::Connect => Outcome::ConnectFailed,
+            Failure::ConnectTimeout => Outcome::ConnectTimeout,
+            Failure::Upstream => Outcome::ServerError,
+            Failure::ServerTimeout => Outcome::Timeout,
+        }
+    }
+
+    /// Whether the server may have acted on the request.
+    fn reached_server(self) -> bool {
+        matches!(self, Failure::Upstream | Failure::ServerTimeout)
+    }
+}
+
+impl State {
+    pub(crate) fn new(fe: HttpFrontend) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(fe.timeouts.connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        State { fe, client }
+    }
+
+    /// Serves one client request; never fails (errors become 5xx responses).
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        client: SocketAddr,
+        mut req: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let started = Instant::now();
+        let wall = SystemTime::now();
+        let pool_index = self.fe.router.route(&req);
+        let key = pool_index.and_then(|i| request_key(&self.fe.pools[i], &req, client));
+        let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let (parts, body) = req.into_parts();
+        let host = host_of(&parts.uri, &parts.headers).map(str::to_string);
+        let mut headers = parts.headers.clone();
+        strip_hop_by_hop(&mut headers, upgrade);
+        add_forwarded(
+            &mut headers,
+            self.fe.forwarded,
+            client,
+            "http",
+            host.as_deref(),
+        );
+        if !headers.contains_key(header::HOST) {
+            if let Some(v) = host_header_of(&parts.uri) {
+                headers.insert(header::HOST, v);
+            }
+        }
+        self.fe.request_headers.apply(&mut headers);
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+
+        let x = Exchange {
+            parts: &parts,
+            client,
+            wall,
+            started,
+            pool: pool_index,
+        };
+        let deadline = started + self.fe.timeouts.total;
+        let mut body = match Prepared::new(body, self.fe.replay_limit, deadline).await {
+            Ok(b) => Some(b),
+            Err(status) => return self.log(&x, error_response(status), None, 0),
+        };
+        let Some(pool) = pool_index.map(|i| &self.fe.pools[i]) else {
+            // No rule took it and there is no default pool.
+            return self.log(&x, error_response(StatusCode::SERVICE_UNAVAILABLE), None, 0);
+        };
+        let idempotent = is_idempotent(&parts.method);
+        let mut tried: Vec<BackendId> = Vec::new();
+        let mut last = StatusCode::SERVICE_UNAVAILABLE;
+        let mut attempts = 0;
+        loop {
+            let acquired = tokio::time::timeout_at(deadline, pool.acquire(key, &tried)).await;
+            let mut lease = match acquired {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(PoolError::QueueTimeout(_))) if attempts == 0 => {
+                    last = StatusCode::SERVICE_UNAVAILABLE;
+                    break;
+                }
+                // Nobody else to try: answer with what the last attempt earned.
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    last = StatusCode::GATEWAY_TIMEOUT;
+                    break;
+                }
+            };
+            attempts += 1;
+            tried.push(lease.id());
+            let Some((this_body, next_body)) = body.take().map(Prepared::split) else {
+                break;
+            };
+            let uri = match upstream_uri(lease.addr(), &path) {
+                Some(u) => u,
+                None => {
+                    last = StatusCode::BAD_REQUEST;
+                    break;
+                }
+            };
+            let mut up = Request::new(this_body);
+            *up.method_mut() = parts.method.clone();
+            *up.uri_mut() = uri;
+            *up.headers_mut() = headers.clone();
+            let sent = Instant::now();
+            let wait = deadline.min(sent + self.fe.timeouts.server);
+            let result = tokio::time::timeout_at(wait, self.client.request(up)).await;
+            let failure = match result {
+                Ok(Ok(resp)) => {
+                    lease.set_latency(sent.elapsed());
+                    if resp.status().is_server_error() {
+                        lease.report(Outcome::ServerError);
+                    } else {
+                        lease.report(Outcome::Success {
+                            latency: sent.elapsed(),
+                        });
+                    }
+                    let name = (self.fe.access_log != AccessLogFormat::Off)
+                        .then(|| lease.name().to_string());
+                    let resp = self.respond(resp, lease, client_upgrade);
+                    return self.log(&x, resp, name.as_deref(), attempts);
+                }
+                Ok(Err(e)) => classify(&e),
+                Err(_) => Failure::ServerTimeout,
+            };
+            lease.report(failure.outcome());
+            drop(lease);
+            last = failure.status();
+            let safe = !failure.reached_server() || idempotent;
+            if !safe || attempts > self.fe.retries || Instant::now() >= deadline {
+                break;
+            }
+            body = next_body;
+            if body.is_none() {
+                break;
+            }
+        }
+        self.log(&x, error_response(last), None, attempts)
+    }
+
+    /// Turns a server's response into the client's: headers cleaned and edited, the lease
+    /// held by the body, and for `101 Switching Protocols` the tunnel set up.
+    fn respond(
+        &self,
+        mut resp: Response<Incoming>,
+        lease: Lease,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ProxyBody> {
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        strip_hop_by_hop(resp.headers_mut(), switching);
+        self.fe.response_headers.apply(resp.headers_mut());
+        if switching {
+            if let Some(client_side) = client_upgrade {
+                let server_side = hyper::upgrade::on(&mut resp);
+                tokio::spawn(tunnel(client_side, server_side, lease));
+                let (parts, _) = resp.into_parts();
+                return Response::from_parts(parts, empty());
+            }
+        }
+        let (parts, body) = resp.into_parts();
+        Response::from_parts(parts, LeaseBody::new(body, lease).boxed())
+    }
+
+    /// Writes the access log line for `resp` (when enabled) and passes it on.
+    fn log(
+        &self,
+        x: &Exchange<'_>,
+        resp: Response<ProxyBody>,
+        server: Option<&str>,
+        attempts: u32,
+    ) -> Response<ProxyBody> {
+        if self.fe.access_log == AccessLogFormat::Off {
+            return resp;
+        }
+        let parts = x.parts;
+        let text = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let entry = Entry {
+            time: x.wall,
+            frontend: &self.fe.name,
+            client: x.client,
+            method: parts.method.as_str(),
+            uri: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            version: parts.version,
+            status: resp.status().as_u16(),
+            bytes: resp.body().size_hint().exact(),
+            pool: x.pool.map_or("-", |i| self.fe.pools[i].name()),
+            server,
+            attempts,
+            duration: x.started.elapsed(),
+            referer: text(header::REFERER),
+            user_agent: text(header::USER_AGENT),
+        };
+        if let Some(line) = entry.format(self.fe.access_log) {
+            self.fe.log_sink.write_line(&line);
+        }
+        resp
+    }
+}
+
+/// A request body ready for its first attempt: buffered bytes (replayable) or a stream that
+/// can be sent once.
+enum Prepared {
+    Buffered(Bytes),
+    Stream(ProxyBody),
+}
+
+impl Prepared {
+    /// Buffers bodies known to be at most `limit` bytes; others stream once.
+    async fn new(body: Incoming, limit: usize, deadline: Instant) -> Result<Prepared, StatusCode> {
+        if body.is_end_stream() {
+            return Ok(Prepared::Buffered(Bytes::new()));
+        }
+        match body.size_hint().exact() {
+            Some(n) if n <= limit as u64 => {
+                match tokio::time::timeout_at(deadline, body.collect()).await {
+                    Ok(Ok(c)) => Ok(Prepared::Buffered(c.to_bytes())),
+                    Ok(Err(_)) => Err(StatusCode::BAD_REQUEST),
+                    Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
+                }
+            }
+            _ => Ok(Prepared::Stream(body.boxed())),
+        }
+    }
+
+    /// The body for one attempt and what is left for the next one.
+    fn split(self) -> (ProxyBody, Option<Prepared>) {
+        match self {
+            Prepared::Buffered(b) => (full(b.clone()), Some(Prepared::Buffered(b))),
+            Prepared::Stream(s) => (s, None),
+        }
+    }
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
+    if !e.is_connect() {
+        return Failure::Upstream;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return Failure::ConnectTimeout;
+            }
+        }
+        source = s.source();
+    }
+    Failure::Connect
+}
+
+/// RFC 9110 §9.2.2.
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn upstream_uri(addr: SocketAddr, path: &str) -> Option<Uri> {
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(Authority::try_from(addr.to_string()).ok()?)
+        .path_and_query(path)
+        .build()
+        .ok()
+}
+
+fn host_header_of(uri: &Uri) -> Option<HeaderValue> {
+    HeaderValue::from_str(uri.authority()?.as_str()).ok()
+}
+
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    lease: Lease,
+) {
+    let (Ok(c), Ok(s)) = (client.await, server.await) else {
+        return;
+    };
+    let mut c = TokioIo::new(c);
+    let mut s = TokioIo::new(s);
+    let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+    drop(lease);
+}

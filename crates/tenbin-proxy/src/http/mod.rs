@@ -1,0 +1,111 @@
+//! L7 HTTP switching (`mode = "http"`): HTTP/1.1 and h2c towards clients, HTTP/1.1 with
+//! keep-alive towards servers.
+//!
+//! Tour:
+//! - [`rules`]: compiled content-switching rules that pick a pool per request.
+//! - [`headers`]: hop-by-hop stripping, X-Forwarded-* / RFC 7239 `Forwarded`, edit rules.
+//! - [`key`]: the hashing key for consistent-hash pools (source, header, cookie, query).
+//! - `config`: [`HttpFrontend::from_config`], the plain conversion from `tenbin-config`.
+//! - `server`: the accept loop, per-connection timeouts (slowloris, idle) and shutdown.
+//! - `forward`: one request: route, lease a server from the [`crate::pool::Pool`], send with
+//!   connect/server/total timeouts, retry safely elsewhere, tunnel upgrades.
+//! - [`log`]: access log lines in JSON or the combined format.
+//!
+//! The binary builds an [`HttpFrontend`] from validated config and calls [`serve`] with a
+//! bound listener and a shutdown future. Nothing here reads files or runs health checks.
+
+mod body;
+mod config;
+mod forward;
+pub mod headers;
+pub mod key;
+pub mod log;
+pub mod rules;
+mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::FrontendConfigError;
+pub use headers::{ForwardedMode, HeaderRules};
+pub use key::request_key;
+pub use log::{AccessLogFormat, AccessLogSink, StdoutSink};
+pub use rules::{PathSpec, Router, RuleError, RuleSpec};
+pub use server::serve;
+
+use crate::pool::Pool;
+
+/// The timeouts of an HTTP frontend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// A client must send a complete request head within this (slowloris); also bounds the
+    /// wait for the next request on a keep-alive connection.
+    pub client_header: Duration,
+    /// A client connection with no request in flight and no bytes moving is closed.
+    pub client_idle: Duration,
+    /// Establishing a connection to a server.
+    pub connect: Duration,
+    /// A server must answer with a response head within this after the request was sent.
+    pub server: Duration,
+    /// Everything up to the response head: queueing, connects, retries, server waits.
+    pub total: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            client_header: Duration::from_secs(10),
+            client_idle: Duration::from_secs(60),
+            connect: Duration::from_secs(3),
+            server: Duration::from_secs(30),
+            total: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything one HTTP frontend runs on. Build with [`HttpFrontend::new`], adjust the public
+/// fields, then hand it to [`serve`].
+#[derive(Debug)]
+pub struct HttpFrontend {
+    pub name: String,
+    pub router: Router,
+    /// The pools rules refer to, by index; each hashes requests by its own `hash_on`.
+    pub pools: Vec<Pool>,
+    /// Other servers tried after a failed attempt, when the retry is safe.
+    pub retries: u32,
+    pub forwarded: ForwardedMode,
+    pub request_headers: HeaderRules,
+    pub response_headers: HeaderRules,
+    pub timeouts: HttpTimeouts,
+    pub access_log: AccessLogFormat,
+    pub log_sink: Arc<dyn AccessLogSink>,
+    /// Request bodies up to this size are buffered so a failed attempt can be replayed on
+    /// another server; larger or unsized bodies stream and are never replayed.
+    pub replay_limit: usize,
+}
+
+impl HttpFrontend {
+    /// A frontend with default settings whose rules refer to `pools` by name.
+    pub fn new(
+        name: impl Into<String>,
+        rules: &[RuleSpec],
+        default_pool: Option<&str>,
+        pools: Vec<Pool>,
+    ) -> Result<Self, RuleError> {
+        let names: Vec<&str> = pools.iter().map(|p| p.name()).collect();
+        let router = Router::compile(rules, default_pool, &names)?;
+        Ok(HttpFrontend {
+            name: name.into(),
+            router,
+            pools,
+            retries: 2,
+            forwarded: ForwardedMode::XForwarded,
+            request_headers: HeaderRules::default(),
+            response_headers: HeaderRules::default(),
+            timeouts: HttpTimeouts::default(),
+            access_log: AccessLogFormat::Off,
+            log_sink: Arc::new(StdoutSink),
+            replay_limit: 64 * 1024,
+        })
+    }
+}
