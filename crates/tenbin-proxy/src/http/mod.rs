@@ -82,6 +82,10 @@ pub struct HttpFrontend {
     /// Request bodies up to this size are buffered so a failed attempt can be replayed on
     /// another server; larger or unsized bodies stream and are never replayed.
     pub replay_limit: usize,
+    /// Session persistence per pool index (issue 4); missing or `None`: no persistence.
+    pub persistence: Vec<Option<Arc<crate::persist::Persistence>>>,
+    /// TLS termination (issue 4): `Some` makes this an HTTPS frontend.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl HttpFrontend {
@@ -106,6 +110,17 @@ impl HttpFrontend {
             access_log: AccessLogFormat::Off,
             log_sink: Arc::new(StdoutSink),
             replay_limit: 64 * 1024,
+            persistence: Vec::new(),
+            tls: None,
         })
+    }
+
+    /// The scheme clients use: `https` when this frontend terminates TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -38,7 +38,20 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(Arc::clone(&state), stream, peer, stop_rx.clone()));
+                    let (st, stop) = (Arc::clone(&state), stop_rx.clone());
+                    match &state.fe.tls {
+                        None => drop(tokio::spawn(connection(st, stream, peer, stop))),
+                        // TLS termination (issue 4): handshake, then the same connection.
+                        Some(tls) => {
+                            let (tls, limit) = (Arc::clone(tls), st.fe.timeouts.client_header);
+                            tokio::spawn(async move {
+                                let hs = crate::tls::server::handshake(&tls, stream, limit);
+                                if let Some(s) = hs.await {
+                                    connection(st, s, peer, stop).await;
+                                }
+                            });
+                        }
+                    }
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {
@@ -52,9 +65,9 @@ where
     Ok(())
 }
 
-async fn connection(
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     state: Arc<State>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -155,12 +168,12 @@ impl Drop for InFlight {
 }
 
 /// A client socket that records activity.
-struct Tracked {
-    inner: TcpStream,
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -175,7 +188,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -158,3 +158,21 @@ pub async fn terminate_tcp(
         });
     }
 }
+
+/// The server side of a TLS handshake on an accepted connection, bounded by `limit` (a client
+/// that stalls its handshake is a slowloris like any other). `None` when it fails.
+pub async fn handshake(
+    config: &Arc<ServerConfig>,
+    tcp: TcpStream,
+    limit: std::time::Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = TlsAcceptor::from(Arc::clone(config));
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!("tls: handshake failed: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
