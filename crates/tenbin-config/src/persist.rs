@@ -308,7 +308,8 @@ mod tests {
              [[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n\
              [pool.persistence]\n{persistence}\n"
         );
-        let config = Config::parse(&text, "t.toml").map_err(|e| e.to_string())?;
+        let config =
+            Config::parse(&text, "t.toml").map_err(|e| format!("{}: {}", e.key, e.message))?;
         super::validate(&config.pool[0], 0).map_err(|e| format!("{}: {}", e.key, e.message))
     }
 

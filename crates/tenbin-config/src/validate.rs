@@ -38,6 +38,13 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
         }
         validate_pool(pool, i)?;
     }
+    if let Some(dns) = &config.dns {
+        dns.validate().map_err(|e| Invalid {
+            span: None,
+            key: "dns".into(),
+            message: e.to_string(),
+        })?;
+    }
     let mut frontend_names = HashSet::new();
     for (i, fe) in config.frontend.iter().enumerate() {
         if !frontend_names.insert(fe.name.get_ref().as_str()) {
@@ -75,11 +82,11 @@ fn validate_frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result<(
     };
     match &fe.default_pool {
         Some(p) => known(p, key("default_pool"))?,
-        None if fe.mode != Mode::Http || fe.rule.is_empty() => {
+        None if fe.rule.is_empty() && fe.sni_route.is_empty() => {
             return Err(invalid(
                 &fe.name,
                 key("default_pool"),
-                "missing: tcp and udp frontends, and http frontends without rules, need a default_pool",
+                "missing: a frontend without rules or sni_route needs a default_pool",
             ));
         }
         None => {}
@@ -98,6 +105,7 @@ fn validate_frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result<(
             "PROXY protocol is sent only in mode = \"tcp\"",
         ));
     }
+    crate::tls::validate_frontend(fe, i, pools)?;
     for (r, rule) in fe.rule.iter().enumerate() {
         let rk = |k: &str| key(&format!("rule[{r}].{k}"));
         known(&rule.pool, rk("pool"))?;
@@ -244,6 +252,8 @@ fn validate_pool(pool: &Pool, i: usize) -> Result<(), Invalid> {
             "must be within 0.0..=4.0",
         ));
     }
+    crate::persist::validate(pool, i)?;
+    crate::tls::validate_pool(pool, i)?;
     if let Some(hc) = &pool.health {
         if *hc.rise.get_ref() == 0 {
             return Err(invalid(&hc.rise, key("health.rise"), "must be at least 1"));

@@ -17,6 +17,8 @@ use crate::target::TargetKey;
 
 #[derive(Debug, Error)]
 pub enum FromConfigError {
+    #[error("pool {pool}: health: {reason}")]
+    Http { pool: String, reason: &'static str },
     #[error("pool {pool}: health.expect_regex: {source}")]
     Regex {
         pool: String,
@@ -40,7 +42,7 @@ pub fn check_spec(pool: &str, h: &cfg::HealthCheck) -> Result<CheckSpec, FromCon
                     pool: pool.to_string(),
                     source,
                 })?;
-            CheckKind::Http(HttpCheck {
+            let http = HttpCheck {
                 method: h.method.clone(),
                 path: h.path.clone(),
                 host: h.host.clone(),
@@ -48,7 +50,12 @@ pub fn check_spec(pool: &str, h: &cfg::HealthCheck) -> Result<CheckSpec, FromCon
                 expect_body: h.expect_body.clone(),
                 expect_regex,
                 ..HttpCheck::default()
-            })
+            };
+            http.validate().map_err(|reason| FromConfigError::Http {
+                pool: pool.to_string(),
+                reason,
+            })?;
+            CheckKind::Http(http)
         }
     };
     Ok(CheckSpec {
@@ -102,19 +109,23 @@ pub fn target_key(pool: &cfg::Pool, s: &cfg::Server) -> TargetKey {
     TargetKey::new(pool.name.get_ref(), s.name.get_ref())
 }
 
-/// Declare a pool and its servers in the hub.
+/// Declare a pool and its servers in the hub; after a reload, the same call keeps the health
+/// of servers that stayed and forgets servers that left.
 pub fn register_pool(hub: &HealthHub, pool: &cfg::Pool, now: Instant) {
-    hub.add_pool(
-        pool.name.get_ref(),
-        pool.outlier.as_ref().map(outlier_spec),
-        now,
-    );
+    let name = pool.name.get_ref();
+    hub.add_pool(name, pool.outlier.as_ref().map(outlier_spec), now);
     for s in &pool.server {
-        hub.add_target(
-            &target_key(pool, s),
-            target_options(s, pool.health.as_ref()),
-            now,
-        );
+        let opts = target_options(s, pool.health.as_ref());
+        hub.add_target(&target_key(pool, s), opts, now);
+    }
+    for gone in hub.servers(name) {
+        if !pool
+            .server
+            .iter()
+            .any(|s| s.name.get_ref().as_str() == &*gone)
+        {
+            hub.remove_target(&TargetKey::new(name, &gone), now);
+        }
     }
 }
 

@@ -127,22 +127,27 @@ impl HealthHub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Declare a pool, with passive detection if `outlier` is given.
+    /// Declare a pool, with passive detection if `outlier` is given (again after a reload).
     pub fn add_pool(&self, pool: &str, outlier: Option<OutlierSpec>, now: Instant) {
         let mut inner = self.lock();
         let p = inner.pools.entry(Arc::from(pool)).or_insert_with(|| Pool {
             outlier: None,
             targets: BTreeMap::new(),
         });
-        let mut det = outlier.map(OutlierPool::new);
-        if let Some(d) = det.as_mut() {
-            p.targets.keys().for_each(|k| d.add(k.clone()));
+        // An unchanged spec (a reload) keeps running ejections.
+        if p.outlier.as_ref().map(|d| d.spec()) != outlier.as_ref() {
+            let mut det = outlier.map(OutlierPool::new);
+            if let Some(d) = det.as_mut() {
+                p.targets.keys().for_each(|k| d.add(k.clone()));
+            }
+            p.outlier = det;
         }
-        p.outlier = det;
         self.publish(&mut inner, now);
     }
 
-    /// Declare a target (its pool is created without passive detection if unknown).
+    /// Declare a target (its pool is created without passive detection if unknown). Declaring
+    /// a known target again (a config reload) updates its options and keeps its health; only
+    /// a change of `checked`, `rise` or `fall` restarts its checks' history.
     pub fn add_target(&self, key: &TargetKey, opts: TargetOptions, now: Instant) {
         let mut inner = self.lock();
         let p = inner.pools.entry(key.pool.clone()).or_insert_with(|| Pool {
@@ -152,27 +157,55 @@ impl HealthHub {
         if let Some(d) = p.outlier.as_mut() {
             d.add(key.server.clone());
         }
-        p.targets.insert(
-            key.server.clone(),
-            Target {
-                opts,
-                hyst: Hysteresis::new(opts.rise, opts.fall),
-                check_reason: if opts.checked {
-                    "not checked yet"
-                } else {
-                    "not checked"
+        let fresh = |opts: TargetOptions| Target {
+            opts,
+            hyst: Hysteresis::new(opts.rise, opts.fall),
+            check_reason: if opts.checked {
+                "not checked yet"
+            } else {
+                "not checked"
+            }
+            .into(),
+            agent_admin: None,
+            agent_oper: None,
+            agent_reason: None,
+            percent: 100,
+            maxconn: None,
+            state: ServerState::Unchecked,
+            since: now,
+        };
+        match p.targets.get_mut(&key.server) {
+            Some(t) => {
+                let old = t.opts;
+                if (old.checked, old.rise, old.fall) != (opts.checked, opts.rise, opts.fall) {
+                    let f = fresh(opts);
+                    t.hyst = f.hyst;
+                    t.check_reason = f.check_reason;
                 }
-                .into(),
-                agent_admin: None,
-                agent_oper: None,
-                agent_reason: None,
-                percent: 100,
-                maxconn: None,
-                state: ServerState::Unchecked,
-                since: now,
-            },
-        );
+                t.opts = opts;
+            }
+            None => {
+                p.targets.insert(key.server.clone(), fresh(opts));
+            }
+        }
         self.publish(&mut inner, now);
+    }
+
+    /// Forget a pool and its targets.
+    pub fn remove_pool(&self, pool: &str, now: Instant) {
+        let mut inner = self.lock();
+        inner.pools.remove(pool);
+        self.publish(&mut inner, now);
+    }
+
+    /// The servers currently declared in `pool`.
+    pub fn servers(&self, pool: &str) -> Vec<Arc<str>> {
+        let inner = self.lock();
+        inner
+            .pools
+            .get(pool)
+            .map(|p| p.targets.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn remove_target(&self, key: &TargetKey, now: Instant) {
@@ -338,12 +371,11 @@ fn evaluate_pool(
             .outlier
             .as_ref()
             .is_some_and(|d| d.is_ejected(server, now));
-        rows.push((server.clone(), checked, reason, ejected));
+        rows.push((server.clone(), checked, reason, ejected, admin_pinned(t)));
     }
-    let eligible = rows
-        .iter()
-        .filter(|r| r.1 != ServerState::Maintenance)
-        .count();
+    // Servers an operator or agent took out (maintenance, drain) are neither counted nor
+    // brought back by panic mode: that is intent, not health.
+    let eligible = rows.iter().filter(|r| !r.4).count();
     let usable = rows
         .iter()
         .filter(|r| r.1 == ServerState::Active && !r.3)
@@ -352,13 +384,13 @@ fn evaluate_pool(
         .outlier
         .as_ref()
         .is_some_and(|d| d.panics(usable, eligible));
-    for (server, checked, reason, ejected) in rows {
+    for (server, checked, reason, ejected, pinned) in rows {
         let (mut state, mut why) = (checked, reason);
         if ejected && matches!(state, ServerState::Active | ServerState::Draining) {
             state = ServerState::Down;
             why = format!("ejected by passive detection; {why}");
         }
-        if panic && matches!(state, ServerState::Down | ServerState::Draining) {
+        if panic && !pinned && matches!(state, ServerState::Down | ServerState::Draining) {
             state = ServerState::Active;
             why = format!("panic mode ({usable}/{eligible} usable), health ignored; {why}");
         }
@@ -390,6 +422,14 @@ fn evaluate_pool(
         usable,
         eligible,
     }
+}
+
+/// Taken out by intent (config or agent maintenance/drain) rather than by health.
+fn admin_pinned(t: &Target) -> bool {
+    matches!(
+        t.opts.admin,
+        ServerState::Maintenance | ServerState::Draining
+    ) || matches!(t.agent_admin, Some(AgentAdmin::Maint | AgentAdmin::Drain))
 }
 
 /// The state from admin intent, active check and agent alone, with its reason.

@@ -45,6 +45,10 @@ impl<K: Hash + Eq + Clone> OutlierPool<K> {
         }
     }
 
+    pub fn spec(&self) -> &OutlierSpec {
+        &self.spec
+    }
+
     /// Declare a member (signals for unknown members are ignored).
     pub fn add(&mut self, key: K) {
         self.entries.entry(key).or_default();

@@ -30,12 +30,12 @@ pub struct TargetHealth {
 /// Pool-wide facts.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct PoolHealth {
-    /// Too few usable servers: health is ignored and every non-maintenance, checked server
-    /// is offered again.
+    /// Too few usable servers: health is ignored and every checked server that no operator or
+    /// agent took out (maintenance, drain) is offered again.
     pub panic: bool,
     /// Servers passing checks and not ejected.
     pub usable: usize,
-    /// Servers not in maintenance.
+    /// Servers not taken out by an operator or agent (maintenance, drain).
     pub eligible: usize,
 }
 

@@ -4,12 +4,13 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use tenbin_config::Config;
 use tenbin_core::ServerState;
 use tenbin_health::from_config::{self, check_spec};
+use tenbin_health::outcome::CheckResult;
 use tenbin_health::scheduler::SharedRng;
 use tenbin_health::{CheckKind, HealthHub, TargetKey};
 
@@ -128,4 +129,45 @@ async fn a_configured_pool_is_checked_end_to_end() {
         .contains("does not match"));
     let req = good.requests.lock().await.join("");
     assert!(req.contains("Host: app.local"), "{req}");
+}
+
+#[test]
+fn a_reload_keeps_servers_that_stayed_and_forgets_those_that_left() {
+    let now = Instant::now();
+    let hub = HealthHub::new();
+    let first = config(8080, 9999, "127.0.0.1:8081");
+    from_config::register_pool(&hub, first.pool("app").unwrap(), now);
+    let key = |s: &str| TargetKey::new("app", s);
+    hub.report_check(&key("a"), CheckResult::pass("ok"), now);
+    assert_eq!(hub.snapshot().state(&key("a")), Some(ServerState::Active));
+
+    let text = r#"
+[[pool]]
+name = "app"
+[[pool.server]]
+name = "a"
+address = "127.0.0.1:8080"
+[[pool.server]]
+name = "c"
+address = "127.0.0.1:8082"
+[pool.health]
+kind = "http"
+interval = "50ms"
+timeout = "5s"
+rise = 1
+fall = 1
+[pool.outlier]
+consecutive_errors = 4
+"#;
+    let second = Config::parse(text, "reload.toml").unwrap();
+    from_config::register_pool(&hub, second.pool("app").unwrap(), now);
+    let snap = hub.snapshot();
+    let names: Vec<&str> = snap.pool_targets("app").map(|(k, _)| &*k.server).collect();
+    assert_eq!(names, vec!["a", "c"]);
+    assert_eq!(
+        snap.state(&key("a")),
+        Some(ServerState::Active),
+        "kept its health"
+    );
+    assert_eq!(snap.state(&key("c")), Some(ServerState::Unchecked));
 }

@@ -344,3 +344,65 @@ fn snapshots_are_published_only_on_change() {
     );
     assert_eq!(hub.snapshot().pool_targets("dc:tokyo").count(), 1);
 }
+
+#[test]
+fn redeclaring_after_a_reload_keeps_health_and_ejections() {
+    let t0 = Instant::now();
+    let hub = hub_with(
+        &["a", "b", "c"],
+        TargetOptions::default(),
+        Some(outlier()),
+        t0,
+    );
+    for s in ["a", "b", "c"] {
+        hub.report_check(&key(s), CheckResult::pass("ok"), t0);
+    }
+    hub.passive(&key("b"), PassiveSignal::ConnectFailed, t0);
+    hub.passive(&key("b"), PassiveSignal::ConnectFailed, t0);
+    // the same config again
+    hub.add_pool("app", Some(outlier()), t0);
+    for s in ["a", "b", "c"] {
+        hub.add_target(&key(s), TargetOptions::default(), t0);
+    }
+    assert_eq!(state(&hub, "a"), Active);
+    assert!(hub.snapshot().target(&key("b")).unwrap().ejected);
+    // an admin change applies without losing health; a new fall restarts the history
+    let drain = TargetOptions {
+        admin: Draining,
+        ..TargetOptions::default()
+    };
+    hub.add_target(&key("a"), drain, t0);
+    assert_eq!(state(&hub, "a"), Draining);
+    let refall = TargetOptions {
+        fall: 9,
+        ..TargetOptions::default()
+    };
+    hub.add_target(&key("c"), refall, t0);
+    assert_eq!(state(&hub, "c"), Unchecked);
+    hub.remove_pool("app", t0);
+    assert!(hub.snapshot().targets.is_empty());
+}
+
+#[test]
+fn panic_mode_does_not_undo_an_operator_or_agent_drain() {
+    let t0 = Instant::now();
+    let opts = TargetOptions {
+        fall: 1,
+        ..TargetOptions::default()
+    };
+    let hub = hub_with(&["a", "b", "c"], opts, Some(outlier()), t0);
+    for s in ["a", "b", "c"] {
+        hub.report_check(&key(s), CheckResult::pass("ok"), t0);
+    }
+    hub.report_agent(&key("a"), &AgentReply::parse(b"drain").unwrap(), t0);
+    hub.report_check(&key("b"), fail(ProbeError::Refused), t0);
+    hub.report_check(&key("c"), fail(ProbeError::Refused), t0);
+    let snap = hub.snapshot();
+    let pool = snap.pool("app").unwrap();
+    assert!(
+        pool.panic && pool.eligible == 2 && pool.usable == 0,
+        "{pool:?}"
+    );
+    assert_eq!(state(&hub, "a"), Draining);
+    assert_eq!((state(&hub, "b"), state(&hub, "c")), (Active, Active));
+}

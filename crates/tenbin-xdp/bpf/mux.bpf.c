@@ -322,28 +322,39 @@ static __always_inline int may_insert(struct mux_config *cfg, __u64 now)
 	return 1;
 }
 
-/* Chooses the backend id; *is_new says whether a flow entry was created. */
-static __always_inline int pick(struct pkt *p, struct vip_info *vi, struct mux_config *cfg,
-				__u32 hash, __u32 *id, int *is_new)
+/* Time for UDP idle expiry and the insert-rate window: the coarse clock (a few ms of
+ * resolution) costs a fraction of the precise one, and both uses are in seconds. */
+
+/* Chooses the backend. *is_new says whether a flow entry was created. The flow hash is only
+ * computed when needed (ring lookup, or later for the outer source): a hit skips it. */
+static __always_inline struct backend *pick(struct pkt *p, struct vip_info *vi,
+					    struct mux_config *cfg, __u32 *hash, int *have_hash,
+					    __u32 *id, int *is_new)
 {
 	__u8 proto = p->key.fam_proto & 0xff;
 	int syn = !p->icmp_err && proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) &&
 		  !(p->tcp_flags & TCP_ACK);
 	int rst = !p->icmp_err && proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST);
-	__u64 now = bpf_ktime_get_ns();
 	*is_new = 0;
 	if (!syn) {
 		struct flow_val *fv = bpf_map_lookup_elem(&flows, &p->key);
-		/* An entry whose backend record is gone (removed or down) is re-picked. */
-		__u32 fid = fv ? fv->backend : NO_BACKEND;
-		struct backend *fb = fv ? bpf_map_lookup_elem(&backends, &fid) : 0;
-		if (fv && fb && fb->family) {
-			if (proto != IPPROTO_UDP || now - fv->seen_ns <= cfg->udp_idle_ns) {
-				if (proto == IPPROTO_UDP)
+		if (fv) {
+			/* An entry whose backend record is gone (removed or down) is re-picked. */
+			__u32 fid = fv->backend;
+			struct backend *fb = bpf_map_lookup_elem(&backends, &fid);
+			if (fb && fb->family) {
+				if (proto != IPPROTO_UDP) {
+					count(ST_LRU_HIT);
+					*id = fid;
+					return fb;
+				}
+				__u64 now = bpf_ktime_get_coarse_ns();
+				if (now - fv->seen_ns <= cfg->udp_idle_ns) {
 					fv->seen_ns = now;
-				count(ST_LRU_HIT);
-				*id = fv->backend;
-				return 0;
+					count(ST_LRU_HIT);
+					*id = fid;
+					return fb;
+				}
 			}
 		}
 		count(ST_LRU_MISS_OTHER);
@@ -354,21 +365,32 @@ static __always_inline int pick(struct pkt *p, struct vip_info *vi, struct mux_c
 	void *ring = bpf_map_lookup_elem(&rings, &vid);
 	if (!ring) {
 		count(ST_DROP_NO_RING);
-		return -1;
+		return 0;
 	}
-	__u32 slot = hash % RING_SIZE;
+	*hash = flow_hash(&p->key, cfg->seed);
+	*have_hash = 1;
+	__u32 slot = *hash % RING_SIZE;
 	__u32 *b = bpf_map_lookup_elem(ring, &slot);
-	if (!b || *b == NO_BACKEND) {
+	if (!b) {
 		count(ST_DROP_NO_BACKEND);
-		return -1;
+		return 0;
 	}
-	*id = *b;
-	if (!rst && !p->icmp_err && may_insert(cfg, now)) {
-		struct flow_val nv = { .backend = *b, .seen_ns = now };
-		bpf_map_update_elem(&flows, &p->key, &nv, BPF_ANY);
-		*is_new = 1;
+	__u32 bid = *b;
+	struct backend *be = bpf_map_lookup_elem(&backends, &bid);
+	if (!be || !be->family) {
+		count(ST_DROP_NO_BACKEND);
+		return 0;
 	}
-	return 0;
+	*id = bid;
+	if (!rst && !p->icmp_err) {
+		__u64 now = bpf_ktime_get_coarse_ns();
+		if (may_insert(cfg, now)) {
+			struct flow_val nv = { .backend = bid, .seen_ns = now };
+			bpf_map_update_elem(&flows, &p->key, &nv, BPF_ANY);
+			*is_new = 1;
+		}
+	}
+	return be;
 }
 
 static __always_inline void copy_l2(void *dst, void *src, __u32 l3_off)
@@ -415,20 +437,13 @@ int tenbin_mux(struct xdp_md *ctx)
 	struct mux_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return XDP_PASS;
-	__u32 hash = flow_hash(&p.key, cfg->seed);
-	__u32 id = 0;
-	int is_new = 0;
-	if (pick(&p, vi, cfg, hash, &id, &is_new) < 0)
+	__u32 hash = 0, id = 0;
+	int have_hash = 0, is_new = 0;
+	struct backend *be = pick(&p, vi, cfg, &hash, &have_hash, &id, &is_new);
+	if (!be)
 		return XDP_DROP;
-	if (id >= MAX_BACKENDS) {
-		count(ST_DROP_NO_BACKEND);
-		return XDP_DROP;
-	}
-	struct backend *be = bpf_map_lookup_elem(&backends, &id);
-	if (!be || !be->family) {
-		count(ST_DROP_NO_BACKEND);
-		return XDP_DROP;
-	}
+	if (!have_hash && vi->mode != MODE_DSR)
+		hash = flow_hash(&p.key, cfg->seed);
 	if (p.icmp_err)
 		count(ST_ICMP_ERR_ROUTED);
 	return forward(ctx, &p, vi, cfg, be, id, hash, is_new);

@@ -35,6 +35,12 @@ pub enum ServeError {
         frontend: String,
         pool: Option<String>,
     },
+    #[error("frontend {frontend}: {source}")]
+    Tls {
+        frontend: String,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     #[error("frontend {frontend}: cannot bind {addr}: {source}")]
     Bind {
         frontend: String,
@@ -87,6 +93,13 @@ pub async fn serve(
         });
         let udp_fe =
             (f.mode == Mode::Udp).then(|| Arc::new(UdpFrontend::from_config(f, pool.clone())));
+        // TLS passthrough or termination replaces the plain tcp loop (issue 4).
+        let tls = crate::tls::l4::L4Tls::from_config(f, config, pools).map_err(|source| {
+            ServeError::Tls {
+                frontend: name.clone(),
+                source,
+            }
+        })?;
         for addr in f.bind.iter().map(|a| *a.get_ref()) {
             let bind_err = |source| ServeError::Bind {
                 frontend: name.clone(),
@@ -97,7 +110,11 @@ pub async fn serve(
             let (local, task) = if let Some(fe) = &tcp_fe {
                 let l = bind_tcp(addr).map_err(bind_err)?;
                 let local = l.local_addr().unwrap_or(addr);
-                (local, tokio::spawn(tcp::run(l, Arc::clone(fe), stop)))
+                let task = match &tls {
+                    Some(tls) => tls.spawn(l, stop),
+                    None => tokio::spawn(tcp::run(l, Arc::clone(fe), stop)),
+                };
+                (local, task)
             } else if let Some(fe) = &udp_fe {
                 let s = UdpSocket::bind(addr).await.map_err(bind_err)?;
                 let local = s.local_addr().unwrap_or(addr);

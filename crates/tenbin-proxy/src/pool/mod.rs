@@ -238,6 +238,18 @@ impl Pool {
         inner.queue.len()
     }
 
+    /// Leases `server` itself for a session that persistence pins to it: allowed while the
+    /// server is active or draining (the seeds' overloaded-server rule) and below maxconn.
+    /// `None` sends the caller back to normal picking.
+    pub fn acquire_pinned(&self, server: BackendId) -> Option<Lease> {
+        let mut inner = self.lock();
+        if inner.balancer.accepts_persisted(server) {
+            Some(inner.dispatch(&self.shared, server))
+        } else {
+            None
+        }
+    }
+
     /// Leases a server for a new session without waiting: `QueueFull` when all are busy.
     pub fn try_acquire(&self, key: Option<u64>, exclude: &[BackendId]) -> Result<Lease, PoolError> {
         let now = self.now();

@@ -263,3 +263,24 @@ async fn reports_reach_the_signal_sink() {
     );
     assert!(Outcome::Timeout.is_failure());
 }
+
+#[tokio::test]
+async fn pinned_sessions_reach_draining_servers_but_not_down_or_full_ones() {
+    let p = pool(vec![limited("a", 1, 1), ServerConfig::new("b", addr(2))], 0);
+    let a = p.id_of("a").unwrap();
+    p.apply_health(a, ServerState::Draining, 100);
+    // No new sessions for a draining server...
+    for _ in 0..3 {
+        assert_eq!(p.acquire(None, &[]).await.unwrap().name(), "b");
+    }
+    // ...but persisted ones still land there, within maxconn.
+    let pinned = p
+        .acquire_pinned(a)
+        .expect("draining accepts persisted sessions");
+    assert_eq!(pinned.name(), "a");
+    assert!(p.acquire_pinned(a).is_none(), "maxconn 1 already used");
+    drop(pinned);
+    p.apply_health(a, ServerState::Down, 100);
+    assert!(p.acquire_pinned(a).is_none());
+    assert!(p.acquire_pinned(BackendId(99)).is_none());
+}

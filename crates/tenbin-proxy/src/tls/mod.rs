@@ -9,12 +9,14 @@
 //! - [`hello`]: non-panicking ClientHello/ServerHello parsers.
 //! - [`passthrough`]: mode tcp without decrypting: SNI routes to pools, TLS 1.2 sessions stick
 //!   by session id.
+//! - [`l4`]: both of the above for a `mode tcp` frontend, built from validated config.
 //!
 //! All of it uses rustls with the *ring* provider; nothing reads configuration files other
 //! than the certificate and key paths it is handed.
 
 pub mod certs;
 pub mod hello;
+pub mod l4;
 pub mod passthrough;
 pub mod server;
 pub mod upstream;
@@ -44,6 +46,8 @@ pub enum TlsError {
     NoSuites,
     #[error("invalid server name `{0}`")]
     ServerName(String),
+    #[error("pool `{0}` is not defined")]
+    UnknownPool(String),
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
 }
