@@ -3,7 +3,6 @@
 //! Today that is the proxy tier: L4 frontends (tcp/udp) and L7 frontends (http) over shared,
 //! health-checked pools. Each later tier adds itself here.
 
-use std::future::Future;
 use std::io;
 use std::path::Path;
 
@@ -79,8 +78,6 @@ async fn serve_http(
 }
 
 /// Resolves when the shutdown flag turns true (or its sender is gone).
-fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> {
-    async move {
-        let _ = rx.wait_for(|v| *v).await;
-    }
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
 }
