@@ -1,13 +1,332 @@
-//! The `[mux]` and `[agent]` sections: XDP VIP tier (owned by the VIP tier's work).
+//! The `[mux]` and `[agent]` sections: the XDP VIP tier.
+//!
+//! ```toml
+//! [mux]
+//! interface = "eth0"
+//! seed = 24301               # every Mux of a pool must use the same seed
+//! mtu = 1500                 # largest encapsulated packet; larger get ICMP too-big
+//! source_v4 = "172.16.0.0/16" # outer sources vary per flow inside these prefixes
+//!
+//! [[mux.vip]]
+//! address = "10.0.0.1"
+//! port = 80                  # omitted or 0: every port
+//! protocol = "tcp"
+//! forward = "ipip"           # ipip | gre | dsr
+//!
+//! [[mux.vip.backend]]
+//! address = "10.1.0.1"
+//! mac = "02:be:00:00:00:01"  # next hop on the Mux's segment
+//!
+//! [agent]
+//! interface = "eth0"
+//! vips = ["10.0.0.1"]
+//! ```
 
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
-/// Raw `[mux]` table as written in TOML.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+/// `[mux]`: one XDP Mux node.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MuxSection {}
+pub struct MuxSection {
+    /// Interface the program attaches to (one arm: packets leave where they came in).
+    pub interface: String,
+    /// `driver` (native, falls back to generic with a warning) or `generic`.
+    #[serde(default)]
+    pub attach: AttachMode,
+    /// Flow-hash seed; identical on every Mux so that ECMP changes do not move flows.
+    #[serde(default)]
+    pub seed: u32,
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    /// UDP flow entries idle longer than this are placed again.
+    #[serde(default = "default_udp_idle", with = "humantime_serde")]
+    pub udp_idle: Duration,
+    /// Flow-table entries (per-CPU LRU lists over one table).
+    #[serde(default = "default_flow_table")]
+    pub flow_table: u32,
+    /// New flow entries per second per CPU; 0: unlimited. Above it flows are still
+    /// forwarded by the ring, statelessly.
+    #[serde(default)]
+    pub flow_cap: u64,
+    #[serde(default = "default_source_v4")]
+    pub source_v4: Ipv4Net,
+    /// At least a /96: only the last 32 bits vary.
+    #[serde(default = "default_source_v6")]
+    pub source_v6: Ipv6Net,
+    #[serde(default)]
+    pub vip: Vec<MuxVip>,
+}
 
-/// Raw `[agent]` table as written in TOML.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    #[default]
+    Driver,
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+/// How a VIP's packets reach its backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forward {
+    Ipip,
+    Gre,
+    Dsr,
+}
+
+/// `[[mux.vip]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentSection {}
+pub struct MuxVip {
+    pub address: IpAddr,
+    #[serde(default)]
+    pub port: u16,
+    pub protocol: Protocol,
+    pub forward: Forward,
+    #[serde(default)]
+    pub backend: Vec<MuxBackend>,
+}
+
+/// `[[mux.vip.backend]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MuxBackend {
+    pub address: IpAddr,
+    /// `aa:bb:cc:dd:ee:ff`: the next hop towards the backend on the Mux's segment.
+    pub mac: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// `active` (default), `draining`, `down` or `maintenance`.
+    #[serde(default)]
+    pub state: BackendState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendState {
+    #[default]
+    Active,
+    Draining,
+    Down,
+    Maintenance,
+}
+
+/// `[agent]`: the host agent on a backend.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Interface the decapsulation program attaches to.
+    pub interface: String,
+    /// VIPs this host serves: put on `lo`.
+    pub vips: Vec<IpAddr>,
+    /// Outer destinations to decapsulate (this host's addresses); empty: any.
+    #[serde(default)]
+    pub tunnel_addresses: Vec<IpAddr>,
+}
+
+/// A `[mux]` value the schema accepts but the tier cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MuxConfigError {
+    #[error(
+        "mux.vip[{vip}].backend[{backend}].mac `{mac}` is not a MAC address (aa:bb:cc:dd:ee:ff)"
+    )]
+    Mac {
+        vip: usize,
+        backend: usize,
+        mac: String,
+    },
+    #[error("mux.source_v6 must be at least a /96 (only the last 32 bits vary), got /{0}")]
+    SourceV6(u8),
+    #[error("mux.mtu {0} is below the IPv6 minimum of 1280")]
+    Mtu(u32),
+    #[error("mux.vip[{0}] forwards by dsr but backend {1} is of the other address family")]
+    DsrFamily(usize, IpAddr),
+    #[error("mux.vip[{0}] duplicates an earlier VIP (same address, port and protocol)")]
+    Duplicate(usize),
+    #[error("mux.flow_table must be at least 1")]
+    FlowTable,
+}
+
+impl MuxSection {
+    /// Checks what the schema cannot: MAC syntax, prefix lengths, DSR families, duplicates.
+    pub fn validate(&self) -> Result<(), MuxConfigError> {
+        if self.source_v6.prefix_len() < 96 {
+            return Err(MuxConfigError::SourceV6(self.source_v6.prefix_len()));
+        }
+        if self.mtu < 1280 {
+            return Err(MuxConfigError::Mtu(self.mtu));
+        }
+        if self.flow_table == 0 {
+            return Err(MuxConfigError::FlowTable);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, v) in self.vip.iter().enumerate() {
+            if !seen.insert((v.address, v.port, v.protocol.number())) {
+                return Err(MuxConfigError::Duplicate(i));
+            }
+            for (j, b) in v.backend.iter().enumerate() {
+                if parse_mac(&b.mac).is_none() {
+                    return Err(MuxConfigError::Mac {
+                        vip: i,
+                        backend: j,
+                        mac: b.mac.clone(),
+                    });
+                }
+                if v.forward == Forward::Dsr && b.address.is_ipv4() != v.address.is_ipv4() {
+                    return Err(MuxConfigError::DsrFamily(i, b.address));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn default_mtu() -> u32 {
+    1500
+}
+
+fn default_udp_idle() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_flow_table() -> u32 {
+    262_144
+}
+
+fn default_source_v4() -> Ipv4Net {
+    Ipv4Net::new(std::net::Ipv4Addr::new(172, 16, 0, 0), 16).expect("valid prefix")
+}
+
+fn default_source_v6() -> Ipv6Net {
+    Ipv6Net::new(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0), 96).expect("valid prefix")
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+interface = "eth0"
+seed = 7
+source_v4 = "10.99.0.1/32"
+
+[[vip]]
+address = "10.0.0.1"
+port = 80
+protocol = "tcp"
+forward = "gre"
+
+[[vip.backend]]
+address = "10.1.0.1"
+mac = "02:be:00:00:00:01"
+weight = 3
+
+[[vip.backend]]
+address = "10.1.0.2"
+mac = "02-be-00-00-00-02"
+state = "draining"
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let m: MuxSection = toml::from_str(EXAMPLE).unwrap();
+        m.validate().unwrap();
+        assert_eq!(m.mtu, 1500);
+        assert_eq!(m.udp_idle, Duration::from_secs(30));
+        assert_eq!(m.attach, AttachMode::Driver);
+        assert_eq!(m.source_v4.prefix_len(), 32);
+        assert_eq!(m.vip[0].forward, Forward::Gre);
+        assert_eq!(m.vip[0].backend[0].weight, 3);
+        assert_eq!(m.vip[0].backend[1].state, BackendState::Draining);
+        assert_eq!(
+            parse_mac(&m.vip[0].backend[1].mac),
+            Some([2, 0xbe, 0, 0, 0, 2])
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<MuxSection>(&format!("{EXAMPLE}\nsurprise = 1")).is_err());
+        let bad = EXAMPLE.replace("02:be:00:00:00:01", "02:be:00:00:01");
+        let m: MuxSection = toml::from_str(&bad).unwrap();
+        assert!(matches!(
+            m.validate(),
+            Err(MuxConfigError::Mac {
+                vip: 0,
+                backend: 0,
+                ..
+            })
+        ));
+        let bad = EXAMPLE.replace("seed = 7", "seed = 7\nsource_v6 = \"fd00::/64\"");
+        let m: MuxSection = toml::from_str(&bad).unwrap();
+        assert_eq!(m.validate(), Err(MuxConfigError::SourceV6(64)));
+        let bad = EXAMPLE
+            .replace("address = \"10.1.0.2\"", "address = \"2001:db8::2\"")
+            .replace("\"gre\"", "\"dsr\"");
+        let m: MuxSection = toml::from_str(&bad).unwrap();
+        assert!(matches!(m.validate(), Err(MuxConfigError::DsrFamily(0, _))));
+        assert!(toml::from_str::<MuxSection>(&EXAMPLE.replace("\"gre\"", "\"vxlan\"")).is_err());
+    }
+
+    #[test]
+    fn mac_parser_is_strict() {
+        assert_eq!(parse_mac("ff:ff:ff:ff:ff:ff"), Some([0xff; 6]));
+        for bad in [
+            "",
+            "ff:ff:ff:ff:ff",
+            "ff:ff:ff:ff:ff:ff:ff",
+            "gg:ff:ff:ff:ff:ff",
+            "f:ff:ff:ff:ff:fff",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn agent_section() {
+        let a: AgentSection =
+            toml::from_str("interface = \"eth0\"\nvips = [\"10.0.0.1\", \"2001:db8::1\"]").unwrap();
+        assert_eq!(a.vips.len(), 2);
+        assert!(a.tunnel_addresses.is_empty());
+        assert!(toml::from_str::<AgentSection>("interface = \"eth0\"").is_err());
+    }
+}

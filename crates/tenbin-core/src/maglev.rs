@@ -30,6 +30,10 @@ use thiserror::Error;
 
 use crate::backend::BackendId;
 
+mod fill;
+
+use fill::{fill, Filler};
+
 /// The default table size: prime, and large enough that 1000 backends each hold ~65 slots.
 pub const DEFAULT_SIZE: u32 = 65_537;
 
@@ -62,14 +66,6 @@ pub struct MaglevTable {
     size: u32,
     /// Empty when no backend has a positive weight; otherwise exactly `size` entries.
     slots: Vec<BackendId>,
-}
-
-/// Per-backend fill state, in canonical order.
-struct Filler {
-    id: BackendId,
-    next: u32,
-    skip: u32,
-    quota: u32,
 }
 
 impl MaglevTable {
@@ -129,81 +125,6 @@ impl MaglevTable {
     }
 }
 
-/// Runs the weighted rounds. Quotas sum to `size`, so every slot ends up owned.
-fn fill(fillers: &mut [Filler], size: u32) -> Vec<BackendId> {
-    let mut owner = vec![BackendId(0); size as usize];
-    let mut taken = Bitmap(vec![0u64; (size as usize).div_ceil(64)]);
-    let rounds = size.div_ceil(fillers.len() as u32);
-    // Per round a backend gains `quota / rounds` turns plus a Bresenham carry of the
-    // remainder, which reaches `floor(quota * r / rounds)` after round `r` without a division
-    // in the loop.
-    let steps: Vec<(u32, u32)> = fillers
-        .iter()
-        .map(|f| (f.quota / rounds, f.quota % rounds))
-        .collect();
-    let mut carry = vec![0u32; fillers.len()];
-    for _ in 0..rounds {
-        for ((f, &(whole, rem)), acc) in fillers.iter_mut().zip(&steps).zip(&mut carry) {
-            let mut turns = whole;
-            *acc += rem;
-            if *acc >= rounds {
-                *acc -= rounds;
-                turns += 1;
-            }
-            for _ in 0..turns {
-                if let Some(p) = f.claim(&mut taken, size) {
-                    owner[p as usize] = f.id;
-                }
-            }
-        }
-    }
-    owner
-}
-
-/// Occupied slots, one bit each: 8 KiB at M=65537, so probes stay in L1.
-struct Bitmap(Vec<u64>);
-
-impl Bitmap {
-    fn is_free(&self, p: u32) -> bool {
-        self.0[p as usize / 64] & (1 << (p % 64)) == 0
-    }
-}
-
-impl Filler {
-    fn new(id: BackendId, h: u64, quota: u32, size: u32) -> Self {
-        let next = (mix64(h ^ 0x6d61_676c_6576_2d6f) % u64::from(size)) as u32;
-        let skip = (mix64(h ^ 0x6d61_676c_6576_2d73) % u64::from(size - 1)) as u32 + 1;
-        Filler {
-            id,
-            next,
-            skip,
-            quota,
-        }
-    }
-
-    /// Takes the next free slot of this backend's permutation. A full permutation of a
-    /// non-full table finds one within `size` probes; the bound only guards against a broken
-    /// invariant.
-    fn claim(&mut self, taken: &mut Bitmap, size: u32) -> Option<u32> {
-        for _ in 0..size {
-            let p = self.next;
-            self.next = add_mod(p, self.skip, size);
-            if taken.is_free(p) {
-                taken.0[p as usize / 64] |= 1 << (p % 64);
-                return Some(p);
-            }
-        }
-        None
-    }
-}
-
-/// `(a + b) % m` for `a, b < m <= MAX_SIZE`, without division and without a branch (the
-/// wrap is a coin toss the predictor would lose).
-fn add_mod(a: u32, b: u32, m: u32) -> u32 {
-    let t = a + b;
-    t - (m & u32::from(t >= m).wrapping_neg())
-}
-
 /// Splits `total` slots in proportion to `weights` (largest remainder; ties to the earlier).
 fn apportion(weights: impl Iterator<Item = u32> + Clone, total: u32) -> Vec<u32> {
     let sum: u64 = weights.clone().map(u64::from).sum();
@@ -247,81 +168,4 @@ pub fn is_prime(n: u32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keys(n: u32) -> Vec<String> {
-        (0..n)
-            .map(|i| format!("10.0.{}.{}:80", i / 256, i % 256))
-            .collect()
-    }
-
-    fn entries(keys: &[String], weight: impl Fn(u32) -> u32) -> Vec<MaglevEntry<'_>> {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| MaglevEntry {
-                id: BackendId(i as u32),
-                key: k.as_bytes(),
-                weight: weight(i as u32),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn rejects_non_prime_and_oversized_tables() {
-        assert_eq!(
-            MaglevTable::build(&[], 65_536),
-            Err(MaglevError::NotPrime(65_536))
-        );
-        assert_eq!(MaglevTable::build(&[], 1), Err(MaglevError::NotPrime(1)));
-        assert!(matches!(
-            MaglevTable::build(&[], MAX_SIZE + 1),
-            Err(MaglevError::TooLarge(_))
-        ));
-        let k = keys(10);
-        assert!(matches!(
-            MaglevTable::build(&entries(&k, |_| 1), 7),
-            Err(MaglevError::TooManyBackends { backends: 10, .. })
-        ));
-    }
-
-    #[test]
-    fn primes_are_recognised() {
-        let small: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
-        assert_eq!(small, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
-        assert!(is_prime(DEFAULT_SIZE));
-        assert!(!is_prime(65_535));
-    }
-
-    #[test]
-    fn empty_or_zero_weight_set_looks_up_nothing() {
-        let k = keys(3);
-        let t = MaglevTable::build(&entries(&k, |_| 0), 13).unwrap();
-        assert!(t.slots().is_empty());
-        assert_eq!(t.lookup(42), None);
-        assert_eq!(t.size(), 13);
-    }
-
-    #[test]
-    fn every_slot_is_owned_and_lookup_indexes_slots() {
-        let k = keys(5);
-        let t = MaglevTable::build(&entries(&k, |i| i + 1), 251).unwrap();
-        assert_eq!(t.slots().len(), 251);
-        for h in [0u64, 1, 250, 251, 1 << 40, u64::MAX] {
-            assert_eq!(t.lookup(h), Some(t.slots()[(h % 251) as usize]));
-        }
-        // Quotas by weight 1..=5 of 251 slots (sum 15): 16.7, 33.5, 50.2, 66.9, 83.7.
-        for (i, want) in [(0u32, 17usize), (1, 33), (2, 50), (3, 67), (4, 84)] {
-            let got = t.slots().iter().filter(|&&b| b == BackendId(i)).count();
-            assert_eq!(got, want, "backend {i}");
-        }
-    }
-
-    #[test]
-    fn key_hash_is_fnv1a() {
-        // Published FNV-1a 64 test vectors.
-        assert_eq!(key_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(key_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(key_hash(b"foobar"), 0x8594_4171_f739_67e8);
-    }
-}
+mod tests;

@@ -17,6 +17,8 @@ use crate::target::TargetKey;
 
 #[derive(Debug, Error)]
 pub enum FromConfigError {
+    #[error("pool {pool}: health: {reason}")]
+    Http { pool: String, reason: &'static str },
     #[error("pool {pool}: health.expect_regex: {source}")]
     Regex {
         pool: String,
@@ -40,7 +42,7 @@ pub fn check_spec(pool: &str, h: &cfg::HealthCheck) -> Result<CheckSpec, FromCon
                     pool: pool.to_string(),
                     source,
                 })?;
-            CheckKind::Http(HttpCheck {
+            let http = HttpCheck {
                 method: h.method.clone(),
                 path: h.path.clone(),
                 host: h.host.clone(),
@@ -48,7 +50,12 @@ pub fn check_spec(pool: &str, h: &cfg::HealthCheck) -> Result<CheckSpec, FromCon
                 expect_body: h.expect_body.clone(),
                 expect_regex,
                 ..HttpCheck::default()
-            })
+            };
+            http.validate().map_err(|reason| FromConfigError::Http {
+                pool: pool.to_string(),
+                reason,
+            })?;
+            CheckKind::Http(http)
         }
     };
     Ok(CheckSpec {

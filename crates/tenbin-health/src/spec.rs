@@ -55,6 +55,28 @@ impl HttpCheck {
         }
     }
 
+    /// The request line and Host must not be able to smuggle a second header or request.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if self.method.is_empty() || !self.method.chars().all(token) {
+            return Err("method must be an HTTP token");
+        }
+        if !self.path.starts_with('/')
+            || self
+                .path
+                .chars()
+                .any(|c| c.is_ascii_whitespace() || c.is_control())
+        {
+            return Err("path must start with '/' and hold no spaces or control characters");
+        }
+        if self.host.as_deref().is_some_and(|h| {
+            h.is_empty() || h.chars().any(|c| c.is_ascii_whitespace() || c.is_control())
+        }) {
+            return Err("host must hold no spaces or control characters");
+        }
+        Ok(())
+    }
+
     pub fn wants_body(&self) -> bool {
         self.expect_body.is_some() || self.expect_regex.is_some()
     }
@@ -118,5 +140,56 @@ impl Default for OutlierSpec {
             max_ejected_percent: 50,
             panic_threshold_percent: 50,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_smuggling_is_refused() {
+        let ok = HttpCheck {
+            path: "/health?x=1".into(),
+            host: Some("app.local".into()),
+            ..HttpCheck::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = [
+            HttpCheck {
+                method: "GET /x".into(),
+                ..ok.clone()
+            },
+            HttpCheck {
+                method: String::new(),
+                ..ok.clone()
+            },
+            HttpCheck {
+                path: "/a HTTP/1.1\r\nX: y".into(),
+                ..ok.clone()
+            },
+            HttpCheck {
+                path: "health".into(),
+                ..ok.clone()
+            },
+            HttpCheck {
+                host: Some("a\r\nEvil: 1".into()),
+                ..ok.clone()
+            },
+        ];
+        for b in bad {
+            assert!(b.validate().is_err(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn default_statuses_are_2xx_and_3xx() {
+        let h = HttpCheck::default();
+        assert!(h.status_ok(200) && h.status_ok(301) && !h.status_ok(404) && !h.status_ok(199));
+        let h = HttpCheck {
+            expect_status: vec![204],
+            ..h
+        };
+        assert!(h.status_ok(204) && !h.status_ok(200));
     }
 }

@@ -292,6 +292,46 @@ async fn icmp_echo_to_loopback() {
     }
 }
 
+#[tokio::test]
+async fn icmp_without_cap_net_raw_says_so() {
+    let unprivileged = async {
+        let r = probe::run(&CheckKind::Icmp, "127.0.0.1:0".parse().unwrap(), BUDGET).await;
+        match &r {
+            Err(e @ ProbeError::Unavailable(m)) if m.contains("CAP_NET_RAW") => {
+                assert_eq!(
+                    e.verdict(),
+                    None,
+                    "our limitation says nothing about the server"
+                );
+            }
+            other => panic!("expected a clear CAP_NET_RAW error, got {other:?}"),
+        }
+    };
+    if std::env::var_os("TENBIN_HEALTH_NOCAP_CHILD").is_some() || !is_root() {
+        unprivileged.await;
+        println!("nocap-ok");
+        return;
+    }
+    // As root: run this same test again as nobody, without capabilities.
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--exact", "icmp_without_cap_net_raw_says_so", "--nocapture"])
+        .env("TENBIN_HEALTH_NOCAP_CHILD", "1")
+        .output();
+    let Ok(out) = out else {
+        println!("skipped: setpriv (util-linux) not available to drop CAP_NET_RAW");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("nocap-ok"),
+        "{stdout}\n{stderr}"
+    );
+}
+
 fn is_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")

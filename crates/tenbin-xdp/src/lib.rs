@@ -15,6 +15,7 @@
 //! - [`writer`]: the [`writer::MapWriter`] seam and its in-memory implementation.
 //! - [`control`]: desired state → map writes; stable ids, whole-ring swaps.
 //! - [`agent`]: the host agent's VIPs on `lo` and ARP sysctls for DSR.
+//! - [`explain`]: where a 5-tuple goes and why, model and real program side by side.
 //! - [`loader`]: aya loading, the kernel `MapWriter`, test runs, attach, counters (root).
 //! - [`packet`]: frame builders and parsers used by tests, `explain` and benchmarks.
 //!
@@ -24,6 +25,7 @@
 pub mod abi;
 pub mod agent;
 pub mod control;
+pub mod explain;
 pub mod loader;
 pub mod packet;
 mod pod;

@@ -32,6 +32,8 @@ pub async fn check(
     addr: SocketAddr,
     deadline: Instant,
 ) -> Result<String, ProbeError> {
+    h.validate()
+        .map_err(|e| ProbeError::Unavailable(format!("bad http check: {e}")))?;
     let mut stream = tcp::connect(addr, deadline).await?;
     let budget = left(deadline);
     match tokio::time::timeout_at(deadline, exchange(h, addr, &mut stream)).await {
