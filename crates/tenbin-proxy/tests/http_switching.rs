@@ -246,3 +246,24 @@ async fn any_stream_can_be_served_and_tls_streams_say_https() {
     assert!(lower.contains("x-echo-x-forwarded-proto: https"), "{out}");
     assert!(lower.contains("x-echo-x-forwarded-for: 127.0.0.9"), "{out}");
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let b = Backend::spawn("a").await;
+    let proxy = Proxy::spawn(frontend(
+        &[],
+        "app",
+        vec![pool("app", Algorithm::RoundRobin, &[&b])],
+    ))
+    .await;
+    for _ in 0..10 {
+        let (status, _, _) = get(&proxy.url("/")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(b.hits(), 10);
+    assert_eq!(
+        b.connections(),
+        1,
+        "sequential requests share one upstream connection"
+    );
+}
