@@ -338,3 +338,36 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+#[tokio::test]
+async fn http_check_over_ipv6_loopback_brackets_the_host() {
+    let Ok(listener) = tokio::net::TcpListener::bind("[::1]:0").await else {
+        println!("skipped: no ::1 on lo");
+        return;
+    };
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(support::response(200, "v6 OK").as_bytes())
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let r = probe::run(&http(|h| h.expect_body = Some("v6".into())), addr, BUDGET).await;
+    assert_eq!(verdict(&r), Some(Verdict::Pass), "{r:?}");
+    let req = server.await.unwrap();
+    assert!(
+        req.contains(&format!("Host: [::1]:{}\r\n", addr.port())),
+        "{req}"
+    );
+}

@@ -12,11 +12,13 @@ use bytes::Bytes;
 use http::{Request, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::time::Duration;
 use tenbin_core::pick::Algorithm;
-use tenbin_proxy::http::HttpFrontend;
+
+use tenbin_proxy::http::{HttpFrontend, HttpService};
 use tenbin_proxy::persist::{PersistConfig, PersistMode, Persistence};
 use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
-use tenbin_proxy::tls::server::server_config;
+use tenbin_proxy::tls::server::{serve_https, server_config};
 use tenbin_proxy::tls::{provider, CertStore, TerminateConfig};
 use tenbin_testkit::backend::{http as http_backend, HttpBackend};
 use tls_common::{Ca, TempDir};
@@ -49,14 +51,20 @@ async fn https(persist: Option<PersistConfig>) -> Https {
             .collect(),
     ));
     let mut fe = HttpFrontend::new("https", &[], Some("web"), vec![pool]).unwrap();
-    fe.tls = Some(server_config(&TerminateConfig::default(), store).unwrap());
     fe.persistence = vec![persist.map(|c| Arc::new(Persistence::new(c)))];
+    let tls = server_config(&TerminateConfig::default(), store).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(tenbin_proxy::http::serve(listener, fe, async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(serve_https(
+        listener,
+        HttpService::new(fe),
+        tls,
+        Duration::from_secs(10),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Https {
         addr,
         ca,

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use tenbin_core::flow::FlowKey;
+use tenbin_core::flow::{FlowAddrs, FlowKey};
 
 use crate::abi::{BackendRec, RING_SIZE};
 use crate::loader::{LoadError, Program, XDP_DROP, XDP_PASS, XDP_TX};
@@ -115,7 +115,20 @@ fn action_name(a: u32) -> &'static str {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = &self.key;
-        writeln!(f, "flow     {k:?}")?;
+        let proto = match k.proto {
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            p => format!("proto {p}"),
+        };
+        let (s, d) = match k.addrs {
+            FlowAddrs::V4 { src, dst } => (src.to_string(), dst.to_string()),
+            FlowAddrs::V6 { src, dst } => (format!("[{src}]"), format!("[{dst}]")),
+        };
+        writeln!(
+            f,
+            "flow     {proto} {s}:{} -> {d}:{}",
+            k.src_port, k.dst_port
+        )?;
         match self.model {
             Pick::NotVip => writeln!(
                 f,

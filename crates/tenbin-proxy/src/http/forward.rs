@@ -95,6 +95,7 @@ impl State {
     pub(crate) async fn handle(
         self: Arc<Self>,
         client: SocketAddr,
+        proto: &'static str,
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
@@ -121,7 +122,7 @@ impl State {
             &mut headers,
             self.fe.forwarded,
             client,
-            self.fe.scheme(),
+            proto,
             host.as_deref(),
         );
         if !headers.contains_key(header::HOST) {

@@ -31,7 +31,7 @@ pub use headers::{ForwardedMode, HeaderRules};
 pub use key::request_key;
 pub use log::{AccessLogFormat, AccessLogSink, StdoutSink};
 pub use rules::{PathSpec, Router, RuleError, RuleSpec};
-pub use server::serve;
+pub use server::{serve, HttpService};
 
 use crate::pool::Pool;
 
@@ -84,8 +84,6 @@ pub struct HttpFrontend {
     pub replay_limit: usize,
     /// Session persistence per pool index (issue 4); missing or `None`: no persistence.
     pub persistence: Vec<Option<Arc<crate::persist::Persistence>>>,
-    /// TLS termination (issue 4): `Some` makes this an HTTPS frontend.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl HttpFrontend {
@@ -111,16 +109,6 @@ impl HttpFrontend {
             log_sink: Arc::new(StdoutSink),
             replay_limit: 64 * 1024,
             persistence: Vec::new(),
-            tls: None,
         })
-    }
-
-    /// The scheme clients use: `https` when this frontend terminates TLS.
-    pub fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        }
     }
 }

@@ -29,7 +29,7 @@ pub async fn serve<F>(listener: TcpListener, frontend: HttpFrontend, shutdown: F
 where
     F: Future<Output = ()>,
 {
-    let state = Arc::new(State::new(frontend));
+    let service = HttpService::new(frontend);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -38,24 +38,14 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let (st, stop) = (Arc::clone(&state), stop_rx.clone());
-                    match &state.fe.tls {
-                        None => drop(tokio::spawn(connection(st, stream, peer, stop))),
-                        // TLS termination (issue 4): handshake, then the same connection.
-                        Some(tls) => {
-                            let (tls, limit) = (Arc::clone(tls), st.fe.timeouts.client_header);
-                            tokio::spawn(async move {
-                                let hs = crate::tls::server::handshake(&tls, stream, limit);
-                                if let Some(s) = hs.await {
-                                    connection(st, s, peer, stop).await;
-                                }
-                            });
-                        }
-                    }
+                    let (service, stop) = (service.clone(), stop_rx.clone());
+                    tokio::spawn(async move {
+                        service.serve_connection(stream, peer, false, stop).await;
+                    });
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {
-                    tracing::warn!(error = %e, frontend = %state.fe.name, "accept failed");
+                    tracing::warn!(error = %e, frontend = %service.state.fe.name, "accept failed");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
@@ -65,12 +55,46 @@ where
     Ok(())
 }
 
-async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+/// An HTTP frontend ready to serve client connections from any transport: plain TCP through
+/// [`serve`], or streams the TLS layer has already decrypted. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpService {
     state: Arc<State>,
-    stream: S,
+}
+
+impl HttpService {
+    pub fn new(frontend: HttpFrontend) -> Self {
+        HttpService {
+            state: Arc::new(State::new(frontend)),
+        }
+    }
+
+    /// Serves one client connection until the client closes it, it idles out, or `stop`
+    /// changes (then current requests finish first). `secure` marks a TLS client connection
+    /// (`X-Forwarded-Proto: https`).
+    pub async fn serve_connection<IO>(
+        &self,
+        io: IO,
+        peer: SocketAddr,
+        secure: bool,
+        stop: watch::Receiver<bool>,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        connection(Arc::clone(&self.state), io, peer, secure, stop).await;
+    }
+}
+
+async fn connection<IO>(
+    state: Arc<State>,
+    stream: IO,
     peer: SocketAddr,
+    secure: bool,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let proto = if secure { "https" } else { "http" };
     let timeouts = state.fe.timeouts;
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked {
@@ -89,7 +113,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         let state = Arc::clone(&state);
         let guard = act.begin();
         async move {
-            let resp = state.handle(peer, req).await;
+            let resp = state.handle(peer, proto, req).await;
             drop(guard);
             Ok::<_, Infallible>(resp)
         }
@@ -167,13 +191,13 @@ impl Drop for InFlight {
     }
 }
 
-/// A client socket that records activity.
-struct Tracked<S> {
-    inner: S,
+/// A client stream that records activity.
+struct Tracked<IO> {
+    inner: IO,
     activity: Arc<Activity>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -188,7 +212,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
