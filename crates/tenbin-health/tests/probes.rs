@@ -292,9 +292,82 @@ async fn icmp_echo_to_loopback() {
     }
 }
 
+#[tokio::test]
+async fn icmp_without_cap_net_raw_says_so() {
+    let unprivileged = async {
+        let r = probe::run(&CheckKind::Icmp, "127.0.0.1:0".parse().unwrap(), BUDGET).await;
+        match &r {
+            Err(e @ ProbeError::Unavailable(m)) if m.contains("CAP_NET_RAW") => {
+                assert_eq!(
+                    e.verdict(),
+                    None,
+                    "our limitation says nothing about the server"
+                );
+            }
+            other => panic!("expected a clear CAP_NET_RAW error, got {other:?}"),
+        }
+    };
+    if std::env::var_os("TENBIN_HEALTH_NOCAP_CHILD").is_some() || !is_root() {
+        unprivileged.await;
+        println!("nocap-ok");
+        return;
+    }
+    // As root: run this same test again as nobody, without capabilities.
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--exact", "icmp_without_cap_net_raw_says_so", "--nocapture"])
+        .env("TENBIN_HEALTH_NOCAP_CHILD", "1")
+        .output();
+    let Ok(out) = out else {
+        println!("skipped: setpriv (util-linux) not available to drop CAP_NET_RAW");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("nocap-ok"),
+        "{stdout}\n{stderr}"
+    );
+}
+
 fn is_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[tokio::test]
+async fn http_check_over_ipv6_loopback_brackets_the_host() {
+    let Ok(listener) = tokio::net::TcpListener::bind("[::1]:0").await else {
+        println!("skipped: no ::1 on lo");
+        return;
+    };
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(support::response(200, "v6 OK").as_bytes())
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let r = probe::run(&http(|h| h.expect_body = Some("v6".into())), addr, BUDGET).await;
+    assert_eq!(verdict(&r), Some(Verdict::Pass), "{r:?}");
+    let req = server.await.unwrap();
+    assert!(
+        req.contains(&format!("Host: [::1]:{}\r\n", addr.port())),
+        "{req}"
+    );
 }

@@ -212,3 +212,58 @@ async fn access_log_lines_in_both_formats() {
         }
     }
 }
+
+#[tokio::test]
+async fn any_stream_can_be_served_and_tls_streams_say_https() {
+    use tenbin_proxy::http::HttpService;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let b = Backend::spawn("a").await;
+    let service = HttpService::new(frontend(
+        &[],
+        "app",
+        vec![pool("app", Algorithm::RoundRobin, &[&b])],
+    ));
+    // An in-memory stream stands in for a decrypted TLS connection.
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let peer = "127.0.0.9:4443".parse().unwrap();
+    tokio::spawn(async move { service.serve_connection(server, peer, true, stop).await });
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: secure.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.read_to_string(&mut out),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let lower = out.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 200"), "{out}");
+    assert!(lower.contains("x-echo-x-forwarded-proto: https"), "{out}");
+    assert!(lower.contains("x-echo-x-forwarded-for: 127.0.0.9"), "{out}");
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let b = Backend::spawn("a").await;
+    let proxy = Proxy::spawn(frontend(
+        &[],
+        "app",
+        vec![pool("app", Algorithm::RoundRobin, &[&b])],
+    ))
+    .await;
+    for _ in 0..10 {
+        let (status, _, _) = get(&proxy.url("/")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(b.hits(), 10);
+    assert_eq!(
+        b.connections(),
+        1,
+        "sequential requests share one upstream connection"
+    );
+}

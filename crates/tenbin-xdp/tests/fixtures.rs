@@ -532,3 +532,46 @@ fn flow_cap_limits_inserts_not_forwarding() {
     assert!(inserted >= 5 && inserted <= 5 * cpus, "{inserted}");
     assert_eq!(stat(&m, "flow_cap") - capped, (20 - inserted) as u64);
 }
+
+#[test]
+fn explain_agrees_with_the_program() {
+    let Some(m) = mux("explain_agrees_with_the_program") else {
+        return;
+    };
+    let mut model = Controller::new(tenbin_xdp::writer::MemWriter::new(), MaglevRings);
+    model.apply(&spec()).unwrap();
+    let keys = [
+        client4(61_000),
+        client6(61_001, "2001:db8:ffff::2", 53, 17),
+        FlowKey::v4(
+            Ipv4Addr::new(198, 51, 100, 7),
+            5,
+            Ipv4Addr::new(10, 0, 0, 3),
+            22,
+            6,
+        ),
+        FlowKey::v4(
+            Ipv4Addr::new(198, 51, 100, 7),
+            5,
+            Ipv4Addr::new(10, 0, 0, 9),
+            80,
+            6,
+        ),
+        FlowKey::v4(
+            Ipv4Addr::new(198, 51, 100, 7),
+            5,
+            Ipv4Addr::new(10, 0, 0, 66),
+            80,
+            6,
+        ),
+    ];
+    for k in keys {
+        let e = tenbin_xdp::explain::explain(model.writer(), Some(m.writer()), &k).unwrap();
+        assert_eq!(e.agrees(), Some(true), "{e}");
+        assert!(e.to_string().contains("agrees   yes"), "{e}");
+    }
+    // Without a program the model still answers.
+    let e = tenbin_xdp::explain::explain(model.writer(), None, &keys[0]).unwrap();
+    assert_eq!(e.agrees(), None);
+    assert!(e.to_string().contains("ring slot"));
+}

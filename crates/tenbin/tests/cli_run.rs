@@ -1,4 +1,4 @@
-//! `tenbin run` as a user runs it: a tcp frontend from a config file really forwards.
+//! `tenbin run` as a user runs it: tcp and http frontends from a config file really forward.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -23,6 +23,76 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts `tenbin run` on `config` (written to a temp file) and connects to `port` once it
+/// listens (bounded wait).
+fn start(config: &str, port: u16, tag: &str) -> (Daemon, TcpStream) {
+    let dir = std::env::temp_dir().join(format!("tenbin-run-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("run.toml");
+    std::fs::write(&file, config).unwrap();
+    let daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_tenbin"))
+            .args(["run", "-c"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut conn = None;
+    for _ in 0..200 {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    let conn = conn.expect("tenbin run listens on the configured port");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (daemon, conn)
+}
+
+#[test]
+fn run_serves_an_http_frontend_from_the_config_file() {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in backend.incoming().take(4).flatten() {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = if req.contains("x-via: tenbin") || req.contains("X-Via: tenbin") {
+                "via tenbin"
+            } else {
+                "direct"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let port = free_port();
+    let config = format!(
+        "[[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"http\"\ndefault_pool = \"web\"\n[frontend.headers]\nrequest_set = {{ \"X-Via\" = \"tenbin\" }}\n\n[[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"w1\"\naddress = \"{backend_addr}\"\n"
+    );
+    let (_daemon, mut conn) = start(&config, port, "http");
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.ends_with("via tenbin"),
+        "header rule applied: {response}"
+    );
+}
+
 #[test]
 fn run_serves_a_tcp_frontend_from_the_config_file() {
     // A one-shot echo backend on loopback.
@@ -37,40 +107,10 @@ fn run_serves_a_tcp_frontend_from_the_config_file() {
         }
     });
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("tenbin-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("run.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[[frontend]]\nname = \"echo\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"tcp\"\ndefault_pool = \"echo\"\n\n[[pool]]\nname = \"echo\"\n[[pool.server]]\nname = \"e1\"\naddress = \"{backend_addr}\"\n"
-        ),
-    )
-    .unwrap();
-    let _daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_tenbin"))
-            .args(["run", "-c"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let config = format!(
+        "[[frontend]]\nname = \"echo\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"tcp\"\ndefault_pool = \"echo\"\n\n[[pool]]\nname = \"echo\"\n[[pool.server]]\nname = \"e1\"\naddress = \"{backend_addr}\"\n"
     );
-    // Bounded wait for the listener to come up.
-    let mut conn = None;
-    for _ in 0..100 {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => {
-                conn = Some(c);
-                break;
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-    std::fs::remove_dir_all(&dir).ok();
-    let mut conn = conn.expect("tenbin run listens on the configured port");
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (_daemon, mut conn) = start(&config, port, "tcp");
     conn.write_all(b"hello tenbin").unwrap();
     let mut buf = [0u8; 64];
     let n = conn.read(&mut buf).unwrap();

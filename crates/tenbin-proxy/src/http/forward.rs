@@ -94,6 +94,7 @@ impl State {
     pub(crate) async fn handle(
         self: Arc<Self>,
         client: SocketAddr,
+        proto: &'static str,
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
@@ -111,7 +112,7 @@ impl State {
             &mut headers,
             self.fe.forwarded,
             client,
-            "http",
+            proto,
             host.as_deref(),
         );
         if !headers.contains_key(header::HOST) {

@@ -31,7 +31,7 @@ pub use headers::{ForwardedMode, HeaderRules};
 pub use key::request_key;
 pub use log::{AccessLogFormat, AccessLogSink, StdoutSink};
 pub use rules::{PathSpec, Router, RuleError, RuleSpec};
-pub use server::serve;
+pub use server::{serve, HttpService};
 
 use crate::pool::Pool;
 

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -29,7 +29,7 @@ pub async fn serve<F>(listener: TcpListener, frontend: HttpFrontend, shutdown: F
 where
     F: Future<Output = ()>,
 {
-    let state = Arc::new(State::new(frontend));
+    let service = HttpService::new(frontend);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -38,11 +38,14 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(Arc::clone(&state), stream, peer, stop_rx.clone()));
+                    let (service, stop) = (service.clone(), stop_rx.clone());
+                    tokio::spawn(async move {
+                        service.serve_connection(stream, peer, false, stop).await;
+                    });
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {
-                    tracing::warn!(error = %e, frontend = %state.fe.name, "accept failed");
+                    tracing::warn!(error = %e, frontend = %service.state.fe.name, "accept failed");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
@@ -52,12 +55,46 @@ where
     Ok(())
 }
 
-async fn connection(
+/// An HTTP frontend ready to serve client connections from any transport: plain TCP through
+/// [`serve`], or streams the TLS layer has already decrypted. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpService {
     state: Arc<State>,
-    stream: TcpStream,
+}
+
+impl HttpService {
+    pub fn new(frontend: HttpFrontend) -> Self {
+        HttpService {
+            state: Arc::new(State::new(frontend)),
+        }
+    }
+
+    /// Serves one client connection until the client closes it, it idles out, or `stop`
+    /// changes (then current requests finish first). `secure` marks a TLS client connection
+    /// (`X-Forwarded-Proto: https`).
+    pub async fn serve_connection<IO>(
+        &self,
+        io: IO,
+        peer: SocketAddr,
+        secure: bool,
+        stop: watch::Receiver<bool>,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        connection(Arc::clone(&self.state), io, peer, secure, stop).await;
+    }
+}
+
+async fn connection<IO>(
+    state: Arc<State>,
+    stream: IO,
     peer: SocketAddr,
+    secure: bool,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let proto = if secure { "https" } else { "http" };
     let timeouts = state.fe.timeouts;
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked {
@@ -76,7 +113,7 @@ async fn connection(
         let state = Arc::clone(&state);
         let guard = act.begin();
         async move {
-            let resp = state.handle(peer, req).await;
+            let resp = state.handle(peer, proto, req).await;
             drop(guard);
             Ok::<_, Infallible>(resp)
         }
@@ -154,13 +191,13 @@ impl Drop for InFlight {
     }
 }
 
-/// A client socket that records activity.
-struct Tracked {
-    inner: TcpStream,
+/// A client stream that records activity.
+struct Tracked<IO> {
+    inner: IO,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -175,7 +212,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

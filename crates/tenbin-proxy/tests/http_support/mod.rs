@@ -32,6 +32,7 @@ pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    conns: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -45,14 +46,16 @@ impl Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = oneshot::channel::<()>();
-        let (n, h) = (name.to_string(), Arc::clone(&hits));
+        let (n, h, c) = (name.to_string(), Arc::clone(&hits), Arc::clone(&conns));
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
                     _ = &mut rx => return,
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                 };
+                c.fetch_add(1, Ordering::SeqCst);
                 let (n, h) = (n.clone(), Arc::clone(&h));
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
@@ -72,12 +75,18 @@ impl Backend {
             name: name.into(),
             addr,
             hits,
+            conns,
             stop: Some(tx),
         }
     }
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
     }
 
     /// Stops accepting; the port then refuses connections.

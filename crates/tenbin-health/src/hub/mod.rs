@@ -12,14 +12,17 @@ use std::time::Instant;
 use tenbin_core::ServerState;
 use tokio::sync::{watch, Notify};
 
-use crate::agent::{AgentAdmin, AgentOper, AgentReply};
+use crate::agent::AgentReply;
 use crate::hysteresis::Hysteresis;
 use crate::outcome::CheckResult;
 use crate::outlier::OutlierPool;
 pub use crate::outlier::PassiveSignal;
-use crate::snapshot::{HealthSnapshot, PoolHealth, TargetHealth};
+use crate::snapshot::HealthSnapshot;
 use crate::spec::OutlierSpec;
 use crate::target::TargetKey;
+
+mod fold;
+use fold::{evaluate_pool, Pool, Target};
 
 /// How a target is registered.
 #[derive(Clone, Copy, Debug)]
@@ -41,26 +44,6 @@ impl Default for TargetOptions {
             admin: ServerState::Active,
         }
     }
-}
-
-#[derive(Debug)]
-struct Target {
-    opts: TargetOptions,
-    hyst: Hysteresis,
-    check_reason: String,
-    agent_admin: Option<AgentAdmin>,
-    agent_oper: Option<AgentOper>,
-    agent_reason: Option<String>,
-    percent: u32,
-    maxconn: Option<u32>,
-    state: ServerState,
-    since: Instant,
-}
-
-#[derive(Debug)]
-struct Pool {
-    outlier: Option<OutlierPool<Arc<str>>>,
-    targets: BTreeMap<Arc<str>, Target>,
 }
 
 #[derive(Debug, Default)]
@@ -355,113 +338,4 @@ impl HealthHub {
 
 fn target_mut<'a>(inner: &'a mut Inner, key: &TargetKey) -> Option<&'a mut Target> {
     inner.pools.get_mut(&key.pool)?.targets.get_mut(&key.server)
-}
-
-/// Combine admin intent, check, agent, ejection and panic mode for every target of a pool.
-fn evaluate_pool(
-    name: &Arc<str>,
-    pool: &mut Pool,
-    now: Instant,
-    snap: &mut HealthSnapshot,
-) -> PoolHealth {
-    let mut rows = Vec::with_capacity(pool.targets.len());
-    for (server, t) in &pool.targets {
-        let (checked, reason) = checked_state(t);
-        let ejected = pool
-            .outlier
-            .as_ref()
-            .is_some_and(|d| d.is_ejected(server, now));
-        rows.push((server.clone(), checked, reason, ejected, admin_pinned(t)));
-    }
-    // Servers an operator or agent took out (maintenance, drain) are neither counted nor
-    // brought back by panic mode: that is intent, not health.
-    let eligible = rows.iter().filter(|r| !r.4).count();
-    let usable = rows
-        .iter()
-        .filter(|r| r.1 == ServerState::Active && !r.3)
-        .count();
-    let panic = pool
-        .outlier
-        .as_ref()
-        .is_some_and(|d| d.panics(usable, eligible));
-    for (server, checked, reason, ejected, pinned) in rows {
-        let (mut state, mut why) = (checked, reason);
-        if ejected && matches!(state, ServerState::Active | ServerState::Draining) {
-            state = ServerState::Down;
-            why = format!("ejected by passive detection; {why}");
-        }
-        if panic && !pinned && matches!(state, ServerState::Down | ServerState::Draining) {
-            state = ServerState::Active;
-            why = format!("panic mode ({usable}/{eligible} usable), health ignored; {why}");
-        }
-        let Some(t) = pool.targets.get_mut(&server) else {
-            continue;
-        };
-        if t.state != state {
-            t.state = state;
-            t.since = now;
-        }
-        snap.targets.insert(
-            TargetKey {
-                pool: name.clone(),
-                server,
-            },
-            TargetHealth {
-                state,
-                checked,
-                ejected,
-                load_percent: t.percent,
-                maxconn: t.maxconn,
-                reason: why,
-                since: t.since,
-            },
-        );
-    }
-    PoolHealth {
-        panic,
-        usable,
-        eligible,
-    }
-}
-
-/// Taken out by intent (config or agent maintenance/drain) rather than by health.
-fn admin_pinned(t: &Target) -> bool {
-    matches!(
-        t.opts.admin,
-        ServerState::Maintenance | ServerState::Draining
-    ) || matches!(t.agent_admin, Some(AgentAdmin::Maint | AgentAdmin::Drain))
-}
-
-/// The state from admin intent, active check and agent alone, with its reason.
-fn checked_state(t: &Target) -> (ServerState, String) {
-    let agent_why = || t.agent_reason.clone().unwrap_or_else(|| "agent".into());
-    if t.opts.admin == ServerState::Maintenance {
-        return (ServerState::Maintenance, "maintenance (config)".into());
-    }
-    if t.agent_admin == Some(AgentAdmin::Maint) {
-        return (
-            ServerState::Maintenance,
-            format!("maintenance: {}", agent_why()),
-        );
-    }
-    let check = if t.opts.checked {
-        t.hyst.state()
-    } else {
-        ServerState::Active
-    };
-    if t.agent_oper == Some(AgentOper::Down) {
-        return (ServerState::Down, format!("down: {}", agent_why()));
-    }
-    match check {
-        ServerState::Down | ServerState::Unchecked => return (check, t.check_reason.clone()),
-        ServerState::Draining => return (check, format!("draining: {}", t.check_reason)),
-        _ => {}
-    }
-    if t.opts.admin == ServerState::Draining {
-        return (ServerState::Draining, "draining (config)".into());
-    }
-    if t.agent_admin == Some(AgentAdmin::Drain) {
-        return (ServerState::Draining, format!("draining: {}", agent_why()));
-    }
-    (ServerState::Active, t.check_reason.clone())
 }
