@@ -26,6 +26,7 @@ use super::key::request_key;
 use super::log::Entry;
 use super::rules::host_of;
 use super::{AccessLogFormat, HttpFrontend};
+use crate::persist::{acquire, Sticky};
 use crate::pool::{Lease, Outcome, PoolError};
 
 /// A frontend with its upstream client, shared by every connection.
@@ -100,6 +101,15 @@ impl State {
         let started = Instant::now();
         let wall = SystemTime::now();
         let pool_index = self.fe.router.route(&req);
+        let sticky = pool_index.and_then(|i| {
+            let persistence = self.fe.persistence.get(i)?.as_ref()?;
+            Some(Sticky::begin(
+                persistence,
+                &self.fe.pools[i],
+                &mut req,
+                client.ip(),
+            ))
+        });
         let key = pool_index.and_then(|i| request_key(&self.fe.pools[i], &req, client));
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -148,7 +158,9 @@ impl State {
         let mut last = StatusCode::SERVICE_UNAVAILABLE;
         let mut attempts = 0;
         loop {
-            let acquired = tokio::time::timeout_at(deadline, pool.acquire(key, &tried)).await;
+            let acquired =
+                tokio::time::timeout_at(deadline, acquire(sticky.as_ref(), pool, key, &tried))
+                    .await;
             let mut lease = match acquired {
                 Ok(Ok(lease)) => lease,
                 Ok(Err(PoolError::QueueTimeout(_))) if attempts == 0 => {
@@ -182,7 +194,11 @@ impl State {
             let wait = deadline.min(sent + self.fe.timeouts.server);
             let result = tokio::time::timeout_at(wait, self.client.request(up)).await;
             let failure = match result {
-                Ok(Ok(resp)) => {
+                Ok(Ok(mut resp)) => {
+                    if let Some(s) = &sticky {
+                        let status = resp.status();
+                        s.on_response(resp.headers_mut(), status, lease.id());
+                    }
                     lease.set_latency(sent.elapsed());
                     if resp.status().is_server_error() {
                         lease.report(Outcome::ServerError);

@@ -82,6 +82,8 @@ pub struct HttpFrontend {
     /// Request bodies up to this size are buffered so a failed attempt can be replayed on
     /// another server; larger or unsized bodies stream and are never replayed.
     pub replay_limit: usize,
+    /// Session persistence per pool index (issue 4); missing or `None`: no persistence.
+    pub persistence: Vec<Option<Arc<crate::persist::Persistence>>>,
 }
 
 impl HttpFrontend {
@@ -106,6 +108,7 @@ impl HttpFrontend {
             access_log: AccessLogFormat::Off,
             log_sink: Arc::new(StdoutSink),
             replay_limit: 64 * 1024,
+            persistence: Vec::new(),
         })
     }
 }

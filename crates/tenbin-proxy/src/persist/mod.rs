@@ -5,8 +5,7 @@
 //!
 //! ```text
 //! let d = persist.route(&mut req, client_ip, &servers, now);   // may strip/rewrite cookies
-//! match d.target(&servers) { Target::Server(id) => lease id, Target::Any => pool.acquire(..),
-//!                            Target::Unavailable => 503 }
+//! let lease = hold(&pool, d.target(&servers), key, &tried).await?;  // NoServer → 503
 //! persist.on_response(&d, resp.headers_mut(), resp.status(), server_id, &servers, now);
 //! ```
 //!
@@ -21,22 +20,26 @@
 //! `now` is wall-clock time since the Unix epoch ([`Persistence::now`]): cookie dates carry it
 //! to the client and back, and the table's idle expiry runs on the same clock.
 
+mod config;
 mod cookie;
 mod lease;
 mod modes;
 mod servers;
+mod sticky;
 mod url;
 
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tenbin_core::persist::{PersistKey, PersistTable};
 use tenbin_core::BackendId;
 
+pub use config::{for_pools, from_config};
 pub use cookie::SetCookieAttrs;
-pub use lease::{hold, Held};
+pub use lease::hold;
 pub use servers::{Member, ServerSet};
+pub use sticky::{acquire, Sticky};
 
 /// Which property of a request pins it to a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,20 +178,43 @@ impl Decision {
     }
 }
 
-/// One pool's persistence: its configuration and its table.
-#[derive(Debug)]
+/// A source of wall-clock time (tests inject their own).
+pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+/// One pool's persistence: its configuration, its table and its clock.
 pub struct Persistence {
     config: PersistConfig,
     table: Mutex<PersistTable>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Persistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persistence")
+            .field("config", &self.config)
+            .field("table_len", &self.table_len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Persistence {
     pub fn new(config: PersistConfig) -> Self {
+        Self::with_clock(config, Arc::new(Persistence::now))
+    }
+
+    /// Persistence reading time from `clock` (what [`Persistence::current`] returns).
+    pub fn with_clock(config: PersistConfig, clock: Clock) -> Self {
         let table = PersistTable::new(config.table_size, config.idle_timeout);
         Persistence {
             config,
             table: Mutex::new(table),
+            clock,
         }
+    }
+
+    /// The time of this persistence's clock (wall clock unless injected).
+    pub fn current(&self) -> Duration {
+        (self.clock)()
     }
 
     pub fn config(&self) -> &PersistConfig {

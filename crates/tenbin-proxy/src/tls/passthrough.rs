@@ -144,17 +144,15 @@ async fn relay(mut client: TcpStream, pass: &Passthrough) -> Result<(), RelayErr
     let mut decision = Decision::default();
     if let (Some(table), false) = (&route.sessions, hello.session_id.is_empty()) {
         let key = PersistKey::from_bytes(SESSION_DOMAIN, &hello.session_id);
-        decision.pinned = table.lookup(key, Persistence::now());
+        decision.pinned = table.lookup(key, table.current());
     }
     decision.redispatch_always();
     let target = decision.target(&servers);
-    let held = hold(&route.pool, &servers, target, None).await?;
-    let mut upstream = match TcpStream::connect(held.server().addr).await {
+    let held = hold(&route.pool, target, None, &[]).await?;
+    let mut upstream = match TcpStream::connect(held.addr()).await {
         Ok(s) => s,
         Err(e) => {
-            if let Some(l) = held.lease() {
-                l.report(Outcome::ConnectFailed);
-            }
+            held.report(Outcome::ConnectFailed);
             return Err(e.into());
         }
     };
@@ -171,7 +169,7 @@ async fn relay(mut client: TcpStream, pass: &Passthrough) -> Result<(), RelayErr
     if let (Some(table), Ok(sh)) = (&route.sessions, &server_hello) {
         if let Some(id) = sh.sticky_session_id() {
             let key = PersistKey::from_bytes(SESSION_DOMAIN, id);
-            table.learn(key, held.id(), Persistence::now());
+            table.learn(key, held.id(), table.current());
         }
     }
     if matches!(server_hello, Err(RelayError::Io(_))) {

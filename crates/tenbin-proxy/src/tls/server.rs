@@ -158,3 +158,56 @@ pub async fn terminate_tcp(
         });
     }
 }
+
+/// The server side of a TLS handshake on an accepted connection, bounded by `limit` (a client
+/// that stalls its handshake is a slowloris like any other). `None` when it fails.
+pub async fn handshake(
+    config: &Arc<ServerConfig>,
+    tcp: TcpStream,
+    limit: std::time::Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = TlsAcceptor::from(Arc::clone(config));
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!("tls: handshake failed: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// An HTTPS frontend: accepts on `listener`, terminates TLS (ALPN picks h2 or http/1.1) and
+/// hands each decrypted stream to the L7 `service` as a secure connection, until `shutdown`
+/// resolves; then open connections are asked to finish their requests and close.
+pub async fn serve_https(
+    listener: TcpListener,
+    service: crate::http::HttpService,
+    config: Arc<ServerConfig>,
+    handshake_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("https: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (service, config, stop) = (service.clone(), Arc::clone(&config), stop_rx.clone());
+        tokio::spawn(async move {
+            if let Some(tls) = handshake(&config, tcp, handshake_timeout).await {
+                service.serve_connection(tls, peer, true, stop).await;
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+}

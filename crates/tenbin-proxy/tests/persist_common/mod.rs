@@ -1,7 +1,6 @@
 //! A loopback topology for persistence tests: HTTP backends that answer with their name (and
-//! set session cookies or redirect on request), a small L7 forwarder that runs the
-//! persistence hook exactly as the L7 path calls it (`route` → `target` → `hold` → forward →
-//! `on_response`), and a client session with a cookie jar.
+//! set session cookies or redirect on request), tenbin's L7 frontend with persistence on an
+//! injectable clock, and a client session with a cookie jar.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -21,7 +20,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tenbin_core::pick::Algorithm;
-use tenbin_proxy::persist::{hold, PersistConfig, Persistence, ServerSet};
+use tenbin_proxy::http::HttpFrontend;
+use tenbin_proxy::persist::{PersistConfig, Persistence};
 use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -111,18 +111,24 @@ pub async fn backend(name: &str, behaviour: Behaviour) -> Backend {
     }
 }
 
-/// The forwarder in front of one pool, with an injectable clock offset (seconds).
+/// tenbin's L7 frontend in front of one pool, with persistence on an injectable clock.
 pub struct Proxy {
     pub addr: SocketAddr,
     pub pool: Pool,
     pub persist: Option<Arc<Persistence>>,
     pub clock_offset: Arc<AtomicU64>,
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Proxy {
     /// Moves the persistence clock forward (idle expiry, cookie dates).
     pub fn advance(&self, by: Duration) {
         self.clock_offset.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+
+    /// The persistence clock now.
+    pub fn now(&self) -> Duration {
+        Persistence::now() + Duration::from_secs(self.clock_offset.load(Ordering::SeqCst))
     }
 
     pub fn server_id(&self, name: &str) -> tenbin_core::BackendId {
@@ -139,85 +145,26 @@ pub async fn proxy(backends: &[Backend], persist: Option<PersistConfig>) -> Prox
             .map(|b| ServerConfig::new(b.name.clone(), b.addr))
             .collect(),
     ));
-    let persist = persist.map(|c| Arc::new(Persistence::new(c)));
     let clock_offset = Arc::new(AtomicU64::new(0));
+    let offset = clock_offset.clone();
+    let clock: tenbin_proxy::persist::Clock =
+        Arc::new(move || Persistence::now() + Duration::from_secs(offset.load(Ordering::SeqCst)));
+    let persist = persist.map(|c| Arc::new(Persistence::with_clock(c, clock)));
+    let mut fe = HttpFrontend::new("web", &[], Some("web"), vec![pool.clone()]).unwrap();
+    fe.persistence = vec![persist.clone()];
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let upstream: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let (p, st, clock) = (pool.clone(), persist.clone(), clock_offset.clone());
-    tokio::spawn(async move {
-        while let Ok((tcp, peer)) = listener.accept().await {
-            let (p, st, clock, upstream) = (p.clone(), st.clone(), clock.clone(), upstream.clone());
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let (p, st, clock, upstream) =
-                        (p.clone(), st.clone(), clock.clone(), upstream.clone());
-                    async move {
-                        let now =
-                            Persistence::now() + Duration::from_secs(clock.load(Ordering::SeqCst));
-                        Ok::<_, Infallible>(
-                            forward(req, peer.ip(), &p, st.as_deref(), &upstream, now).await,
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(tenbin_proxy::http::serve(listener, fe, async move {
+        let _ = rx.await;
+    }));
     Proxy {
         addr,
         pool,
         persist,
         clock_offset,
+        _stop: tx,
     }
-}
-
-/// The L7 persistence hook around one forwarded request.
-async fn forward(
-    mut req: Request<Incoming>,
-    client: IpAddr,
-    pool: &Pool,
-    persist: Option<&Persistence>,
-    upstream: &Client<HttpConnector, Full<Bytes>>,
-    now: Duration,
-) -> Response<Full<Bytes>> {
-    let servers = ServerSet::from_pool(pool);
-    let decision = persist.map(|p| p.route(&mut req, client, &servers, now));
-    let target = decision
-        .as_ref()
-        .map_or(tenbin_proxy::persist::Target::Any, |d| d.target(&servers));
-    let Ok(held) = hold(pool, &servers, target, None).await else {
-        return status(StatusCode::SERVICE_UNAVAILABLE);
-    };
-    let (parts, _body) = req.into_parts();
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut up = Request::new(Full::new(Bytes::new()));
-    *up.uri_mut() = format!("http://{}{}", held.server().addr, pq)
-        .parse()
-        .unwrap();
-    *up.headers_mut() = parts.headers;
-    let Ok(resp) = upstream.request(up).await else {
-        return status(StatusCode::BAD_GATEWAY);
-    };
-    let (mut head, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    if let (Some(p), Some(d)) = (persist, &decision) {
-        p.on_response(d, &mut head.headers, head.status, held.id(), &servers, now);
-    }
-    Response::from_parts(head, Full::new(body))
-}
-
-fn status(s: StatusCode) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = s;
-    r
 }
 
 /// A browser-like client: its own source address, a cookie jar, extra headers.
