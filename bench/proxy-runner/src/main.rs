@@ -1,10 +1,14 @@
-//! `tenbin-proxy-bench-runner CONFIG [--splice]`: serve the config's L4 frontends until
-//! SIGINT/SIGTERM. Benchmark plumbing only; `tenbin run` is the real entry point.
+//! `tenbin-proxy-bench-runner CONFIG [--splice]`: serve the config's L4 frontends (through
+//! `l4::serve`) and its `mode http` frontends (through `http::serve`) until SIGINT/SIGTERM.
+//! Benchmark plumbing only; `tenbin run` is the real entry point and wires the same calls.
 #![forbid(unsafe_code)]
 
 use std::error::Error;
 
+use tenbin_config::Mode;
+use tenbin_proxy::http::HttpFrontend;
 use tenbin_proxy::l4::{pools, serve, ServeOptions};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
@@ -16,9 +20,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = tenbin_config::Config::parse(&text, &path)?;
     let pools = pools(&config);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let listeners = serve(&config, &pools, ServeOptions { splice }, rx).await?;
+    let listeners = serve(&config, &pools, ServeOptions { splice }, rx.clone()).await?;
     for l in &listeners {
         eprintln!("listening frontend={} addr={} splice={splice}", l.frontend, l.addr);
+    }
+    for f in config.frontend.iter().filter(|f| f.mode == Mode::Http) {
+        for addr in &f.bind {
+            let listener = TcpListener::bind(*addr.get_ref()).await?;
+            let fe = HttpFrontend::from_config(f, pools.values().cloned().collect())?;
+            eprintln!("listening frontend={} addr={} http", f.name.get_ref(), listener.local_addr()?);
+            let mut stop = rx.clone();
+            tokio::spawn(tenbin_proxy::http::serve(listener, fe, async move {
+                let _ = stop.wait_for(|v| *v).await;
+            }));
+        }
     }
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {

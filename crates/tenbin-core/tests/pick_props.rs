@@ -115,17 +115,23 @@ proptest! {
     }
 
     /// Least connections never picks a server with strictly more sessions than another
-    /// eligible one of equal weight, nor a strictly higher (active+1)/weight with weights.
+    /// eligible one of equal weight, nor a strictly higher (active+1)/weight with weights,
+    /// through any sequence of picks, session ends, limits and exclusions.
     #[test]
     fn least_conn_never_picks_busier(
-        servers in prop::collection::vec((0u32..20, 1u32..=5, any::<bool>()), 1..=12),
+        servers in prop::collection::vec((0u32..20, 1u32..=5, prop::option::of(1u32..25)), 1..=12),
         equal in any::<bool>(),
+        steps in prop::collection::vec((any::<bool>(), any::<prop::sample::Index>(), any::<u8>()), 1..40),
     ) {
         let specs: Vec<ServerSpec> = servers
             .iter()
             .enumerate()
-            .map(|(i, &(_, w, _))| ServerSpec::new(i as u32, format!("s{i}")).weight(if equal { 1 } else { w }))
+            .map(|(i, &(_, w, maxconn))| {
+                let s = ServerSpec::new(i as u32, format!("s{i}")).weight(if equal { 1 } else { w });
+                match maxconn { Some(m) => s.maxconn(m), None => s }
+            })
             .collect();
+        let n = servers.len();
         let mut b = active_pool(Algorithm::LeastConn, specs);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         for (i, &(active, _, _)) in servers.iter().enumerate() {
@@ -133,16 +139,24 @@ proptest! {
                 b.on_dispatch(BackendId(i as u32));
             }
         }
-        let exclude: Vec<BackendId> = servers.iter().enumerate()
-            .filter(|(_, s)| s.2).map(|(i, _)| BackendId(i as u32)).collect();
-        for _ in 0..4 {
+        for (is_pick, which, mask) in steps {
+            if !is_pick {
+                b.on_complete(BackendId(which.index(n) as u32), None, Duration::ZERO);
+                continue;
+            }
+            let exclude: Vec<BackendId> = (0..n.min(8))
+                .filter(|i| mask >> i & 1 == 1 && mask & 0x80 == 0)
+                .map(|i| BackendId(i as u32))
+                .collect();
             let got = pick(&mut b, &mut rng, None, &exclude);
             let load = |s: &ServerView| (u64::from(s.active) + 1, u64::from(s.spec.weight.get()));
             let open: Vec<&ServerView> = b.servers().iter().filter(|s| eligible(s, &exclude)).collect();
             match got {
                 None => prop_assert!(open.is_empty()),
                 Some(id) => {
-                    let (la, wa) = load(b.server(id).unwrap());
+                    let picked = b.server(id).unwrap();
+                    prop_assert!(eligible(picked, &exclude), "picked ineligible {}", id);
+                    let (la, wa) = load(picked);
                     for s in &open {
                         let (lb, wb) = load(s);
                         prop_assert!(la * wb <= lb * wa, "picked {} over less loaded {}", id, s.spec.id);

@@ -71,7 +71,7 @@ async fn busy_server_avoided(algorithm: Algorithm) -> (String, HashMap<String, u
     let b = three().await;
     let p = weighted(algorithm, &b, &[1, 1, 1]);
     let proxy = Proxy::spawn(frontend(&[], "app", vec![p.clone()])).await;
-    let slow = tokio::spawn(get_owned(proxy.url("/delay/1500")));
+    let slow = tokio::spawn(get_owned(proxy.url("/delay/3000")));
     tokio::time::timeout(Duration::from_secs(10), async {
         while p.servers().iter().all(|(_, _, active)| *active == 0) {
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -147,7 +147,8 @@ async fn retry_budget_runs_out_with_502() {
 async fn server_timeout_is_504() {
     let b = Backend::spawn("slow").await;
     let mut fe = frontend(&[], "app", vec![pool("app", Algorithm::RoundRobin, &[&b])]);
-    fe.timeouts.server = ms(200);
+    // Long enough that a loaded machine still answers /delay/1 in time.
+    fe.timeouts.server = ms(1000);
     let proxy = Proxy::spawn(fe).await;
     let (status, _, body) = guard(get(&proxy.url("/hang"))).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
@@ -253,7 +254,8 @@ async fn maxconn_queues_in_order_and_a_full_queue_is_503() {
     cfg.queue_size = 1;
     let p = Pool::new(cfg);
     let proxy = Proxy::spawn(frontend(&[], "app", vec![p.clone()])).await;
-    let url = proxy.url("/delay/400");
+    // The first request holds the slot long enough for the other two to arrive.
+    let url = proxy.url("/delay/1500");
     let first = tokio::spawn(get_owned(url.clone()));
     guard(until(|| p.servers()[0].2 == 1)).await;
     let second = tokio::spawn(get_owned(url.clone()));
@@ -347,7 +349,7 @@ async fn overflow_group_takes_over_when_the_primary_is_full_or_down() {
     ));
     let proxy = Proxy::spawn(frontend(&[], "app", vec![p.clone()])).await;
     assert_eq!(guard(get(&proxy.url("/"))).await.2, "primary");
-    let slow = tokio::spawn(get_owned(proxy.url("/delay/500")));
+    let slow = tokio::spawn(get_owned(proxy.url("/delay/1500")));
     guard(until(|| p.servers()[0].2 == 1)).await;
     assert_eq!(
         guard(get(&proxy.url("/"))).await.2,

@@ -17,6 +17,7 @@
 //! - [`agent`]: the host agent's VIPs on `lo` and ARP sysctls for DSR.
 //! - [`explain`]: where a 5-tuple goes and why, model and real program side by side.
 //! - [`loader`]: aya loading, the kernel `MapWriter`, test runs, attach, counters (root).
+//! - [`report`]: authenticated host-agent health reports and the Mux's book of them.
 //! - [`packet`]: frame builders and parsers used by tests, `explain` and benchmarks.
 //!
 //! The only `unsafe` is in the private `pod` module: aya's `Pod` marker impls.
@@ -29,4 +30,5 @@ pub mod explain;
 pub mod loader;
 pub mod packet;
 mod pod;
+pub mod report;
 pub mod writer;

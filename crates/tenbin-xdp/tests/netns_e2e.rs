@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{in_ns, sh, Lab};
+use netns::{in_ns, sh, spawn_in_ns, Lab};
 use tenbin_core::ServerState;
 use tenbin_xdp::abi::{stat_index, Mode};
 use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
@@ -137,6 +137,7 @@ fn http_through_the_vip_with_dsr_replies() {
     let mx = lab.plug(&sw, "mx", "10.99.0.1/24");
     sh(&format!("ip -n {cl} route add {VIP}/32 via 10.99.0.1"));
     let stop = Arc::new(AtomicBool::new(false));
+    let mut service_stop = Vec::new();
     let vip: IpAddr = VIP.parse().unwrap();
     let mut backends = Vec::new();
     let mut agents = Vec::new();
@@ -148,7 +149,9 @@ fn http_through_the_vip_with_dsr_replies() {
             d.attach("eth0").expect("attach decap");
             (TcpListener::bind((vip, 80)).expect("bind VIP"), d)
         });
-        serve(listener, format!("backend-{i}"), stop.clone());
+        let own = Arc::new(AtomicBool::new(false));
+        serve(listener, format!("backend-{i}"), own.clone());
+        service_stop.push(own);
         backends.push((IpAddr::V4(Ipv4Addr::new(10, 99, 0, 10 + i)), Lab::mac(&ns)));
         agents.push(decap);
     }
@@ -220,7 +223,91 @@ fn http_through_the_vip_with_dsr_replies() {
             "every backend decapsulated traffic"
         );
     }
+    // Host agents report their service's health to the Mux; stopping backend 3's HTTP server
+    // is noticed by its agent and the Mux stops sending it new flows.
+    let key = tenbin_xdp::report::key(b"tenbin e2e shared report key").unwrap();
+    let inbox = in_ns(&mx, || {
+        std::net::UdpSocket::bind("10.99.0.1:7946").expect("report socket")
+    });
+    inbox
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut senders = Vec::new();
+    for (i, (addr, _)) in backends.iter().enumerate() {
+        let (addr, key, stop) = (*addr, key.clone(), stop.clone());
+        senders.push(spawn_in_ns(&lab.ns(&format!("b{}", i + 1)), move || {
+            let out = std::net::UdpSocket::bind((addr, 0)).unwrap();
+            for seq in 1..=600u64 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // The agent's check: the local service behind the VIP accepts connections.
+                let healthy = TcpStream::connect_timeout(
+                    &SocketAddr::new(vip, 80),
+                    Duration::from_millis(200),
+                )
+                .is_ok();
+                let r = tenbin_xdp::report::Report {
+                    seq,
+                    backend: addr,
+                    services: vec![tenbin_xdp::report::ServiceHealth {
+                        vip,
+                        port: 80,
+                        proto: 6,
+                        healthy,
+                    }],
+                };
+                let _ = out.send_to(&r.encode(&key).unwrap(), "10.99.0.1:7946");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }));
+    }
+    let live = [backends[0], backends[2]];
+    let mut book = tenbin_xdp::report::HealthBook::new(Duration::from_secs(2));
+    let t0 = std::time::Instant::now();
+    service_stop[2].store(true, Ordering::Relaxed);
+    let mut noticed = false;
+    for _ in 0..200 {
+        let mut buf = [0u8; 512];
+        if let Ok(n) = inbox.recv(&mut buf) {
+            if let Ok(r) = tenbin_xdp::report::Report::decode(&buf[..n], &key) {
+                book.on_report(&r, t0.elapsed());
+            }
+        }
+        let mut s = spec(&live);
+        book.overlay(&mut s, t0.elapsed());
+        mux.apply(&s).unwrap();
+        if book.verdict(backends[2].0, vip, 80, 6, t0.elapsed())
+            == tenbin_xdp::report::Verdict::Failing
+        {
+            noticed = true;
+            break;
+        }
+    }
+    assert!(
+        noticed,
+        "backend 3's agent never reported its stopped service"
+    );
+    assert_eq!(
+        book.verdict(backends[0].0, vip, 80, 6, t0.elapsed()),
+        tenbin_xdp::report::Verdict::Healthy
+    );
+    for _ in 0..12 {
+        let mut s = connect(&cl);
+        assert_eq!(
+            get(&mut s).expect("new connection"),
+            "backend-1",
+            "only backend 1 is left"
+        );
+    }
+
     stop.store(true, Ordering::Relaxed);
+    for f in &service_stop {
+        f.store(true, Ordering::Relaxed);
+    }
+    for s in senders {
+        let _ = s.join();
+    }
     drop(conns);
     drop(mux);
     drop(agents);

@@ -133,7 +133,7 @@ async fn failover(backends: &[DemoBackend], names: &[String]) -> anyhow::Result<
     let spec = CheckSpec {
         interval: Duration::from_millis(100),
         jitter: 0.1,
-        timeout: Duration::from_millis(200),
+        timeout: Duration::from_millis(500),
         rise: 1,
         fall: 2,
         ..CheckSpec::new(CheckKind::Http(HttpCheck {

@@ -30,21 +30,23 @@
 //! health change moves only that server's keys. A pick checks the dynamic conditions
 //! (`maxconn`, exclusions) and allocates nothing.
 //!
-//! Modules: `plan` (groups and tables), `rotate` (round robin, smooth WRR, least
-//! connections), `p2c` (peak-EWMA and least request), `hashed` (Maglev, ketama, source hash).
+//! Modules: `types` (the vocabulary above), `plan` (groups and tables), `scope` (what an
+//! algorithm sees of a group), `rotate` (round robin, smooth WRR), `lctree` (least
+//! connections in `O(log n)`), `p2c` (peak-EWMA and least request), `hashed` (Maglev,
+//! ketama, source hash).
 
 mod hashed;
+mod lctree;
 mod p2c;
 mod plan;
 mod rotate;
 mod scope;
 #[cfg(test)]
 mod tests;
+mod types;
 
 use std::collections::HashMap;
 use std::time::Duration;
-
-use rand_core::RngCore;
 
 use crate::backend::{BackendId, ServerSpec, ServerState};
 use crate::health::SlowStart;
@@ -53,62 +55,7 @@ use scope::{open, Scope};
 
 pub use hashed::source_key;
 pub use p2c::{PeakEwma, DEFAULT_RTT};
-
-/// Which algorithm picks inside a priority group.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Algorithm {
-    /// Plain rotation; weights are ignored.
-    RoundRobin,
-    /// NGINX's smooth weighted round robin: interleaved, never bursting.
-    WeightedRoundRobin,
-    /// Fewest active sessions relative to weight (`(active + 1) / weight`, so an idle heavy
-    /// server beats an idle light one); with equal weights this is plain least connections.
-    /// Ties rotate.
-    LeastConn,
-    /// Peak-EWMA of observed latency (times active+1), power of two choices (linkerd).
-    PeakEwma { decay: Duration },
-    /// Power of two choices on `weight / (active + 1)^bias` (Envoy's least request).
-    LeastRequest { bias: f64 },
-    /// Consistent hashing of the caller's key through a Maglev table of `table_size` (prime).
-    Maglev { table_size: u32 },
-    /// Consistent hashing of the caller's key on a ketama ring (for comparison).
-    Ketama,
-    /// Source-address hashing: the caller's key is its masked source address hashed
-    /// ([`crate::pick::source_key`]); placed through Maglev so it is consistent.
-    SourceHash,
-}
-
-/// What one pick needs from the outside world.
-pub struct PickContext<'a> {
-    pub now: Duration,
-    /// The hashing algorithms' input (source address, cookie, header...). Ignored by others;
-    /// a hashing algorithm with no key falls back to random choice among eligible servers.
-    pub key: Option<u64>,
-    /// Servers this request already tried (retries go elsewhere).
-    pub exclude: &'a [BackendId],
-    pub rng: &'a mut dyn RngCore,
-}
-
-impl std::fmt::Debug for PickContext<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PickContext")
-            .field("now", &self.now)
-            .field("key", &self.key)
-            .field("exclude", &self.exclude)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One server as the balancer tracks it.
-#[derive(Clone, Debug)]
-pub struct ServerView {
-    pub spec: ServerSpec,
-    pub state: ServerState,
-    /// Sessions dispatched and not yet completed.
-    pub active: u32,
-    /// Agent/SNMP-reported capacity in percent of the configured weight (100 = as configured).
-    pub load_factor: u32,
-}
+pub use types::{Algorithm, PickContext, ServerView};
 
 /// Per-server algorithm memory beside the public view, keyed by the same index.
 #[derive(Clone, Debug, Default)]
@@ -134,6 +81,8 @@ pub struct Balancer {
     dirty: bool,
     /// Membership, weights or load factors changed since the hash tables were built.
     tables_dirty: bool,
+    /// Least connections' trees, rebuilt with the plan.
+    least: lctree::LeastConnIndex,
 }
 
 impl Balancer {
@@ -148,6 +97,7 @@ impl Balancer {
             plan: plan::Plan::default(),
             dirty: true,
             tables_dirty: true,
+            least: lctree::LeastConnIndex::default(),
         };
         b.update_servers(specs);
         b
@@ -160,6 +110,7 @@ impl Balancer {
     /// Ramps the effective weight of servers that come up from now on (`None`: no ramp).
     pub fn set_slow_start(&mut self, slow_start: Option<SlowStart>) {
         self.slow_start = slow_start;
+        self.dirty = true;
     }
 
     /// Replaces the server set. Servers whose id survives keep their state, counts and
@@ -240,6 +191,7 @@ impl Balancer {
                 .rebuild(&self.algorithm, &self.servers, self.tables_dirty);
             self.dirty = false;
             self.tables_dirty = false;
+            self.least.invalidate();
         }
     }
 
@@ -250,15 +202,18 @@ impl Balancer {
             algorithm,
             servers,
             tracks,
+            index,
             cursor,
             slow_start,
             plan,
+            least,
             ..
         } = self;
-        let group = plan
+        let gi = plan
             .groups()
             .iter()
-            .find(|g| g.members.iter().any(|&i| open(&servers[i], ctx.exclude)))?;
+            .position(|g| g.members.iter().any(|&i| open(&servers[i], ctx.exclude)))?;
+        let group = &plan.groups()[gi];
         let scope = Scope {
             members: &group.members,
             base: &group.base,
@@ -270,7 +225,17 @@ impl Balancer {
         let i = match algorithm {
             Algorithm::RoundRobin => rotate::round_robin(&scope, cursor),
             Algorithm::WeightedRoundRobin => rotate::smooth_wrr(&scope, tracks),
-            Algorithm::LeastConn => rotate::least_conn(&scope, tracks, cursor),
+            Algorithm::LeastConn => {
+                if !least.is_valid() {
+                    let ramp = lctree::Ramp {
+                        slow_start: *slow_start,
+                        now: ctx.now,
+                    };
+                    least.build(plan.groups(), servers, tracks, ramp);
+                }
+                let excluded = ctx.exclude.iter().filter_map(|id| index.get(id).copied());
+                least.pick(gi, &scope, tracks, excluded)
+            }
             Algorithm::PeakEwma { decay } => p2c::peak_ewma(&scope, tracks, *decay, ctx.rng),
             Algorithm::LeastRequest { bias } => p2c::least_request(&scope, tracks, *bias, ctx.rng),
             Algorithm::Maglev { .. } | Algorithm::SourceHash | Algorithm::Ketama => {
@@ -291,6 +256,7 @@ impl Balancer {
     pub fn on_dispatch(&mut self, id: BackendId) {
         if let Some(&i) = self.index.get(&id) {
             self.servers[i].active = self.servers[i].active.saturating_add(1);
+            self.least.recount(i, &self.servers[i]);
         }
     }
 
@@ -299,6 +265,7 @@ impl Balancer {
         if let Some(&i) = self.index.get(&id) {
             let s = &mut self.servers[i];
             s.active = s.active.saturating_sub(1);
+            self.least.recount(i, &self.servers[i]);
             if let (Algorithm::PeakEwma { decay }, Some(rtt)) = (&self.algorithm, latency) {
                 self.tracks[i].ewma.observe(rtt, now, *decay);
             }

@@ -1,14 +1,10 @@
-//! The deterministic in-group choices: round robin, smooth weighted round robin and (weighted)
-//! least connections.
+//! The deterministic in-group choices by scanning: round robin and smooth weighted round
+//! robin (least connections keeps a tree, see `lctree`).
 //!
 //! Smooth WRR is NGINX's: every pick adds each open server's effective weight to its running
 //! `current`, takes the largest `current` (ties to the lower index) and subtracts the total
 //! from it. Over one cycle of `sum(weights)` picks each server is chosen exactly `weight`
 //! times, interleaved rather than in bursts.
-//!
-//! Least connections minimises `(active + 1) / weight`, compared exactly by cross
-//! multiplication; ties go to the first tied server after the rotating cursor, so equal
-//! servers share the load instead of the lowest index taking every tie.
 
 use super::{Scope, Track};
 
@@ -38,25 +34,4 @@ pub(super) fn smooth_wrr(scope: &Scope<'_>, tracks: &mut [Track]) -> Option<usiz
     let (b, _) = best?;
     tracks[b].current -= total;
     Some(b)
-}
-
-pub(super) fn least_conn(scope: &Scope<'_>, tracks: &[Track], cursor: &mut usize) -> Option<usize> {
-    let n = scope.members.len();
-    let start = scope.members.partition_point(|&i| i < *cursor);
-    let mut best: Option<(usize, u128, u128)> = None;
-    for pos in (start..n).chain(0..start) {
-        let i = scope.members[pos];
-        if !scope.open(i) {
-            continue;
-        }
-        let load = u128::from(scope.servers[i].active) + 1;
-        let weight = u128::from(scope.weight(pos, &tracks[i]));
-        // load/weight < best_load/best_weight, without division.
-        if best.is_none_or(|(_, bl, bw)| load * bw < bl * weight) {
-            best = Some((i, load, weight));
-        }
-    }
-    let (i, _, _) = best?;
-    *cursor = i + 1;
-    Some(i)
 }

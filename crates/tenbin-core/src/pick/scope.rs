@@ -34,10 +34,7 @@ impl Scope<'_> {
 
     /// The slow-start fraction of a server now, in thousandths (1000 when not ramping).
     pub fn ramp(&self, track: &Track) -> u32 {
-        match (self.slow_start, track.up_since) {
-            (Some(ss), Some(up)) => ss.permille(self.now.saturating_sub(up)),
-            _ => SlowStart::SCALE,
-        }
+        ramp(self.slow_start, track, self.now)
     }
 
     /// The position of the first open member at or after position `start`, wrapping.
@@ -47,6 +44,14 @@ impl Scope<'_> {
         (start..n)
             .chain(0..start)
             .find(|&pos| self.open(self.members[pos]))
+    }
+}
+
+/// A server's slow-start fraction at `now`, in thousandths (1000 when not ramping).
+pub(super) fn ramp(slow_start: Option<SlowStart>, track: &Track, now: Duration) -> u32 {
+    match (slow_start, track.up_since) {
+        (Some(ss), Some(up)) => ss.permille(now.saturating_sub(up)),
+        _ => SlowStart::SCALE,
     }
 }
 

@@ -142,10 +142,7 @@ pub fn add_forwarded(
     let ip = client.ip().to_canonical();
     if matches!(mode, ForwardedMode::XForwarded | ForwardedMode::Both) {
         let xff = HeaderName::from_static("x-forwarded-for");
-        let joined = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip.to_string(),
-        };
+        let joined = append_element(headers, &xff, &ip.to_string());
         if let Ok(v) = HeaderValue::from_str(&joined) {
             headers.insert(xff, v);
         }
@@ -163,14 +160,22 @@ pub fn add_forwarded(
             // host is a token only if it has no characters needing quotes; quote always.
             element.push_str(&format!(";host=\"{}\"", h.replace(['"', '\\'], "")));
         }
-        let joined = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {element}"),
-            None => element,
-        };
+        let joined = append_element(headers, &header::FORWARDED, &element);
         if let Ok(v) = HeaderValue::from_str(&joined) {
             headers.insert(header::FORWARDED, v);
         }
     }
+}
+
+/// Every earlier hop's value of a list header (all its lines, in order), then ours.
+fn append_element(headers: &HeaderMap, name: &HeaderName, ours: &str) -> String {
+    let mut out = String::new();
+    for prev in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
+        out.push_str(prev);
+        out.push_str(", ");
+    }
+    out.push_str(ours);
+    out
 }
 
 /// RFC 7239 §6: IPv6 addresses are bracketed and, containing ':', quoted.
@@ -226,7 +231,10 @@ mod tests {
 
     #[test]
     fn x_forwarded_appends_to_an_existing_chain() {
-        let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "198.51.100.1, 192.0.2.3"),
+        ]);
         let client: SocketAddr = "127.0.0.7:5000".parse().unwrap();
         add_forwarded(
             &mut h,
@@ -235,7 +243,10 @@ mod tests {
             "http",
             Some("a.test"),
         );
-        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.7");
+        assert_eq!(
+            h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
+            ["203.0.113.9, 198.51.100.1, 192.0.2.3, 127.0.0.7"]
+        );
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.test");
         assert!(!h.contains_key("forwarded"));

@@ -249,3 +249,43 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_only_after_the_window_with_nothing_in_flight() {
+        let a = Arc::new(Activity::new());
+        assert!(!a.is_idle(IDLE));
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(!a.is_idle(IDLE));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(a.is_idle(IDLE));
+        // Bytes moving reset the window.
+        a.touch();
+        assert!(!a.is_idle(IDLE));
+        assert_eq!(a.idle_deadline(IDLE), Instant::now() + IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_is_never_idle() {
+        let a = Arc::new(Activity::new());
+        let guard = a.begin();
+        tokio::time::advance(IDLE * 3).await;
+        assert!(
+            !a.is_idle(IDLE),
+            "a slow upstream does not make the client idle"
+        );
+        assert_eq!(a.idle_deadline(IDLE), Instant::now() + IDLE);
+        drop(guard);
+        assert!(
+            !a.is_idle(IDLE),
+            "the window restarts when the request ends"
+        );
+        tokio::time::advance(IDLE).await;
+        assert!(a.is_idle(IDLE));
+    }
+}
