@@ -90,8 +90,8 @@ impl Inner {
         Lease::new(Arc::clone(shared), server, self.sink.clone())
     }
 
-    /// Some server would take a new session but for its maxconn.
-    pub(super) fn saturated(&self, exclude: &[BackendId]) -> bool {
+    /// Some server outside `exclude` takes new sessions, free slot or not.
+    pub(super) fn usable(&self, exclude: &[BackendId]) -> bool {
         self.balancer.servers().iter().any(|s| {
             s.state.accepts_new()
                 && s.spec.weight.get() > 0

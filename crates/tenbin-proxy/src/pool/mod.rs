@@ -256,7 +256,7 @@ impl Pool {
         let mut inner = self.lock();
         match inner.pick(key, exclude, now) {
             Some(id) => Ok(inner.dispatch(&self.shared, id)),
-            None if inner.saturated(exclude) => Err(PoolError::QueueFull(self.name().into())),
+            None if inner.usable(exclude) => Err(PoolError::QueueFull(self.name().into())),
             None => Err(PoolError::NoServer(self.name().into())),
         }
     }
@@ -283,16 +283,13 @@ impl Pool {
             let now = self.now();
             let mut inner = self.lock();
             inner.queue.purge_closed();
-            // Waiters go first: a newcomer only picks directly when nobody is queued.
-            if inner.queue.is_empty() {
-                if let Some(id) = inner.pick(key, exclude, now) {
-                    return Ok(inner.dispatch(&self.shared, id));
-                }
-                if !inner.saturated(exclude) {
-                    return Err(PoolError::NoServer(self.name().into()));
-                }
-            } else if !inner.saturated(exclude) && !inner.could_serve(exclude) {
+            if !inner.usable(exclude) {
                 return Err(PoolError::NoServer(self.name().into()));
+            }
+            // Waiters go first; a slot none of them can use may go to the newcomer at once.
+            inner.serve_waiters(&self.shared, now);
+            if let Some(id) = inner.pick(key, exclude, now) {
+                return Ok(inner.dispatch(&self.shared, id));
             }
             if inner.queue.len() >= inner.queue_size {
                 return Err(PoolError::QueueFull(self.name().into()));

@@ -284,3 +284,26 @@ async fn pinned_sessions_reach_draining_servers_but_not_down_or_full_ones() {
     assert!(p.acquire_pinned(a).is_none());
     assert!(p.acquire_pinned(BackendId(99)).is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slot_no_waiter_can_use_goes_to_a_newcomer_at_once() {
+    let p = pool(vec![limited("a", 1, 1), limited("b", 2, 1)], 10);
+    let b = p.id_of("b").unwrap();
+    let held_a = p.acquire(None, &[b]).await.unwrap();
+    let held_b = p.acquire(None, &[]).await.unwrap();
+    assert_eq!((held_a.name(), held_b.name()), ("a", "b"));
+    // A retry that must avoid b waits for a.
+    let p2 = p.clone();
+    let retry =
+        tokio::spawn(async move { p2.acquire(None, &[b]).await.map(|l| l.name().to_string()) });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    drop(held_b);
+    assert_eq!(p.queued(), 1, "b is free but the waiter excludes it");
+    // A newcomer takes b without waiting behind it (paused time: a wait would time out).
+    let started = Instant::now();
+    let newcomer = p.acquire(None, &[]).await.unwrap();
+    assert_eq!(newcomer.name(), "b");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    drop(held_a);
+    assert_eq!(retry.await.unwrap().unwrap(), "a");
+}
