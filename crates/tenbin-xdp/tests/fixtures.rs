@@ -575,3 +575,44 @@ fn explain_agrees_with_the_program() {
     assert_eq!(e.agrees(), None);
     assert!(e.to_string().contains("ring slot"));
 }
+
+#[test]
+fn udp_entries_expire_after_idle_time() {
+    let Some(mut m) = mux("udp_entries_expire_after_idle_time") else {
+        return;
+    };
+    let k = client6(62_000, "2001:db8:ffff::2", 53, 17);
+    let ring = backend_addr(&m, &run(&m, &Frame::new(k).build())).1;
+    let seen = m
+        .writer()
+        .flow_entry(&k)
+        .unwrap()
+        .expect("UDP entry")
+        .seen_ns;
+    let other = [v6(1), v6(2), v6(3)]
+        .iter()
+        .map(|a| m.backend_id(*a).unwrap())
+        .find(|id| *id != ring)
+        .unwrap();
+    // A fresh entry is followed, wherever the ring points.
+    m.writer_mut().insert_flow(&k, other, seen).unwrap();
+    assert_eq!(backend_addr(&m, &run(&m, &Frame::new(k).build())).1, other);
+    // An entry idle for longer than udp_idle (30 s: last seen at boot, and this machine has
+    // been up longer) is placed by the ring again and renewed.
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        uptime > 31.0,
+        "the machine must have been up for more than udp_idle"
+    );
+    m.writer_mut().insert_flow(&k, other, 0).unwrap();
+    let miss = stat(&m, "lru_miss_other");
+    assert_eq!(backend_addr(&m, &run(&m, &Frame::new(k).build())).1, ring);
+    assert_eq!(stat(&m, "lru_miss_other") - miss, 1);
+    assert_eq!(m.writer().flow(&k).unwrap(), Some(ring));
+}
