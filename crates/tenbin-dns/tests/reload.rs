@@ -46,7 +46,9 @@ async fn reload_under_queries_drops_nothing() {
         std::thread::spawn(move || {
             let mut n = 0u32;
             while !done.load(Ordering::Relaxed) && n < 100_000 {
-                engine.reload(if n % 2 == 0 { &b } else { &a }).unwrap();
+                engine
+                    .reload(if n.is_multiple_of(2) { &b } else { &a })
+                    .unwrap();
                 n += 1;
             }
             n
