@@ -149,6 +149,8 @@ impl Pool {
             queue_timeout: config.queue_timeout,
             rng,
             sink: None,
+            configured_maxconn: HashMap::new(),
+            agent_maxconn: HashMap::new(),
         };
         let epoch = Instant::now();
         inner.set_servers(config.servers, Duration::ZERO);
@@ -224,6 +226,16 @@ impl Pool {
         inner.balancer.set_state(server, state, now);
         inner.balancer.set_load_factor(server, load_factor);
         inner.serve_waiters(&self.shared, now);
+    }
+
+    /// Applies a connection limit an agent asked for (HAProxy agent `maxconn:N`); `None`
+    /// returns to the configured limit. Unchanged limits cost nothing.
+    pub fn set_agent_maxconn(&self, server: BackendId, limit: Option<u32>) {
+        let now = self.now();
+        let mut inner = self.lock();
+        if inner.set_agent_maxconn(server, limit) {
+            inner.serve_waiters(&self.shared, now);
+        }
     }
 
     /// Installs the receiver of passive signals (connect failures, timeouts, successes).

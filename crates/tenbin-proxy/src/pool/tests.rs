@@ -307,3 +307,40 @@ async fn a_slot_no_waiter_can_use_goes_to_a_newcomer_at_once() {
     drop(held_a);
     assert_eq!(retry.await.unwrap().unwrap(), "a");
 }
+
+#[tokio::test(start_paused = true)]
+async fn agent_maxconn_overrides_the_configured_limit_until_cleared() {
+    let p = pool(vec![limited("a", 1, 1)], 10);
+    let a = p.id_of("a").unwrap();
+    let first = p.acquire(None, &[]).await.unwrap();
+    assert!(matches!(
+        p.try_acquire(None, &[]),
+        Err(PoolError::QueueFull(_))
+    ));
+    // The agent allows two: a queued caller gets the new slot at once.
+    let p2 = p.clone();
+    let waiter = tokio::spawn(async move { p2.acquire(None, &[]).await.is_ok() });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    p.set_agent_maxconn(a, Some(2));
+    assert!(waiter.await.unwrap());
+    let second = p.try_acquire(None, &[]).unwrap();
+    assert!(matches!(
+        p.try_acquire(None, &[]),
+        Err(PoolError::QueueFull(_))
+    ));
+    // Cleared: back to the configured 1, and the limit survives a reconfigure when set.
+    p.set_agent_maxconn(a, None);
+    drop((first, second));
+    let one = p.try_acquire(None, &[]).unwrap();
+    assert!(p.try_acquire(None, &[]).is_err());
+    p.set_agent_maxconn(a, Some(3));
+    p.reconfigure(PoolConfig::new(
+        "app",
+        Algorithm::RoundRobin,
+        vec![limited("a", 1, 1)],
+    ));
+    let two = p.try_acquire(None, &[]).unwrap();
+    let three = p.try_acquire(None, &[]).unwrap();
+    assert!(p.try_acquire(None, &[]).is_err());
+    drop((one, two, three));
+}
