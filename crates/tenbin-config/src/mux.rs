@@ -34,6 +34,9 @@ use serde::Deserialize;
 pub struct MuxSection {
     /// Interface the program attaches to (one arm: packets leave where they came in).
     pub interface: String,
+    /// Two arms: forwarded packets leave through this interface (XDP_REDIRECT) instead.
+    #[serde(default)]
+    pub egress_interface: Option<String>,
     /// `driver` (native, falls back to generic with a warning) or `generic`.
     #[serde(default)]
     pub attach: AttachMode,

@@ -15,6 +15,9 @@
  *    packet-too-big sent back with XDP_TX; IPv4 without DF: dropped;
  *  - ICMP errors (dest-unreachable, time-exceeded, packet-too-big) quoting a VIP flow go to
  *    that flow's backend: the key is the quoted header reversed, so path-MTU discovery works;
+ *  - one arm: XDP_TX out of the receiving interface; two arms (config.egress): XDP_REDIRECT
+ *    to tx_port[0] with the egress interface's source MAC (ICMP replies still go back out of
+ *    the receiving interface);
  *  - TCP SYN always consults the ring (a draining backend gets no new flows), RST inserts
  *    nothing, UDP entries older than udp_idle_ns are re-picked, and new inserts are capped
  *    per CPU per second (above the cap, flows are still forwarded by the ring, statelessly).
@@ -94,6 +97,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rate);
 } rate SEC(".maps");
+
+/* Two-arm mode: the egress interface (slot 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} tx_port SEC(".maps");
 
 /* What parsing found out about a packet. */
 struct pkt {

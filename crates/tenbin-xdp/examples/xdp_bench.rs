@@ -50,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         flow_cap: 0,
         src4: (Ipv4Addr::new(172, 16, 0, 0), 16),
         src6: ("fd00::".parse().unwrap(), 96),
+        egress: None,
         vips: vec![
             v("10.0.0.1", Mode::Dsr, &b4),
             v("2001:db8:ffff::1", Mode::Dsr, &b6),

@@ -66,6 +66,9 @@ pub struct MuxSpec {
     pub src4: (Ipv4Addr, u8),
     /// Outer IPv6 source prefix, at least /96 (only the last 32 bits vary).
     pub src6: (Ipv6Addr, u8),
+    /// Two arms: forwarded frames leave through this interface (index, MAC) by
+    /// XDP_REDIRECT; `None`: one arm, out of the receiving interface (XDP_TX).
+    pub egress: Option<(u32, [u8; 6])>,
     pub vips: Vec<VipSpec>,
 }
 
@@ -129,6 +132,7 @@ pub struct Controller<W, R> {
     /// Backend records currently written (ids with a record).
     written: BTreeMap<u32, BackendRec>,
     members: BTreeMap<u32, Vec<RingMember>>,
+    egress: Option<u32>,
 }
 
 impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
@@ -140,6 +144,7 @@ impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
             backend_ids: BTreeMap::new(),
             written: BTreeMap::new(),
             members: BTreeMap::new(),
+            egress: None,
         }
     }
 
@@ -169,6 +174,10 @@ impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
         let cfg = config_abi(spec)?;
         let backends = validate(spec)?;
         let mut report = ApplyReport::default();
+        if self.egress != spec.egress.map(|e| e.0) {
+            self.writer.set_egress(spec.egress.map(|e| e.0))?;
+            self.egress = spec.egress.map(|e| e.0);
+        }
         self.writer.set_config(&cfg)?;
 
         // Ids: keep the old ones, give new addresses the lowest free id.
@@ -344,7 +353,9 @@ fn config_abi(spec: &MuxSpec) -> Result<MuxConfigAbi, ControlError> {
         src4_mask: mask(p4),
         src6,
         src6_mask: mask(p6 - 96),
-        _pad: 0,
+        egress: u32::from(spec.egress.is_some()),
+        egress_mac: spec.egress.map(|e| e.1).unwrap_or_default(),
+        _pad: [0; 2],
     })
 }
 

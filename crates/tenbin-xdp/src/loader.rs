@@ -290,6 +290,16 @@ impl MapWriter for Program {
         a.set(0, cfg, 0).map_err(werr("config"))
     }
 
+    fn set_egress(&mut self, ifindex: Option<u32>) -> Result<(), WriteError> {
+        let mut d: aya::maps::DevMap<&mut MapData> =
+            aya::maps::DevMap::try_from(wmap(self, "tx_port")?).map_err(werr("tx_port"))?;
+        // Clearing needs no write: the program only redirects while config.egress is set.
+        if let Some(i) = ifindex {
+            d.set(0, i, None, 0)?;
+        }
+        Ok(())
+    }
+
     fn set_vip(&mut self, key: VipKey, info: VipInfo) -> Result<(), WriteError> {
         let mut m: HashMap<&mut MapData, VipKey, VipInfo> =
             HashMap::try_from(wmap(self, "vips")?).map_err(werr("vips"))?;

@@ -616,3 +616,26 @@ fn udp_entries_expire_after_idle_time() {
     assert_eq!(stat(&m, "lru_miss_other") - miss, 1);
     assert_eq!(m.writer().flow(&k).unwrap(), Some(ring));
 }
+
+#[test]
+fn two_arms_redirect_with_the_egress_mac() {
+    let Some(mut m) = mux("two_arms_redirect_with_the_egress_mac") else {
+        return;
+    };
+    let mut s = spec();
+    let egress_mac = [0x02, 0xee, 0, 0, 0, 0x01];
+    s.egress = Some((1, egress_mac)); // lo: any existing interface will do for a test run
+    m.apply(&s).unwrap();
+    let f = Frame::new(client4(63_000)).flags(SYN).build();
+    let before = stat(&m, "redirect");
+    let out = run(&m, &f);
+    assert_eq!(out.action, tenbin_xdp::abi::XDP_REDIRECT);
+    assert_eq!(stat(&m, "redirect") - before, 1);
+    let o = outer(&out.frame).unwrap();
+    assert_eq!(o.src_mac, egress_mac);
+    assert_eq!(o.proto, 4);
+    // Back to one arm.
+    s.egress = None;
+    m.apply(&s).unwrap();
+    assert_eq!(run(&m, &f).action, XDP_TX);
+}

@@ -113,8 +113,23 @@ pub fn spec(m: &MuxSection) -> anyhow::Result<MuxSpec> {
         flow_cap: m.flow_cap,
         src4: (m.source_v4.addr(), m.source_v4.prefix_len()),
         src6: (m.source_v6.addr(), m.source_v6.prefix_len()),
+        egress: match &m.egress_interface {
+            Some(name) => Some(interface(name)?),
+            None => None,
+        },
         vips,
     })
+}
+
+/// Index and MAC address of a local interface, from sysfs.
+fn interface(name: &str) -> anyhow::Result<(u32, [u8; 6])> {
+    let read = |what: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{name}/{what}"))
+            .with_context(|| format!("interface {name}: no {what}"))
+    };
+    let index = read("ifindex")?.trim().parse().context("ifindex")?;
+    let mac = parse_mac(read("address")?.trim()).context("MAC address")?;
+    Ok((index, mac))
 }
 
 fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
