@@ -1,6 +1,8 @@
 //! A shared topology for the tests: a few VIPs of each mode and family.
 #![allow(dead_code)]
 
+pub mod bpf;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
