@@ -26,6 +26,7 @@
 pub mod counters;
 pub mod ecs;
 pub mod engine;
+pub mod fasthash;
 pub mod gslb;
 pub mod health;
 pub mod netmap;

@@ -114,6 +114,9 @@ pub async fn serve(
     result
 }
 
+/// Datagrams handled back to back before the loop yields to other tasks on its thread.
+const UDP_BURST: u32 = 64;
+
 async fn udp_loop(
     engine: Arc<Engine>,
     sock: tokio::net::UdpSocket,
@@ -122,17 +125,39 @@ async fn udp_loop(
 ) -> io::Result<()> {
     let mut rng = StdRng::seed_from_u64(rand::random::<u64>() ^ seed);
     let mut buf = vec![0u8; 65535];
+    let mut burst = 0u32;
     loop {
-        let (n, peer) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                // ICMP errors from earlier sends surface here; they are not ours to stop on.
-                Err(_) => continue,
-            },
-            _ = stop.changed() => return Ok(()),
+        // Read while data is queued; only an empty socket waits in the reactor (where the
+        // shutdown signal is watched too), so a busy socket pays no waker registration per
+        // datagram.
+        let (n, peer) = match sock.try_recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                burst = 0;
+                tokio::select! {
+                    r = sock.readable() => r?,
+                    _ = stop.changed() => return Ok(()),
+                }
+                continue;
+            }
+            // ICMP errors from earlier sends surface here; they are not ours to stop on.
+            Err(_) => continue,
         };
         if let Some(resp) = engine.respond(&buf[..n], peer.ip(), Transport::Udp, &mut rng) {
-            let _ = sock.send_to(&resp, peer).await;
+            match sock.try_send_to(&resp, peer) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = sock.send_to(&resp, peer).await;
+                }
+                _ => {}
+            }
+        }
+        burst += 1;
+        if burst >= UDP_BURST {
+            burst = 0;
+            if *stop.borrow() {
+                return Ok(());
+            }
+            tokio::task::yield_now().await;
         }
     }
 }

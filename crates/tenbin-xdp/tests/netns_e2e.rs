@@ -104,6 +104,7 @@ fn spec(backends: &[(IpAddr, [u8; 6])]) -> MuxSpec {
         flow_cap: 0,
         src4: (Ipv4Addr::new(10, 99, 0, 1), 32),
         src6: ("fd00::".parse().unwrap(), 96),
+        egress: None,
         vips: vec![VipSpec {
             addr: VIP.parse().unwrap(),
             port: 80,

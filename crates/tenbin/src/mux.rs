@@ -12,8 +12,9 @@ use tenbin_config::mux::{parse_mac, BackendState, Forward, MuxSection};
 use tenbin_core::flow::FlowKey;
 use tenbin_core::ServerState;
 use tenbin_xdp::abi::{Mode, STAT_NAMES};
-use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
+use tenbin_xdp::control::{ApplyReport, BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
 use tenbin_xdp::loader::{is_root, Attached, Program};
+use tenbin_xdp::report::{HealthBook, Report, ReportKey};
 use tenbin_xdp::writer::MemWriter;
 
 /// Arguments of `tenbin mux`.
@@ -112,8 +113,23 @@ pub fn spec(m: &MuxSection) -> anyhow::Result<MuxSpec> {
         flow_cap: m.flow_cap,
         src4: (m.source_v4.addr(), m.source_v4.prefix_len()),
         src6: (m.source_v6.addr(), m.source_v6.prefix_len()),
+        egress: match &m.egress_interface {
+            Some(name) => Some(interface(name)?),
+            None => None,
+        },
         vips,
     })
+}
+
+/// Index and MAC address of a local interface, from sysfs.
+fn interface(name: &str) -> anyhow::Result<(u32, [u8; 6])> {
+    let read = |what: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{name}/{what}"))
+            .with_context(|| format!("interface {name}: no {what}"))
+    };
+    let index = read("ifindex")?.trim().parse().context("ifindex")?;
+    let mac = parse_mac(read("address")?.trim()).context("MAC address")?;
+    Ok((index, mac))
 }
 
 fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
@@ -130,8 +146,10 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
         tracing::warn!(interface = %m.interface, "XDP runs in generic (skb) mode: much slower than driver mode");
     }
     let mut mux = Controller::new(program, MaglevRings);
-    let report = mux.apply(&spec(&m)?)?;
+    let mut base = spec(&m)?;
+    let report = mux.apply(&base)?;
     tracing::info!(interface = %m.interface, vips = m.vip.len(), ?report, "mux attached");
+    let mut reports = Reports::new(&m)?;
 
     let stop = stop_flag()?;
     let started = Instant::now();
@@ -144,13 +162,23 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
         let now = modified(path);
         if now != seen {
             seen = now;
-            match section(path)
-                .and_then(|m| spec(&m))
-                .and_then(|s| Ok(mux.apply(&s)?))
-            {
-                Ok(report) => tracing::info!(?report, "config change applied"),
+            match section(path).and_then(|m| spec(&m)) {
+                Ok(s) => base = s,
                 Err(e) => tracing::error!("config change refused, keeping the running one: {e:#}"),
             }
+        }
+        // Agent reports overlay the configured states: failing or silent backends go down.
+        let mut desired = base.clone();
+        if let Some(r) = &mut reports {
+            r.drain(started.elapsed());
+            r.book.overlay(&mut desired, started.elapsed());
+        }
+        match mux.apply(&desired) {
+            Ok(r) if r != ApplyReport::default() => {
+                tracing::info!(report = ?r, "data plane updated")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("applying: {e}"),
         }
         if last_log.elapsed() >= Duration::from_secs(10) {
             last_log = Instant::now();
@@ -160,6 +188,50 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
     log_counters(mux.writer());
     tracing::info!("detaching");
     Ok(())
+}
+
+/// The agents' report inbox and what it has learned.
+struct Reports {
+    socket: std::net::UdpSocket,
+    key: ReportKey,
+    book: HealthBook,
+}
+
+impl Reports {
+    fn new(m: &MuxSection) -> anyhow::Result<Option<Reports>> {
+        let Some(listen) = m.report_listen else {
+            return Ok(None);
+        };
+        let secret = m.report_key.as_deref().unwrap_or_default();
+        let key = tenbin_xdp::report::key(secret.as_bytes()).context("report_key too short")?;
+        let socket =
+            std::net::UdpSocket::bind(listen).with_context(|| format!("binding {listen}"))?;
+        socket.set_nonblocking(true)?;
+        tracing::info!(%listen, "listening for agent reports");
+        Ok(Some(Reports {
+            socket,
+            key,
+            book: HealthBook::new(m.report_timeout),
+        }))
+    }
+
+    /// Takes every datagram waiting (bounded per call); bad ones are logged and dropped.
+    fn drain(&mut self, now: Duration) {
+        let mut buf = [0u8; 2048];
+        for _ in 0..1024 {
+            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+                return;
+            };
+            match Report::decode(&buf[..n], &self.key) {
+                Ok(r) => {
+                    if !self.book.on_report(&r, now) {
+                        tracing::debug!(%from, "stale or replayed report ignored");
+                    }
+                }
+                Err(e) => tracing::warn!(%from, "agent report refused: {e}"),
+            }
+        }
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
