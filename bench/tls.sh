@@ -4,6 +4,8 @@
 #   handshakes: wrk with `Connection: close`, so every request is a new TCP connection and a
 #               full TLS handshake (wrk does not resume sessions): new handshakes/s.
 #   keep-alive: wrk over kept-alive TLS connections: HTTPS req/s.
+#   baseline:   the same keep-alive run over plain HTTP through the same two proxies, so the
+#               keep-alive ratio can be split into TLS cost and L7 proxying cost.
 # Both proxies terminate TLS with the same ECDSA P-256 certificate and key (TLS 1.3, ALPN
 # http/1.1) and forward plain HTTP, round robin, to the same NGINX static backends. Prints each
 # figure and tenbin's ratio to HAProxy.
@@ -91,7 +93,7 @@ start backends nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
 for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; exit 1; }; done
 
 # ---------------------------------------------------------------- HAProxy
-HA=$(free_port)
+HA=$(free_port); HA_PLAIN=$(free_port)
 {
   echo "global"
   echo "  maxconn 4000"
@@ -106,6 +108,10 @@ HA=$(free_port)
   echo "  bind 127.0.0.1:$HA ssl crt $WORK/bundle.pem alpn http/1.1"
   echo "  option http-keep-alive"
   echo "  default_backend be"
+  echo "frontend http_in"
+  echo "  bind 127.0.0.1:$HA_PLAIN"
+  echo "  option http-keep-alive"
+  echo "  default_backend be"
   echo "backend be"
   echo "  balance roundrobin"
   echo "  http-reuse always"
@@ -114,7 +120,7 @@ HA=$(free_port)
 start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 # ---------------------------------------------------------------- tenbin
-TB=$(free_port)
+TB=$(free_port); TB_PLAIN=$(free_port)
 {
   echo "[[frontend]]"
   echo 'name = "https"'
@@ -126,6 +132,11 @@ TB=$(free_port)
   echo "[[frontend.tls.certificate]]"
   echo "cert = \"$WORK/cert.pem\""
   echo "key = \"$WORK/key.pem\""
+  echo "[[frontend]]"
+  echo 'name = "plain"'
+  echo "bind = [\"127.0.0.1:$TB_PLAIN\"]"
+  echo 'mode = "http"'
+  echo 'default_pool = "web"'
   echo "[[pool]]"
   echo 'name = "web"'
   echo 'algorithm = "roundrobin"'
@@ -154,11 +165,11 @@ log "HAProxy negotiates: $(suite "$HA")   tenbin negotiates: $(suite "$TB")"
 
 # ---------------------------------------------------------------- measure
 declare -A R
-run() { # key port [wrk args...]
-  local key=$1 port=$2
-  shift 2
+run() { # key scheme port [wrk args...]
+  local key=$1 scheme=$2 port=$3
+  shift 3
   local out
-  out=$(wrk -t "$THREADS" -c "$CONNS" -d "$DURATION" "$@" "https://127.0.0.1:$port/" 2>&1)
+  out=$(wrk -t "$THREADS" -c "$CONNS" -d "$DURATION" "$@" "$scheme://127.0.0.1:$port/" 2>&1)
   local rps errs
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
@@ -167,12 +178,19 @@ run() { # key port [wrk args...]
   return 0
 }
 log "measuring: $DURATION per row, $CONNS connections, $THREADS wrk threads"
-run ha_new "$HA" -H "Connection: close"
-run tb_new "$TB" -H "Connection: close"
-run ha_ka "$HA"
-run tb_ka "$TB"
+for p in "$HA_PLAIN" "$TB_PLAIN"; do
+  curl -fsS -m 3 "http://127.0.0.1:$p/" >/dev/null || { log "no HTTP answer on $p"; exit 1; }
+done
+run ha_new https "$HA" -H "Connection: close"
+run tb_new https "$TB" -H "Connection: close"
+run ha_ka https "$HA"
+run tb_ka https "$TB"
+run ha_plain http "$HA_PLAIN"
+run tb_plain http "$TB_PLAIN"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 printf '\n%-34s %12s %12s %8s\n' "TLS 1.3, ECDSA P-256, loopback" "tenbin" "HAProxy" "ratio"
 printf '%-34s %12s %12s %8s\n' "new handshakes/s (Connection: close)" "${R[tb_new]}" "${R[ha_new]}" "$(ratio "${R[tb_new]}" "${R[ha_new]}")"
 printf '%-34s %12s %12s %8s\n' "keep-alive HTTPS req/s" "${R[tb_ka]}" "${R[ha_ka]}" "$(ratio "${R[tb_ka]}" "${R[ha_ka]}")"
+printf '%-34s %12s %12s %8s\n' "baseline: keep-alive HTTP req/s" "${R[tb_plain]}" "${R[ha_plain]}" "$(ratio "${R[tb_plain]}" "${R[ha_plain]}")"
+printf '%-34s %12s %12s\n' "HTTPS / HTTP keep-alive" "$(ratio "${R[tb_ka]}" "${R[tb_plain]}")" "$(ratio "${R[ha_ka]}" "${R[ha_plain]}")"

@@ -1,5 +1,6 @@
 //! `tenbin-tls-bench-runner CONFIG`: serve the config's `mode http` frontends with
-//! `[frontend.tls]` as HTTPS (persistence per pool included) and its L4 frontends through
+//! `[frontend.tls]` as HTTPS (persistence per pool included), its other `mode http` frontends
+//! as plain HTTP (the no-TLS baseline) and its L4 frontends through
 //! `l4::serve`, until SIGINT/SIGTERM. Benchmark plumbing only.
 #![forbid(unsafe_code)]
 
@@ -29,7 +30,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         eprintln!("listening frontend={} addr={} l4", l.frontend, l.addr);
     }
     for f in config.frontend.iter().filter(|f| f.mode == Mode::Http) {
-        let Some(tls) = &f.tls else { continue };
+        let Some(tls) = &f.tls else {
+            // Plain HTTP (the benchmark's no-TLS baseline).
+            for addr in &f.bind {
+                let listener = TcpListener::bind(*addr.get_ref()).await?;
+                let fe = HttpFrontend::from_config(f, pools.values().cloned().collect())?;
+                let mut stop = rx.clone();
+                tokio::spawn(tenbin_proxy::http::serve(listener, fe, async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                }));
+            }
+            continue;
+        };
         let (server_config, store) = terminate_config(tls)?;
         let _watch = store.watch(Duration::from_secs(2));
         for addr in &f.bind {
