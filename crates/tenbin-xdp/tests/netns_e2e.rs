@@ -4,12 +4,12 @@
 mod netns;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{in_ns, serve, sh, spawn_in_ns, Lab};
+use netns::{backend_host, in_ns, serve, sh, spawn_in_ns, Lab};
 use tenbin_core::ServerState;
 use tenbin_xdp::abi::{stat_index, Mode};
 use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
@@ -98,12 +98,7 @@ fn http_through_the_vip_with_dsr_replies() {
     let mut agents = Vec::new();
     for i in 1..=3u8 {
         let ns = lab.plug(&sw, &format!("b{i}"), &format!("10.99.0.1{i}/24"));
-        let (listener, decap) = in_ns(&ns, || {
-            tenbin_xdp::agent::configure("eth0", &[vip]).expect("agent setup");
-            let mut d = Program::decap().expect("load decap");
-            d.attach("eth0").expect("attach decap");
-            (TcpListener::bind((vip, 80)).expect("bind VIP"), d)
-        });
+        let (listener, decap) = backend_host(&ns, vip);
         let own = Arc::new(AtomicBool::new(false));
         serve(listener, format!("backend-{i}"), own.clone());
         service_stop.push(own);

@@ -2,12 +2,12 @@
 //! (IPv6-in-GRE-in-IPv6) to decapsulating backends that answer directly. Root only.
 mod netns;
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{in_ns, serve, sh, Lab};
+use netns::{backend_host, in_ns, serve, sh, Lab};
 use tenbin_core::ServerState;
 use tenbin_xdp::abi::{stat_index, Mode};
 use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
@@ -36,12 +36,7 @@ fn curl_to_an_ipv6_vip_over_gre() {
     let mut decaps = Vec::new();
     for i in 1..=2u8 {
         let ns = lab.plug(&sw, &format!("b{i}"), &format!("fd99::1{i}/64 nodad"));
-        let (listener, decap) = in_ns(&ns, || {
-            tenbin_xdp::agent::configure("eth0", &[vip]).expect("agent setup");
-            let mut d = Program::decap().expect("load decap");
-            d.attach("eth0").expect("attach decap");
-            (TcpListener::bind((vip, 80)).expect("bind VIP"), d)
-        });
+        let (listener, decap) = backend_host(&ns, vip);
         serve(listener, format!("backend-{i}"), stop.clone());
         backends.push((
             IpAddr::V6(format!("fd99::1{i}").parse().unwrap()),

@@ -49,6 +49,17 @@ pub fn spawn_in_ns<T: Send + 'static>(
     })
 }
 
+/// A backend host in `ns`: the host agent's setup (VIP on lo, DSR sysctls), its decap program
+/// on eth0, and a listener on the VIP's port 80.
+pub fn backend_host(ns: &str, vip: std::net::IpAddr) -> (TcpListener, tenbin_xdp::loader::Program) {
+    in_ns(ns, || {
+        tenbin_xdp::agent::configure("eth0", &[vip]).expect("agent setup");
+        let mut d = tenbin_xdp::loader::Program::decap().expect("load decap");
+        d.attach("eth0").expect("attach decap");
+        (TcpListener::bind((vip, 80)).expect("bind VIP"), d)
+    })
+}
+
 /// A set of namespaces named `<prefix>-<role>`, deleted on drop.
 pub struct Lab {
     pub prefix: String,
