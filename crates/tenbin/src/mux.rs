@@ -146,10 +146,14 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
         "`tenbin mux run` needs root (BPF and XDP attach)"
     );
     let mut program = Program::mux(m.flow_table).context("loading the Mux program")?;
+    let wanted = match m.attach {
+        tenbin_config::mux::AttachMode::Driver => Attached::Driver,
+        tenbin_config::mux::AttachMode::Generic => Attached::Generic,
+    };
     let how = program
-        .attach(&m.interface)
+        .attach_as(&m.interface, wanted)
         .with_context(|| format!("attaching to {}", m.interface))?;
-    if how == Attached::Generic || m.attach == tenbin_config::mux::AttachMode::Generic {
+    if how == Attached::Generic {
         tracing::warn!(interface = %m.interface, "XDP runs in generic (skb) mode: much slower than driver mode");
     }
     let mut mux = Controller::new(program, MaglevRings);
