@@ -23,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod batch;
 pub mod counters;
 pub mod ecs;
 pub mod engine;

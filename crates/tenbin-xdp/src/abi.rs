@@ -195,6 +195,19 @@ pub fn stat_index(name: &str) -> Option<usize> {
     STAT_NAMES.iter().position(|n| *n == name)
 }
 
+/// The address back from host-order words and a family (4 or 6).
+pub fn key_addr(words: [u32; 4], family: u8) -> IpAddr {
+    if family == 4 {
+        IpAddr::from(words[0].to_be_bytes())
+    } else {
+        let mut o = [0u8; 16];
+        for (i, w) in words.iter().enumerate() {
+            o[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        IpAddr::from(o)
+    }
+}
+
 /// Host-order words of an address, as the BPF side stores them, and its family (4 or 6).
 pub fn addr_words(addr: IpAddr) -> ([u32; 4], u8) {
     match addr {

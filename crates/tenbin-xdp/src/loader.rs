@@ -123,11 +123,20 @@ impl Program {
     /// Attaches in driver mode, falling back to generic mode (reported, so callers can warn).
     /// The program stays attached until this value is dropped.
     pub fn attach(&mut self, iface: &str) -> Result<Attached, LoadError> {
+        self.attach_as(iface, Attached::Driver)
+    }
+
+    /// Attaches in the `wanted` mode; driver mode falls back to generic.
+    pub fn attach_as(&mut self, iface: &str, wanted: Attached) -> Result<Attached, LoadError> {
         let prog: &mut Xdp = self
             .ebpf
             .program_mut(self.name)
             .ok_or(LoadError::Missing(self.name))?
             .try_into()?;
+        if wanted == Attached::Generic {
+            prog.attach(iface, XdpMode::Skb)?;
+            return Ok(Attached::Generic);
+        }
         match prog.attach(iface, XdpMode::Driver) {
             Ok(_) => Ok(Attached::Driver),
             Err(ProgramError::UnknownInterface { name }) => {

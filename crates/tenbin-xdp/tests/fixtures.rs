@@ -205,6 +205,13 @@ fn pass_and_drop_policies() {
         f[34] = 8;
         f
     };
+    let v6_ext = {
+        let mut f = Frame::new(client6(5, "2001:db8:ffff::2", 53, 17))
+            .payload(16)
+            .build();
+        f[14 + 6] = 0; // next header: hop-by-hop options
+        f
+    };
     let table: Vec<(&str, Vec<u8>, u32, &str)> = vec![
         (
             "unknown vip",
@@ -237,6 +244,12 @@ fn pass_and_drop_policies() {
             "pass_not_ip",
         ),
         ("icmp echo to vip", icmp_echo, XDP_PASS, "pass_icmp"),
+        (
+            "ipv6 extension header",
+            v6_ext,
+            XDP_PASS,
+            "pass_other_proto",
+        ),
         (
             "empty ring",
             Frame::new(FlowKey::v4(

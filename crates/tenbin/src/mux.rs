@@ -33,6 +33,9 @@ enum MuxCommand {
         /// Stop after this many seconds instead of waiting for Ctrl-C / SIGTERM.
         #[arg(long)]
         seconds: Option<u64>,
+        /// Serve the counters as Prometheus text on http://ADDR/metrics.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
     /// Run a flow's first packet through the real program (BPF_PROG_TEST_RUN) and say which
     /// backend it chose and why. Example: `explain -c tenbin.toml tcp 198.51.100.7:40000 10.0.0.1:80`
@@ -50,7 +53,11 @@ enum MuxCommand {
 
 pub fn run(args: MuxArgs) -> anyhow::Result<()> {
     match args.command {
-        MuxCommand::Run { config, seconds } => serve(&config, seconds.map(Duration::from_secs)),
+        MuxCommand::Run {
+            config,
+            seconds,
+            metrics,
+        } => serve(&config, seconds.map(Duration::from_secs), metrics),
         MuxCommand::Explain {
             config,
             protocol,
@@ -132,17 +139,21 @@ fn interface(name: &str) -> anyhow::Result<(u32, [u8; 6])> {
     Ok((index, mac))
 }
 
-fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
+fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
     let m = section(path)?;
     anyhow::ensure!(
         is_root(),
         "`tenbin mux run` needs root (BPF and XDP attach)"
     );
     let mut program = Program::mux(m.flow_table).context("loading the Mux program")?;
+    let wanted = match m.attach {
+        tenbin_config::mux::AttachMode::Driver => Attached::Driver,
+        tenbin_config::mux::AttachMode::Generic => Attached::Generic,
+    };
     let how = program
-        .attach(&m.interface)
+        .attach_as(&m.interface, wanted)
         .with_context(|| format!("attaching to {}", m.interface))?;
-    if how == Attached::Generic || m.attach == tenbin_config::mux::AttachMode::Generic {
+    if how == Attached::Generic {
         tracing::warn!(interface = %m.interface, "XDP runs in generic (skb) mode: much slower than driver mode");
     }
     let mut mux = Controller::new(program, MaglevRings);
@@ -150,6 +161,10 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
     let report = mux.apply(&base)?;
     tracing::info!(interface = %m.interface, vips = m.vip.len(), ?report, "mux attached");
     let mut reports = Reports::new(&m)?;
+    let exported = match metrics {
+        Some(addr) => Some(metrics_endpoint(addr)?),
+        None => None,
+    };
 
     let stop = stop_flag()?;
     let started = Instant::now();
@@ -180,6 +195,12 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
             Ok(_) => {}
             Err(e) => tracing::error!("applying: {e}"),
         }
+        if let Some(text) = &exported {
+            match tenbin_xdp::metrics::collect(&mux) {
+                Ok(t) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
+                Err(e) => tracing::warn!("collecting metrics: {e}"),
+            }
+        }
         if last_log.elapsed() >= Duration::from_secs(10) {
             last_log = Instant::now();
             log_counters(mux.writer());
@@ -188,6 +209,32 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
     log_counters(mux.writer());
     tracing::info!("detaching");
     Ok(())
+}
+
+type Snapshot = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// A minimal HTTP endpoint answering every request with the latest counters snapshot.
+fn metrics_endpoint(addr: SocketAddr) -> anyhow::Result<Snapshot> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let text: Snapshot = Default::default();
+    let shared = text.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let body = shared.lock().map(|t| t.clone()).unwrap_or_default();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    tracing::info!(%addr, "serving counters at /metrics");
+    Ok(text)
 }
 
 /// The agents' report inbox and what it has learned.

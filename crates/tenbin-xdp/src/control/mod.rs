@@ -162,6 +162,24 @@ impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
         self.backend_ids.get(&addr).copied()
     }
 
+    /// Every configured VIP as ((address, port, protocol), id).
+    pub fn vips(&self) -> Vec<((IpAddr, u16, u8), u32)> {
+        self.vip_ids
+            .iter()
+            .map(|(k, (id, _))| {
+                (
+                    (crate::abi::key_addr(k.addr, k.family), k.port, k.proto),
+                    *id,
+                )
+            })
+            .collect()
+    }
+
+    /// Every backend address with its id.
+    pub fn backends(&self) -> Vec<(IpAddr, u32)> {
+        self.backend_ids.iter().map(|(a, id)| (*a, *id)).collect()
+    }
+
     /// The stable id of a VIP, if configured.
     pub fn vip_id(&self, addr: IpAddr, port: u16, proto: u8) -> Option<u32> {
         self.vip_ids

@@ -1,6 +1,6 @@
 //! Helpers of the BPF_PROG_TEST_RUN suites: a programmed Mux over the shared topology.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use tenbin_core::flow::FlowKey;
 use tenbin_xdp::abi::stat_index;
@@ -60,15 +60,7 @@ pub fn backend_addr(m: &Mux, out: &RunOutput) -> (IpAddr, u32) {
 }
 
 pub fn ip_of(vk: tenbin_xdp::abi::VipKey) -> IpAddr {
-    if vk.family == 4 {
-        IpAddr::V4(Ipv4Addr::from(vk.addr[0]))
-    } else {
-        let mut o = [0u8; 16];
-        for (i, w) in vk.addr.iter().enumerate() {
-            o[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
-        }
-        IpAddr::V6(Ipv6Addr::from(o))
-    }
+    tenbin_xdp::abi::key_addr(vk.addr, vk.family)
 }
 
 pub fn mac_of(m: &Mux, id: u32) -> [u8; 6] {
