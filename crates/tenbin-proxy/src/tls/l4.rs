@@ -71,9 +71,10 @@ impl L4Tls {
                     .as_ref()
                     .map(|p| route("", p.get_ref()))
                     .transpose()?;
-                Ok(Some(L4Tls::Passthrough(Arc::new(Passthrough::new(
-                    routes, default,
-                )))))
+                let mut pass = Passthrough::new(routes, default);
+                pass.hello_timeout = f.timeouts.client_header;
+                pass.idle_timeout = f.timeouts.tcp_idle;
+                Ok(Some(L4Tls::Passthrough(Arc::new(pass))))
             }
             TlsMode::Terminate => {
                 let name = f.default_pool.as_ref().map(|p| p.get_ref().as_str());

@@ -56,6 +56,8 @@ pub struct Passthrough {
     pub default: Option<Route>,
     /// How long a client may take to send its ClientHello (and a server its ServerHello).
     pub hello_timeout: Duration,
+    /// No byte in either direction for this long ends a relayed session.
+    pub idle_timeout: Duration,
 }
 
 impl Passthrough {
@@ -64,6 +66,7 @@ impl Passthrough {
             routes,
             default,
             hello_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
         }
     }
 
@@ -175,7 +178,9 @@ async fn relay(mut client: TcpStream, pass: &Passthrough) -> Result<(), RelayErr
     if matches!(server_hello, Err(RelayError::Io(_))) {
         return Ok(());
     }
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let (cr, cw) = client.split();
+    let (sr, sw) = upstream.split();
+    let _ = crate::l4::copy::bidirectional(cr, cw, sr, sw, pass.idle_timeout).await;
     drop(held);
     Ok(())
 }
