@@ -1,12 +1,14 @@
 //! tenbin-proxy: the userspace proxy tier (tier 3).
 //!
 //! Owns the runtime server pool every listener draws from ([`pool`]), L4 switching for
-//! `mode tcp` and `mode udp` ([`l4`]), L7 HTTP switching for `mode http` ([`http`]) and the
-//! PROXY protocol encoder ([`proxy_protocol`]).
+//! `mode tcp` and `mode udp` ([`l4`]), L7 HTTP switching for `mode http` ([`http`]), the
+//! PROXY protocol encoder ([`proxy_protocol`]), session persistence in every mode
+//! ([`persist`]) and TLS termination, re-encryption and passthrough ([`tls`]).
 //!
 //! It must not do XDP or DNS, run health checks itself (states arrive through
-//! [`pool::Pool::apply_health`]) or read configuration files: the binary converts validated
-//! config into the runtime types here and hands in bound sockets and a shutdown signal.
+//! [`pool::Pool::apply_health`]) or read configuration files (certificate and key files
+//! excepted): the binary converts validated config into the runtime types here and hands in
+//! bound sockets and a shutdown signal.
 #![forbid(unsafe_code)]
 
 pub mod http;

@@ -74,6 +74,7 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<Listener>, ServeError> {
     let mut out = Vec::new();
+    let persistence = crate::persist::from_config(config);
     for f in &config.frontend {
         if f.mode == Mode::Http {
             continue;
@@ -89,6 +90,7 @@ pub async fn serve(
         let tcp_fe = (f.mode == Mode::Tcp).then(|| {
             let mut fe = TcpFrontend::from_config(f, pool.clone());
             fe.splice = options.splice;
+            fe.persistence = pool_name.as_ref().and_then(|p| persistence.get(p).cloned());
             Arc::new(fe)
         });
         let udp_fe =

@@ -34,6 +34,8 @@ pub struct TcpFrontend {
     /// Move bytes with splice(2) through a pipe instead of copying through userspace.
     pub splice: bool,
     pub stats: Arc<L4Stats>,
+    /// Source-address persistence of the pool (issue 4).
+    pub persistence: Option<Arc<crate::persist::Persistence>>,
 }
 
 impl TcpFrontend {
@@ -48,6 +50,7 @@ impl TcpFrontend {
             proxy_protocol: None,
             splice: false,
             stats: Arc::default(),
+            persistence: None,
         }
     }
 
@@ -63,6 +66,7 @@ impl TcpFrontend {
             proxy_protocol: version_of(f.proxy_protocol),
             splice: false,
             stats: Arc::default(),
+            persistence: None,
         }
     }
 }
@@ -110,13 +114,20 @@ pub enum ConnectError {
 pub async fn connect(
     fe: &TcpFrontend,
     key: Option<u64>,
+    pinned: Option<BackendId>,
 ) -> Result<(TcpStream, Lease), ConnectError> {
     let mut tried: Vec<BackendId> = Vec::new();
     for _ in 0..=fe.retries {
-        let mut lease = fe
-            .pool
-            .acquire_within(key, &tried, fe.queue_timeout)
-            .await?;
+        // A persisted client goes to its server first (issue 4).
+        let pin = pinned.filter(|_| tried.is_empty());
+        let mut lease = match pin.and_then(|id| fe.pool.acquire_pinned(id)) {
+            Some(lease) => lease,
+            None => {
+                fe.pool
+                    .acquire_within(key, &tried, fe.queue_timeout)
+                    .await?
+            }
+        };
         let started = Instant::now();
         match tokio::time::timeout(fe.connect_timeout, TcpStream::connect(lease.addr())).await {
             Ok(Ok(stream)) => {
@@ -143,8 +154,18 @@ async fn session(mut client: TcpStream, peer: SocketAddr, fe: Arc<TcpFrontend>) 
     L4Stats::bump(&fe.stats.accepted);
     let _active = ActiveGuard::new(&fe.stats);
     let key = client_key(&fe.pool, peer.ip());
-    let (mut server, lease) = match connect(&fe, key).await {
-        Ok(pair) => pair,
+    let sticky = fe
+        .persistence
+        .as_ref()
+        .and_then(|p| p.source_session(peer.ip()));
+    let pinned = sticky.as_ref().and_then(|s| s.target(&fe.pool));
+    let (mut server, lease) = match connect(&fe, key, pinned).await {
+        Ok(pair) => {
+            if let Some(s) = &sticky {
+                s.learn(pair.1.id());
+            }
+            pair
+        }
         Err(e) => {
             debug!(frontend = %fe.name, client = %peer, error = %e, "no server reached");
             L4Stats::bump(&fe.stats.failed);

@@ -22,6 +22,7 @@
 
 mod config;
 mod cookie;
+mod l4;
 mod lease;
 mod modes;
 mod servers;
@@ -37,6 +38,7 @@ use tenbin_core::BackendId;
 
 pub use config::{for_pools, from_config};
 pub use cookie::SetCookieAttrs;
+pub use l4::L4Sticky;
 pub use lease::hold;
 pub use servers::{Member, ServerSet};
 pub use sticky::{acquire, Sticky};
