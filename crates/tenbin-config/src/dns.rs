@@ -4,6 +4,7 @@
 //! cross reference (regions, datacenters, zones) and the shape of each record's data, so the DNS
 //! tier only ever compiles a section that makes sense.
 
+use crate::pool::{CheckKind, HealthCheck};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -258,7 +259,17 @@ pub struct GslbConfig {
     pub sticky_prefix_v4: u8,
     #[serde(default = "default_sticky_v6")]
     pub sticky_prefix_v6: u8,
+    /// Health check of every VIP of the name, for pools without their own `check`.
+    #[serde(default)]
+    pub check: Option<HealthCheck>,
     pub pools: Vec<PoolConfig>,
+}
+
+impl GslbConfig {
+    /// The check that applies to `pool`'s VIPs: its own, else the name's, else none.
+    pub fn check_of<'a>(&'a self, pool: &'a PoolConfig) -> Option<&'a HealthCheck> {
+        pool.check.as_ref().or(self.check.as_ref())
+    }
 }
 
 fn default_gslb_ttl() -> u32 {
@@ -284,6 +295,11 @@ pub struct PoolConfig {
     /// Capacity in the unit of the reported load (users or queries/s); none means unbounded.
     #[serde(default)]
     pub capacity: Option<f64>,
+    /// Health check of these VIPs (tenbin-health's `[pool.health]` keys; `port` is required
+    /// for `tcp` and `http` since a VIP has no service port of its own). Unchecked VIPs count
+    /// as up.
+    #[serde(default)]
+    pub check: Option<HealthCheck>,
 }
 
 /// An IP network `addr/len` with no host bits set.
@@ -445,10 +461,35 @@ impl DnsSection {
                         "gslb {name}: capacity must be a positive number"
                     )));
                 }
+                if let Some(c) = g.check_of(p) {
+                    check_ok(c).map_err(|why| {
+                        DnsConfigError::Invalid(format!(
+                            "gslb {name}: check of datacenter {}: {why}",
+                            p.datacenter
+                        ))
+                    })?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// The bounds `[pool.health]` has, plus a port for checks that connect.
+fn check_ok(c: &HealthCheck) -> Result<(), &'static str> {
+    if *c.rise.get_ref() == 0 || *c.fall.get_ref() == 0 {
+        return Err("rise and fall must be at least 1");
+    }
+    if !(0.0..=0.5).contains(c.jitter.get_ref()) {
+        return Err("jitter must be within 0.0..=0.5");
+    }
+    if c.interval.is_zero() || c.timeout.is_zero() {
+        return Err("interval and timeout must be positive");
+    }
+    if c.kind != CheckKind::Icmp && c.port.is_none() {
+        return Err("tcp and http checks need a port");
+    }
+    Ok(())
 }
 
 impl RecordConfig {
@@ -698,5 +739,33 @@ mod tests {
             owner_name("www", "example.test.").unwrap(),
             "www.example.test."
         );
+    }
+
+    #[test]
+    fn vip_checks_inherit_from_the_name_and_need_a_port() {
+        let with = |check: &str| toml::from_str::<DnsSection>(&format!("{SAMPLE}\n{check}"));
+        let s = with(r#"check = { kind = "tcp", port = 80, interval = "2s", fall = 2 }"#).unwrap();
+        s.validate().unwrap();
+        let g = &s.gslb[0];
+        let c = g.check_of(&g.pools[0]).expect("inherited from the name");
+        assert_eq!((c.port, *c.fall.get_ref()), (Some(80), 2));
+        assert!(with(r#"check = { kind = "tcp" }"#)
+            .unwrap()
+            .validate()
+            .is_err());
+        assert!(with(r#"check = { kind = "icmp", rise = 0 }"#)
+            .unwrap()
+            .validate()
+            .is_err());
+        with(r#"check = { kind = "icmp" }"#)
+            .unwrap()
+            .validate()
+            .unwrap();
+        let mut s = sample();
+        assert!(s.gslb[0].check_of(&s.gslb[0].pools[0]).is_none());
+        s.gslb[0].pools[0].check = with(r#"check = { kind = "tcp" }"#).unwrap().gslb[0]
+            .check
+            .clone();
+        assert!(s.validate().is_err(), "a pool's own check is validated too");
     }
 }

@@ -1,27 +1,64 @@
-//! The GSLB DNS tier in a running node: bind its sockets, build the engine from `[dns]`, and
-//! feed it a health snapshot.
+//! The GSLB DNS tier in a running node: bind its sockets, build the engine from `[dns]`, check
+//! the VIPs that have a `check`, and feed the engine a health snapshot built from those checks.
+//!
+//! Every checked VIP is one target of a `tenbin_health::HealthHub` of its own, keyed by
+//! datacenter (the hub's "pool", prefixed `dns/`) and address (the "server"). Each snapshot the
+//! hub publishes becomes a `tenbin_dns::HealthSnapshot` by [`dns_snapshot`]:
+//!
+//! | tenbin-health        | DNS         | why                                                    |
+//! |----------------------|-------------|--------------------------------------------------------|
+//! | Active               | Up          |                                                        |
+//! | Draining             | Draining    | no new clients, still answered if nothing else is left |
+//! | Down, Maintenance    | Down        |                                                        |
+//! | Unchecked            | Up          | no verdict yet: a fresh node must not black-hole names |
+//!
+//! A VIP without a check is simply absent from the snapshot, which the DNS tier reads as up. A
+//! VIP that appears in several datacenters or checks takes the worst state reported for it.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::Context as _;
+use rand::SeedableRng;
 use tenbin_config::dns::DnsSection;
-use tenbin_dns::{Engine, HealthSnapshot, Sockets};
+use tenbin_core::ServerState;
+use tenbin_dns::{AddrState, Engine, HealthSnapshot, Sockets};
+use tenbin_health::from_config::check_spec;
+use tenbin_health::hub::TargetOptions;
+use tenbin_health::scheduler::{spawn_check, SharedRng};
+use tenbin_health::{CheckSpec, HealthHub, TargetKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A running DNS tier.
+/// The hub "pool" of a datacenter's VIPs.
+const POOL_PREFIX: &str = "dns/";
+
+/// A running DNS tier. Dropping it stops the VIP checks.
 #[derive(Debug)]
 pub struct DnsTier {
-    /// Kept so the health channel stays open; VIP checks publish through it.
-    _health: watch::Sender<Arc<HealthSnapshot>>,
     pub task: JoinHandle<std::io::Result<()>>,
+    _checks: Checks,
+}
+
+/// The VIP check tasks, aborted on drop.
+#[derive(Debug)]
+struct Checks(Vec<JoinHandle<()>>);
+
+impl Drop for Checks {
+    fn drop(&mut self) {
+        self.0.iter().for_each(JoinHandle::abort);
+    }
 }
 
 impl DnsTier {
-    /// Binds `[dns].listen` and serves until `stop` turns true.
+    /// Binds `[dns].listen`, starts the VIP checks and serves until `stop` turns true. Must run
+    /// inside a tokio runtime.
     pub fn start(dns: &DnsSection, mut stop: watch::Receiver<bool>) -> anyhow::Result<DnsTier> {
         let engine = Arc::new(Engine::new(dns).context("dns: cannot build the zones")?);
         let (health, health_rx) = watch::channel(Arc::new(HealthSnapshot::default()));
+        let checks = Checks(start_checks(dns, health)?);
         let sockets = Sockets::bind(&dns.listen, dns.udp_sockets)
             .with_context(|| format!("dns: cannot bind {:?}", dns.listen))?;
         for addr in &dns.listen {
@@ -32,8 +69,226 @@ impl DnsTier {
         };
         let task = tokio::spawn(tenbin_dns::serve(engine, health_rx, sockets, shutdown));
         Ok(DnsTier {
-            _health: health,
             task,
+            _checks: checks,
         })
+    }
+}
+
+/// Every checked VIP once: (datacenter, address) → its check. The first check configured for a
+/// VIP wins; a different one elsewhere is reported and ignored.
+fn checked_vips(dns: &DnsSection) -> anyhow::Result<BTreeMap<TargetKey, (IpAddr, CheckSpec)>> {
+    let mut vips = BTreeMap::new();
+    for g in &dns.gslb {
+        for p in &g.pools {
+            let Some(c) = g.check_of(p) else { continue };
+            let dc = format!("{POOL_PREFIX}{}", p.datacenter.to_ascii_lowercase());
+            let spec = check_spec(&format!("gslb {} ({})", g.name, p.datacenter), c)?;
+            for addr in &p.addresses {
+                let key = TargetKey::new(&dc, &addr.to_string());
+                if vips.contains_key(&key) {
+                    tracing::debug!(vip = %key, gslb = %g.name, "VIP already checked");
+                    continue;
+                }
+                vips.insert(key, (*addr, spec.clone()));
+            }
+        }
+    }
+    Ok(vips)
+}
+
+/// Registers the checked VIPs with a hub, spawns their checks and the task that turns the
+/// hub's snapshots into the DNS tier's.
+fn start_checks(
+    dns: &DnsSection,
+    out: watch::Sender<Arc<HealthSnapshot>>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let vips = checked_vips(dns)?;
+    let mut tasks = Vec::new();
+    if vips.is_empty() {
+        // Nothing will ever be published: keep the sender alive for the server's sake.
+        tasks.push(tokio::spawn(async move { out.closed().await }));
+        return Ok(tasks);
+    }
+    let hub = HealthHub::new();
+    let now = Instant::now();
+    let rng: SharedRng = Arc::new(Mutex::new(rand::rngs::StdRng::from_entropy()));
+    for (key, (addr, spec)) in &vips {
+        let opts = TargetOptions {
+            checked: true,
+            rise: spec.rise,
+            fall: spec.fall,
+            admin: ServerState::Active,
+        };
+        hub.add_target(key, opts, now);
+        // The port is required by the config for connecting checks; ICMP ignores it.
+        let target = SocketAddr::new(*addr, spec.port.unwrap_or(0));
+        tasks.push(spawn_check(
+            hub.clone(),
+            key.clone(),
+            target,
+            spec.clone(),
+            rng.clone(),
+        ));
+    }
+    tracing::info!(vips = vips.len(), "dns: VIP checks started");
+    tasks.push(tokio::spawn(hub.clone().run_timers()));
+    tasks.push(tokio::spawn(publish(hub, out)));
+    Ok(tasks)
+}
+
+/// Forwards every hub snapshot to the DNS tier, for as long as both ends live.
+async fn publish(hub: Arc<HealthHub>, out: watch::Sender<Arc<HealthSnapshot>>) {
+    let mut rx = hub.subscribe();
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        let dns = dns_snapshot(&snap);
+        for (addr, state) in &dns.addresses {
+            tracing::debug!(%addr, ?state, "dns: VIP health");
+        }
+        if out.send(Arc::new(dns)).is_err() || rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The DNS tier's view of a tenbin-health snapshot (see the module docs for the mapping).
+pub fn dns_snapshot(snap: &tenbin_health::HealthSnapshot) -> HealthSnapshot {
+    let mut addresses: HashMap<IpAddr, AddrState> = HashMap::new();
+    for (key, t) in &snap.targets {
+        if !key.pool.starts_with(POOL_PREFIX) {
+            continue;
+        }
+        let Ok(addr) = key.server.parse::<IpAddr>() else {
+            continue;
+        };
+        let state = addr_state(t.state);
+        let e = addresses.entry(addr).or_insert(state);
+        *e = worst(*e, state);
+    }
+    HealthSnapshot {
+        addresses,
+        datacenters: HashMap::new(),
+    }
+}
+
+fn addr_state(s: ServerState) -> AddrState {
+    match s {
+        ServerState::Active | ServerState::Unchecked => AddrState::Up,
+        ServerState::Draining => AddrState::Draining,
+        ServerState::Down | ServerState::Maintenance => AddrState::Down,
+    }
+}
+
+fn worst(a: AddrState, b: AddrState) -> AddrState {
+    let rank = |s| match s {
+        AddrState::Up => 0,
+        AddrState::Draining => 1,
+        AddrState::Down => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenbin_health::outcome::{CheckResult, Verdict};
+
+    fn section(extra: &str) -> DnsSection {
+        let text = format!(
+            r#"
+            [dns]
+            [[dns.datacenters]]
+            name = "fra"
+            [[dns.datacenters]]
+            name = "nrt"
+            [[dns.zones]]
+            origin = "example.test."
+            soa = {{ mname = "ns1", rname = "hostmaster" }}
+            [[dns.gslb]]
+            name = "www.example.test."
+            check = {{ kind = "tcp", port = 80, rise = 1, fall = 2 }}
+            pools = [
+              {{ datacenter = "fra", addresses = ["192.0.2.1", "192.0.2.2"] }},
+              {{ datacenter = "nrt", addresses = ["198.51.100.1"], check = {{ kind = "icmp" }} }},
+            ]
+            {extra}
+            "#
+        );
+        let config = tenbin_config::Config::parse(&text, "test.toml").unwrap();
+        config.dns.expect("a [dns] section")
+    }
+
+    #[test]
+    fn every_checked_vip_is_keyed_by_datacenter_and_address_once() {
+        let s = section(
+            r#"[[dns.gslb]]
+            name = "api.example.test."
+            pools = [ { datacenter = "fra", addresses = ["192.0.2.1", "192.0.2.9"] } ]"#,
+        );
+        s.validate().unwrap();
+        let vips = checked_vips(&s).unwrap();
+        let keys: Vec<String> = vips.keys().map(ToString::to_string).collect();
+        assert_eq!(
+            keys,
+            [
+                "dns/fra/192.0.2.1",
+                "dns/fra/192.0.2.2",
+                "dns/nrt/198.51.100.1"
+            ],
+            "api's unchecked 192.0.2.9 is not registered"
+        );
+        let nrt = &vips[&TargetKey::new("dns/nrt", "198.51.100.1")].1;
+        assert!(matches!(nrt.kind, tenbin_health::CheckKind::Icmp));
+        assert_eq!(vips[&TargetKey::new("dns/fra", "192.0.2.1")].1.fall, 2);
+    }
+
+    #[test]
+    fn hub_states_map_to_dns_states() {
+        let hub = HealthHub::new();
+        let now = Instant::now();
+        let opts = TargetOptions {
+            checked: true,
+            rise: 1,
+            fall: 1,
+            admin: ServerState::Active,
+        };
+        let a = TargetKey::new("dns/fra", "192.0.2.1");
+        let b = TargetKey::new("dns/fra", "192.0.2.2");
+        let c = TargetKey::new("dns/nrt", "192.0.2.2");
+        let other = TargetKey::new("web", "192.0.2.3");
+        for k in [&a, &b, &c, &other] {
+            hub.add_target(k, opts, now);
+        }
+        let fail = |v| CheckResult {
+            verdict: v,
+            reason: "test".into(),
+        };
+        let snap = dns_snapshot(&hub.snapshot());
+        assert_eq!(snap.addresses.len(), 2, "the proxy's targets are not VIPs");
+        assert!(
+            snap.addresses.values().all(|s| *s == AddrState::Up),
+            "unchecked is up"
+        );
+        hub.report_check(&a, fail(Verdict::Down), now);
+        hub.report_check(&b, fail(Verdict::Drain), now);
+        let snap = dns_snapshot(&hub.snapshot());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(snap.addresses[&ip("192.0.2.1")], AddrState::Down);
+        assert_eq!(snap.addresses[&ip("192.0.2.2")], AddrState::Draining);
+        hub.report_check(&c, fail(Verdict::Down), now);
+        let snap = dns_snapshot(&hub.snapshot());
+        assert_eq!(
+            snap.addresses[&ip("192.0.2.2")],
+            AddrState::Down,
+            "worst wins"
+        );
+        hub.report_check(&a, fail(Verdict::Pass), now);
+        let snap = dns_snapshot(&hub.snapshot());
+        assert_eq!(snap.state("fra", ip("192.0.2.1")), AddrState::Up);
     }
 }
