@@ -22,7 +22,7 @@
 //! vips = ["10.0.0.1"]
 //! ```
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -34,6 +34,9 @@ use serde::Deserialize;
 pub struct MuxSection {
     /// Interface the program attaches to (one arm: packets leave where they came in).
     pub interface: String,
+    /// Two arms: forwarded packets leave through this interface (XDP_REDIRECT) instead.
+    #[serde(default)]
+    pub egress_interface: Option<String>,
     /// `driver` (native, falls back to generic with a warning) or `generic`.
     #[serde(default)]
     pub attach: AttachMode,
@@ -59,6 +62,15 @@ pub struct MuxSection {
     pub source_v6: Ipv6Net,
     #[serde(default)]
     pub vip: Vec<MuxVip>,
+    /// UDP address where host agents' health reports arrive; none: reports are not used.
+    #[serde(default)]
+    pub report_listen: Option<SocketAddr>,
+    /// Shared secret (at least 16 bytes) authenticating agent reports.
+    #[serde(default)]
+    pub report_key: Option<String>,
+    /// A reporting backend silent for longer is taken out of the rings.
+    #[serde(default = "default_report_timeout", with = "humantime_serde")]
+    pub report_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -143,6 +155,44 @@ pub struct AgentSection {
     /// Outer destinations to decapsulate (this host's addresses); empty: any.
     #[serde(default)]
     pub tunnel_addresses: Vec<IpAddr>,
+    /// This backend's address as the Muxes know it (the report's sender identity).
+    #[serde(default)]
+    pub backend_address: Option<IpAddr>,
+    /// Muxes' `report_listen` addresses.
+    #[serde(default)]
+    pub report_to: Vec<SocketAddr>,
+    #[serde(default)]
+    pub report_key: Option<String>,
+    #[serde(default = "default_report_interval", with = "humantime_serde")]
+    pub report_interval: Duration,
+    /// Local services checked (TCP connect to the VIP) and reported.
+    #[serde(default)]
+    pub check: Vec<AgentServiceCheck>,
+}
+
+/// `[[agent.check]]`: a service behind a VIP on this host.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentServiceCheck {
+    pub vip: IpAddr,
+    pub port: u16,
+    #[serde(default = "default_tcp")]
+    pub protocol: Protocol,
+}
+
+impl AgentSection {
+    /// Reports need a key, an identity and somewhere to go.
+    pub fn validate(&self) -> Result<(), MuxConfigError> {
+        if !self.report_to.is_empty() {
+            if self.report_key.as_ref().is_none_or(|k| k.len() < 16) {
+                return Err(MuxConfigError::ReportKey("agent"));
+            }
+            if self.backend_address.is_none() {
+                return Err(MuxConfigError::BackendAddress);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A `[mux]` value the schema accepts but the tier cannot use.
@@ -166,6 +216,10 @@ pub enum MuxConfigError {
     Duplicate(usize),
     #[error("mux.flow_table must be at least 1")]
     FlowTable,
+    #[error("{0}.report_key must be set and at least 16 bytes long when reports are used")]
+    ReportKey(&'static str),
+    #[error("agent.backend_address must be set when agent.report_to is")]
+    BackendAddress,
 }
 
 impl MuxSection {
@@ -179,6 +233,9 @@ impl MuxSection {
         }
         if self.flow_table == 0 {
             return Err(MuxConfigError::FlowTable);
+        }
+        if self.report_listen.is_some() && self.report_key.as_ref().is_none_or(|k| k.len() < 16) {
+            return Err(MuxConfigError::ReportKey("mux"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, v) in self.vip.iter().enumerate() {
@@ -238,6 +295,18 @@ fn default_source_v6() -> Ipv6Net {
 
 fn default_weight() -> u32 {
     1
+}
+
+fn default_report_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+fn default_report_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_tcp() -> Protocol {
+    Protocol::Tcp
 }
 
 #[cfg(test)]
@@ -328,5 +397,12 @@ state = "draining"
         assert_eq!(a.vips.len(), 2);
         assert!(a.tunnel_addresses.is_empty());
         assert!(toml::from_str::<AgentSection>("interface = \"eth0\"").is_err());
+        let mut a = a;
+        a.report_to = vec!["10.0.0.9:7946".parse().unwrap()];
+        assert_eq!(a.validate(), Err(MuxConfigError::ReportKey("agent")));
+        a.report_key = Some("sixteen bytes at least".into());
+        assert_eq!(a.validate(), Err(MuxConfigError::BackendAddress));
+        a.backend_address = Some("10.1.0.1".parse().unwrap());
+        assert_eq!(a.validate(), Ok(()));
     }
 }

@@ -52,6 +52,13 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
             message: e.to_string(),
         })?;
     }
+    if let Some(agent) = &config.agent {
+        agent.validate().map_err(|e| Invalid {
+            span: None,
+            key: "agent".into(),
+            message: e.to_string(),
+        })?;
+    }
     let mut frontend_names = HashSet::new();
     for (i, fe) in config.frontend.iter().enumerate() {
         if !frontend_names.insert(fe.name.get_ref().as_str()) {

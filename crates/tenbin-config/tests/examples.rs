@@ -46,20 +46,21 @@ fn every_example_parses() {
 #[test]
 fn an_unknown_key_injected_into_every_example_is_rejected_with_its_location() {
     for (file, text) in examples() {
-        // Inject into the first [[pool.server]] table, whatever precedes it.
-        let at = text.find("[[pool.server]]").expect("examples have servers");
+        // Inject right under the first table header, whatever section it opens.
+        let header = text
+            .lines()
+            .find(|l| l.starts_with('['))
+            .expect("examples have tables")
+            .to_string();
+        let at = text.find(&header).unwrap();
         let line_of_table = text[..at].matches('\n').count() + 1;
-        let broken = text.replacen("[[pool.server]]", "[[pool.server]]\nbogus_key = 1", 1);
+        let broken = text.replacen(&header, &format!("{header}\nbogus_key = 1"), 1);
         let e = Config::parse(&broken, &file).expect_err("unknown key must be rejected");
         assert_eq!(e.line, line_of_table + 1, "{file}: {e}");
-        assert!(
-            e.key.ends_with("server[0].bogus_key"),
-            "{file}: key was {}",
-            e.key
-        );
+        assert!(e.key.ends_with("bogus_key"), "{file}: key was {}", e.key);
         assert!(e.message.contains("unknown field `bogus_key`"), "{e}");
         assert!(
-            e.message.contains("`address`"),
+            e.message.contains("expected one of") || e.message.contains("expected `"),
             "lists what is accepted: {e}"
         );
     }

@@ -23,9 +23,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod batch;
 pub mod counters;
 pub mod ecs;
 pub mod engine;
+pub mod fasthash;
 pub mod gslb;
 pub mod health;
 pub mod netmap;

@@ -1,7 +1,7 @@
 //! Longest-prefix map from client networks to a value (a region, a user count), and the ECS
 //! scope: the shortest prefix around a client over which the looked-up value cannot change.
 
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
 use std::net::IpAddr;
 use tenbin_config::dns::Cidr;
 
@@ -68,7 +68,7 @@ struct Entry<T> {
 #[derive(Debug, Clone)]
 pub struct PrefixMap<T> {
     entries: Vec<Entry<T>>,
-    index: HashMap<(Bits, u8), usize>,
+    index: FastMap<(Bits, u8), usize>,
     /// Prefix lengths present, longest first, per family.
     lens: [Vec<u8>; 2],
 }
@@ -77,7 +77,7 @@ impl<T> Default for PrefixMap<T> {
     fn default() -> Self {
         PrefixMap {
             entries: Vec::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
             lens: [Vec::new(), Vec::new()],
         }
     }

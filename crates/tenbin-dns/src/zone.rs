@@ -1,9 +1,9 @@
 //! Authoritative zone data compiled from config into hickory records, looked up
 //! case-insensitively, with empty non-terminals so NODATA and NXDOMAIN are told apart.
 
+use crate::fasthash::FastMap;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, NULL, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use std::collections::HashMap;
 use tenbin_config::dns::{owner_name, DnsSection, RecordValue};
 
 /// Why a zone could not be compiled.
@@ -39,7 +39,7 @@ impl Node {
 pub struct Zone {
     pub origin: LowerName,
     pub soa: Record,
-    pub nodes: HashMap<LowerName, Node>,
+    pub nodes: FastMap<LowerName, Node>,
 }
 
 /// Every zone served.
@@ -134,7 +134,7 @@ impl Zones {
             let mut zone = Zone {
                 origin: LowerName::from(&origin),
                 soa: soa.clone(),
-                nodes: HashMap::new(),
+                nodes: FastMap::default(),
             };
             zone.add(soa);
             for r in &z.records {

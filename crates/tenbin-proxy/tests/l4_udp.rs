@@ -113,3 +113,25 @@ async fn refusing_server_ends_the_session_and_is_reported() {
     // The next datagram opens a new session, on the next server.
     assert_eq!(ask(&c, proxy.addr, "y").await.0, "live:y");
 }
+
+#[tokio::test]
+async fn the_session_table_is_bounded() {
+    let a = backend::udp_echo().name("a").spawn().await;
+    let mut fe = UdpFrontend::new(
+        "u",
+        pool(Algorithm::RoundRobin, servers(&[("a", a.addr())])),
+    );
+    fe.max_sessions = 2;
+    let (proxy, fe) = udp_proxy(fe).await;
+    let c1 = client([127, 0, 0, 1]).await;
+    let c2 = client([127, 0, 0, 2]).await;
+    let c3 = client([127, 0, 0, 3]).await;
+    assert_eq!(ask(&c1, proxy.addr, "1").await.0, "a:1");
+    assert_eq!(ask(&c2, proxy.addr, "2").await.0, "a:2");
+    c3.send_to(b"3", proxy.addr).await.unwrap();
+    wait_until(|| L4Stats::get(&fe.stats.failed) == 1).await;
+    assert_eq!(L4Stats::get(&fe.stats.accepted), 2);
+    // Existing sessions are unaffected.
+    assert_eq!(ask(&c1, proxy.addr, "again").await.0, "a:again");
+    assert_eq!(a.datagrams(), 3);
+}

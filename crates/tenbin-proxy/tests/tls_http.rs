@@ -160,3 +160,97 @@ async fn http11_over_tls_with_cookie_persistence() {
             .all(|r| r.header("cookie").is_none_or(|c| !c.contains("SRV="))));
     }
 }
+
+/// An HTTPS server on loopback answering every request with `name`.
+async fn https_backend(name: &'static str, leaf: &tls_common::Leaf) -> SocketAddr {
+    let acceptor = tokio_rustls::TlsAcceptor::from(
+        leaf.server_config(&[&rustls::version::TLS13, &rustls::version::TLS12]),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(Bytes::from(name)),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn reencryption_verifies_servers_and_answers_502_when_it_fails() {
+    use tenbin_proxy::tls::{Upstream, UpstreamConfig};
+    let dir = TempDir::new("reenc");
+    let server_ca = Ca::new("server ca");
+    let rogue_ca = Ca::new("rogue ca");
+    let good = https_backend("good", &server_ca.leaf(&["backend.test"])).await;
+    let rogue = https_backend("rogue", &rogue_ca.leaf(&["backend.test"])).await;
+    let ca_file = dir.0.join("ca.pem");
+    std::fs::write(&ca_file, server_ca.pem()).unwrap();
+    let upstream = Upstream::new(&UpstreamConfig {
+        ca_file: Some(ca_file),
+        verify: true,
+        client_cert: None,
+        sni: Some("backend.test".into()),
+        alpn: vec!["http/1.1".into()],
+    })
+    .unwrap();
+    let pool_of = |name: &str, addr: SocketAddr| {
+        Pool::new(PoolConfig::new(
+            name,
+            Algorithm::RoundRobin,
+            vec![ServerConfig::new(name, addr)],
+        ))
+    };
+    let rules = [tenbin_proxy::http::RuleSpec {
+        pool: "rogue".into(),
+        paths: vec![tenbin_proxy::http::PathSpec::Prefix("/rogue".into())],
+        ..Default::default()
+    }];
+    let mut fe = HttpFrontend::new(
+        "reenc",
+        &rules,
+        Some("good"),
+        vec![pool_of("good", good), pool_of("rogue", rogue)],
+    )
+    .unwrap();
+    fe.retries = 0;
+    fe.upstream_tls = vec![Some(upstream.clone()), Some(upstream)];
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(tenbin_proxy::http::serve(listener, fe, async move {
+        let _ = rx.await;
+    }));
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let get = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let uri: http::Uri = format!("http://{addr}{path}").parse().unwrap();
+            let resp = client.get(uri).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    assert_eq!(get("/").await, (http::StatusCode::OK, "good".into()));
+    let (status, _) = get("/rogue").await;
+    assert_eq!(
+        status,
+        http::StatusCode::BAD_GATEWAY,
+        "unverifiable server must not be used"
+    );
+}

@@ -85,7 +85,9 @@ struct mux_config {
 	__u32 src4_mask;     /* bits of src4 kept; the others come from the flow hash */
 	__u32 src6[4];       /* outer IPv6 source prefix */
 	__u32 src6_mask;     /* applies to src6[3] */
-	__u32 _pad;
+	__u32 egress;        /* two arms: 1 = forwarded frames leave through tx_port[0] */
+	__u8 egress_mac[6];  /* source MAC on the egress interface */
+	__u8 _pad[2];
 };
 
 struct counters {
@@ -120,6 +122,7 @@ enum stat {
 	ST_FLOW_CAP,
 	ST_ICMP_ERR_ROUTED,
 	ST_DECAP,
+	ST_REDIRECT,
 	ST_MAX,
 };
 

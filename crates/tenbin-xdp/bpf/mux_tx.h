@@ -228,6 +228,16 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, struct vip
 	}
 	count_traffic(&vip_stats, vi->vip_id, bytes, is_new);
 	count_traffic(&backend_stats, id, bytes, is_new);
+	if (cfg->egress) {
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end)
+			return XDP_DROP;
+		__builtin_memcpy(eth->h_source, cfg->egress_mac, ETH_ALEN);
+		count(ST_REDIRECT);
+		return bpf_redirect_map(&tx_port, 0, XDP_DROP);
+	}
 	count(ST_TX);
 	return act;
 }

@@ -11,6 +11,8 @@ pub const RING_SIZE: u32 = 65_537;
 pub const MAX_VIPS: u32 = 512;
 /// Capacity of the backend id space.
 pub const MAX_BACKENDS: u32 = 4_096;
+/// XDP_REDIRECT.
+pub const XDP_REDIRECT: u32 = 4;
 /// Ring slot value meaning "no backend".
 pub const NO_BACKEND: u32 = u32::MAX;
 
@@ -123,7 +125,10 @@ pub struct MuxConfigAbi {
     pub src4_mask: u32,
     pub src6: [u32; 4],
     pub src6_mask: u32,
-    pub _pad: u32,
+    /// Two arms: forwarded frames are redirected to the `tx_port` device map.
+    pub egress: u32,
+    pub egress_mac: [u8; 6],
+    pub _pad: [u8; 2],
 }
 
 /// Per-VIP and per-backend traffic counters (summed over CPUs when read).
@@ -182,11 +187,25 @@ pub const STAT_NAMES: &[&str] = &[
     "flow_cap",
     "icmp_err_routed",
     "decap",
+    "redirect",
 ];
 
 /// Index of a named counter in [`STAT_NAMES`].
 pub fn stat_index(name: &str) -> Option<usize> {
     STAT_NAMES.iter().position(|n| *n == name)
+}
+
+/// The address back from host-order words and a family (4 or 6).
+pub fn key_addr(words: [u32; 4], family: u8) -> IpAddr {
+    if family == 4 {
+        IpAddr::from(words[0].to_be_bytes())
+    } else {
+        let mut o = [0u8; 16];
+        for (i, w) in words.iter().enumerate() {
+            o[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        IpAddr::from(o)
+    }
 }
 
 /// Host-order words of an address, as the BPF side stores them, and its family (4 or 6).
@@ -217,7 +236,7 @@ mod tests {
         assert_eq!(size_of::<VipKey>(), 20);
         assert_eq!(size_of::<VipInfo>(), 8);
         assert_eq!(size_of::<BackendRec>(), 24);
-        assert_eq!(size_of::<MuxConfigAbi>(), 56);
+        assert_eq!(size_of::<MuxConfigAbi>(), 64);
         assert_eq!(size_of::<Counters>(), 24);
         assert_eq!(size_of::<LocalKey>(), 20);
     }
@@ -231,7 +250,7 @@ mod tests {
 
     #[test]
     fn stat_names_cover_the_enum() {
-        assert_eq!(STAT_NAMES.len(), 19);
+        assert_eq!(STAT_NAMES.len(), 20);
         assert_eq!(stat_index("lru_hit"), Some(13));
     }
 }

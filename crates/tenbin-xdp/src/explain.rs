@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use tenbin_core::flow::{FlowAddrs, FlowKey};
 
-use crate::abi::{BackendRec, RING_SIZE};
+use crate::abi::RING_SIZE;
 use crate::loader::{LoadError, Program, XDP_DROP, XDP_PASS, XDP_TX};
 use crate::packet::{outer, Frame, Outer, SYN};
 use crate::writer::{MemWriter, Pick};
@@ -66,7 +66,7 @@ pub fn explain(
         Pick::Backend { backend, .. } => model
             .backends
             .get(&backend)
-            .map(|r| (backend, rec_addr(r), r.mac)),
+            .map(|r| (backend, crate::abi::key_addr(r.addr, r.family), r.mac)),
         _ => None,
     };
     let run = match program {
@@ -89,18 +89,6 @@ pub fn explain(
         backend,
         run,
     })
-}
-
-fn rec_addr(r: &BackendRec) -> IpAddr {
-    if r.family == 4 {
-        IpAddr::from(r.addr[0].to_be_bytes())
-    } else {
-        let mut o = [0u8; 16];
-        for (i, w) in r.addr.iter().enumerate() {
-            o[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
-        }
-        IpAddr::from(o)
-    }
 }
 
 fn action_name(a: u32) -> &'static str {

@@ -18,6 +18,7 @@
 //! - [`explain`]: where a 5-tuple goes and why, model and real program side by side.
 //! - [`loader`]: aya loading, the kernel `MapWriter`, test runs, attach, counters (root).
 //! - [`report`]: authenticated host-agent health reports and the Mux's book of them.
+//! - [`metrics`]: the counters in the Prometheus text format.
 //! - [`packet`]: frame builders and parsers used by tests, `explain` and benchmarks.
 //!
 //! The only `unsafe` is in the private `pod` module: aya's `Pod` marker impls.
@@ -28,6 +29,7 @@ pub mod agent;
 pub mod control;
 pub mod explain;
 pub mod loader;
+pub mod metrics;
 pub mod packet;
 mod pod;
 pub mod report;

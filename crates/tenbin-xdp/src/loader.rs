@@ -123,11 +123,20 @@ impl Program {
     /// Attaches in driver mode, falling back to generic mode (reported, so callers can warn).
     /// The program stays attached until this value is dropped.
     pub fn attach(&mut self, iface: &str) -> Result<Attached, LoadError> {
+        self.attach_as(iface, Attached::Driver)
+    }
+
+    /// Attaches in the `wanted` mode; driver mode falls back to generic.
+    pub fn attach_as(&mut self, iface: &str, wanted: Attached) -> Result<Attached, LoadError> {
         let prog: &mut Xdp = self
             .ebpf
             .program_mut(self.name)
             .ok_or(LoadError::Missing(self.name))?
             .try_into()?;
+        if wanted == Attached::Generic {
+            prog.attach(iface, XdpMode::Skb)?;
+            return Ok(Attached::Generic);
+        }
         match prog.attach(iface, XdpMode::Driver) {
             Ok(_) => Ok(Attached::Driver),
             Err(ProgramError::UnknownInterface { name }) => {
@@ -210,15 +219,38 @@ impl Program {
         self.counters("backend_stats", id)
     }
 
-    /// The flow-table entry of a flow, if any.
+    /// The backend of a flow's flow-table entry, if any.
     pub fn flow(&self, key: &FlowKey) -> Result<Option<u32>, LoadError> {
+        Ok(self.flow_entry(key)?.map(|v| v.backend))
+    }
+
+    /// A flow's whole flow-table entry, if any.
+    pub fn flow_entry(&self, key: &FlowKey) -> Result<Option<FlowVal>, LoadError> {
         let m: HashMap<&MapData, FlowKeyAbi, FlowVal> =
             HashMap::try_from(self.map("flows")?).map_err(Self::map_err("flows"))?;
         match m.get(&FlowKeyAbi::from(key), 0) {
-            Ok(v) => Ok(Some(v.backend)),
+            Ok(v) => Ok(Some(v)),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(Self::map_err("flows")(e)),
         }
+    }
+
+    /// Writes a flow-table entry directly (tests: an entry last seen at `seen_ns`).
+    pub fn insert_flow(
+        &mut self,
+        key: &FlowKey,
+        backend: u32,
+        seen_ns: u64,
+    ) -> Result<(), LoadError> {
+        let mut m: HashMap<&mut MapData, FlowKeyAbi, FlowVal> =
+            HashMap::try_from(self.map_mut("flows")?).map_err(Self::map_err("flows"))?;
+        let v = FlowVal {
+            backend,
+            _pad: 0,
+            seen_ns,
+        };
+        m.insert(FlowKeyAbi::from(key), v, 0)
+            .map_err(Self::map_err("flows"))
     }
 
     /// Forgets every flow (used by tests and benchmarks between phases).
@@ -265,6 +297,16 @@ impl MapWriter for Program {
         let mut a: Array<&mut MapData, MuxConfigAbi> =
             Array::try_from(wmap(self, "config")?).map_err(werr("config"))?;
         a.set(0, cfg, 0).map_err(werr("config"))
+    }
+
+    fn set_egress(&mut self, ifindex: Option<u32>) -> Result<(), WriteError> {
+        let mut d: aya::maps::DevMap<&mut MapData> =
+            aya::maps::DevMap::try_from(wmap(self, "tx_port")?).map_err(werr("tx_port"))?;
+        // Clearing needs no write: the program only redirects while config.egress is set.
+        if let Some(i) = ifindex {
+            d.set(0, i, None, 0)?;
+        }
+        Ok(())
     }
 
     fn set_vip(&mut self, key: VipKey, info: VipInfo) -> Result<(), WriteError> {

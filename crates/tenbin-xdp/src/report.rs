@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use ring::hmac;
 
+/// The HMAC-SHA256 key reports are signed with (build it with [`key`]).
+pub type ReportKey = hmac::Key;
+
 const MAGIC: &[u8; 4] = b"TBHR";
 const HEADER: usize = 4 + 2 + 2 + 8 + 17;
 const ENTRY: usize = 17 + 2 + 1 + 1;

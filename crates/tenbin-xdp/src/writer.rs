@@ -16,6 +16,8 @@ pub enum WriteError {
     RingSize { vip_id: u32, len: usize },
     #[error("backend id {0} is beyond the program's table ({MAX_BACKENDS})")]
     BackendId(u32),
+    #[error("device map: {0}")]
+    DevMap(#[from] aya::maps::xdp::XdpMapError),
     #[error("BPF map `{map}`: {source}")]
     Map {
         map: &'static str,
@@ -27,6 +29,8 @@ pub enum WriteError {
 /// What the control plane needs from a Mux's maps. Rings are only ever replaced whole.
 pub trait MapWriter {
     fn set_config(&mut self, cfg: &MuxConfigAbi) -> Result<(), WriteError>;
+    /// Two arms: the interface index forwarded frames are redirected to (`None`: clear).
+    fn set_egress(&mut self, ifindex: Option<u32>) -> Result<(), WriteError>;
     fn set_vip(&mut self, key: VipKey, info: VipInfo) -> Result<(), WriteError>;
     fn remove_vip(&mut self, key: &VipKey) -> Result<(), WriteError>;
     fn set_backend(&mut self, id: u32, rec: BackendRec) -> Result<(), WriteError>;
@@ -64,6 +68,7 @@ pub struct MemWriter {
     pub rings: BTreeMap<u32, Vec<u32>>,
     /// Number of whole-ring swaps per VIP id, for tests of "only changed rings are swapped".
     pub swaps: BTreeMap<u32, u32>,
+    pub egress: Option<u32>,
 }
 
 impl MemWriter {
@@ -106,6 +111,11 @@ impl MemWriter {
 impl MapWriter for MemWriter {
     fn set_config(&mut self, cfg: &MuxConfigAbi) -> Result<(), WriteError> {
         self.config = *cfg;
+        Ok(())
+    }
+
+    fn set_egress(&mut self, ifindex: Option<u32>) -> Result<(), WriteError> {
+        self.egress = ifindex;
         Ok(())
     }
 

@@ -227,3 +227,16 @@ fn modes_are_written_per_vip() {
         assert!(modes.contains(&(m as u8)));
     }
 }
+
+#[test]
+fn outer_view_never_panics_on_random_frames() {
+    let mut r = Rng(5);
+    for _ in 0..20_000 {
+        let len = (r.next() % 120) as usize;
+        let mut f: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
+        if len > 14 {
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+        }
+        let _ = tenbin_xdp::packet::outer(&f);
+    }
+}

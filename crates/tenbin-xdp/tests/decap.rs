@@ -97,3 +97,73 @@ fn decap_only_for_local_outer_addresses_when_listed() {
     let out = decap.run(&enc.frame, 1).unwrap();
     assert_eq!(out.frame.len() + 20, enc.frame.len());
 }
+
+#[test]
+fn mixed_families_4in6_and_6in4() {
+    if !is_root() {
+        println!("skipped: needs root (BPF_PROG_TEST_RUN)");
+        return;
+    }
+    let mut s = spec();
+    s.vips = vec![
+        vip(
+            "10.0.0.50",
+            80,
+            6,
+            tenbin_xdp::abi::Mode::Ipip,
+            backends(&[v6(7)], 50),
+        ),
+        vip(
+            "2001:db8:ffff::50",
+            80,
+            6,
+            tenbin_xdp::abi::Mode::Gre,
+            backends(&[v4(7)], 51),
+        ),
+    ];
+    let mut mux = Controller::new(Program::mux(4096).unwrap(), MaglevRings);
+    mux.apply(&s).unwrap();
+    let decap = Program::decap().unwrap();
+    let cases = [
+        (
+            FlowKey::v4(
+                Ipv4Addr::new(198, 51, 100, 7),
+                1,
+                Ipv4Addr::new(10, 0, 0, 50),
+                80,
+                6,
+            ),
+            4u8,
+            None,
+            40,
+        ),
+        (
+            FlowKey::v6(
+                "2001:db8:c::7".parse().unwrap(),
+                2,
+                "2001:db8:ffff::50".parse().unwrap(),
+                80,
+                6,
+            ),
+            47,
+            Some(0x86dd),
+            24,
+        ),
+    ];
+    for (k, proto, gre, grow) in cases {
+        let f = Frame::new(k).flags(SYN).payload(10).build();
+        let enc = mux.writer().run(&f, 1).unwrap();
+        assert_eq!(enc.action, XDP_TX);
+        assert_eq!(enc.frame.len(), f.len() + grow);
+        let o = outer(&enc.frame).unwrap();
+        assert_eq!((o.proto, o.gre_type), (proto, gre));
+        assert!(o.header_ok && o.length_ok);
+        let out = decap.run(&enc.frame, 1).unwrap();
+        assert_eq!(out.action, XDP_PASS);
+        assert_eq!(
+            &out.frame[12..],
+            &f[12..],
+            "inner frame and ethertype restored"
+        );
+    }
+}

@@ -1,64 +1,14 @@
-//! BPF_PROG_TEST_RUN fixtures: input frame → action, output bytes, counter deltas. Root only.
+//! BPF_PROG_TEST_RUN fixtures: input frame → action, output bytes, counter deltas for
+//! encapsulation, DSR, pass/drop policies and ICMP. Root only; flows.rs has the flow table.
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use common::bpf::*;
 use common::*;
 use tenbin_core::flow::{flow_hash, FlowKey};
-use tenbin_core::ServerState;
-use tenbin_xdp::abi::stat_index;
-use tenbin_xdp::control::{Controller, MaglevRings};
-use tenbin_xdp::loader::{is_root, Program, RunOutput, XDP_DROP, XDP_PASS, XDP_TX};
-use tenbin_xdp::packet::{icmp_error_about, outer, Frame, ACK, CLIENT_MAC, MUX_MAC, RST, SYN};
-
-type Mux = Controller<Program, MaglevRings>;
-
-fn mux(test: &str) -> Option<Mux> {
-    if !is_root() {
-        println!("skipped: needs root (BPF_PROG_TEST_RUN) in {test}");
-        return None;
-    }
-    let mut c = Controller::new(Program::mux(65_536).expect("load mux"), MaglevRings);
-    c.apply(&spec()).expect("program maps");
-    Some(c)
-}
-
-fn run(m: &Mux, f: &[u8]) -> RunOutput {
-    m.writer().run(f, 1).expect("test run")
-}
-
-fn stat(m: &Mux, name: &str) -> u64 {
-    m.writer().stats().unwrap()[stat_index(name).unwrap()]
-}
-
-fn client4(port: u16) -> FlowKey {
-    FlowKey::v4(
-        Ipv4Addr::new(198, 51, 100, 7),
-        port,
-        Ipv4Addr::new(10, 0, 0, 1),
-        80,
-        6,
-    )
-}
-
-fn client6(port: u16, vip: &str, vport: u16, proto: u8) -> FlowKey {
-    FlowKey::v6(
-        "2001:db8:c::7".parse().unwrap(),
-        port,
-        vip.parse().unwrap(),
-        vport,
-        proto,
-    )
-}
-
-/// The backend address a frame was sent to, checked to be one of the VIP's backends.
-fn backend_addr(m: &Mux, out: &RunOutput) -> (IpAddr, u32) {
-    let o = outer(&out.frame).expect("outer headers");
-    let id = m
-        .backend_id(o.dst)
-        .unwrap_or_else(|| panic!("{} is no backend", o.dst));
-    (o.dst, id)
-}
+use tenbin_xdp::loader::{XDP_DROP, XDP_PASS, XDP_TX};
+use tenbin_xdp::packet::{icmp_error_about, outer, Frame, CLIENT_MAC, MUX_MAC, SYN};
 
 #[test]
 fn encapsulation_table() {
@@ -154,30 +104,6 @@ fn encapsulation_table() {
         assert!(bc.packets >= 1);
         assert_eq!(m.writer().flow(&c.key).unwrap(), Some(id), "{}", c.name);
     }
-}
-
-fn ip_of(vk: tenbin_xdp::abi::VipKey) -> IpAddr {
-    if vk.family == 4 {
-        IpAddr::V4(Ipv4Addr::from(vk.addr[0]))
-    } else {
-        let mut o = [0u8; 16];
-        for (i, w) in vk.addr.iter().enumerate() {
-            o[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
-        }
-        IpAddr::V6(Ipv6Addr::from(o))
-    }
-}
-
-fn mac_of(m: &Mux, id: u32) -> [u8; 6] {
-    for i in 1..=3 {
-        if m.backend_id(v4(i)) == Some(id) {
-            return mac(i);
-        }
-        if m.backend_id(v6(u16::from(i))) == Some(id) {
-            return mac(10 + i);
-        }
-    }
-    panic!("unknown backend id {id}");
 }
 
 #[test]
@@ -279,6 +205,13 @@ fn pass_and_drop_policies() {
         f[34] = 8;
         f
     };
+    let v6_ext = {
+        let mut f = Frame::new(client6(5, "2001:db8:ffff::2", 53, 17))
+            .payload(16)
+            .build();
+        f[14 + 6] = 0; // next header: hop-by-hop options
+        f
+    };
     let table: Vec<(&str, Vec<u8>, u32, &str)> = vec![
         (
             "unknown vip",
@@ -311,6 +244,12 @@ fn pass_and_drop_policies() {
             "pass_not_ip",
         ),
         ("icmp echo to vip", icmp_echo, XDP_PASS, "pass_icmp"),
+        (
+            "ipv6 extension header",
+            v6_ext,
+            XDP_PASS,
+            "pass_other_proto",
+        ),
         (
             "empty ring",
             Frame::new(FlowKey::v4(
@@ -403,14 +342,7 @@ fn oversize_packets_get_icmp_too_big() {
     let (IpAddr::V6(s), IpAddr::V6(d)) = (s, d) else {
         panic!()
     };
-    let pseudo = [
-        &s.octets()[..],
-        &d.octets()[..],
-        &(icmp.len() as u32).to_be_bytes(),
-        &[0, 0, 0, 58],
-    ]
-    .concat();
-    assert_eq!(tenbin_xdp::packet::checksum(&[&pseudo, icmp]), 0);
+    assert_eq!(tenbin_xdp::packet::checksum_v6(s, d, 58, icmp), 0);
     // One byte less fits.
     let f = Frame::new(k6).payload(1456 - 48).build();
     assert_eq!(outer(&run(&m, &f).frame).unwrap().proto, 47);
@@ -435,143 +367,4 @@ fn icmp_errors_follow_their_flow() {
         assert_eq!(backend_addr(&m, &out).1, id);
         assert_eq!(stat(&m, "icmp_err_routed") - before, 1);
     }
-}
-
-#[test]
-fn flow_table_rules_syn_rst_and_draining() {
-    let Some(mut m) = mux("flow_table_rules_syn_rst_and_draining") else {
-        return;
-    };
-    // RST creates no entry.
-    let k = client4(10_000);
-    assert_eq!(
-        run(&m, &Frame::new(k).flags(RST | ACK).build()).action,
-        XDP_TX
-    );
-    assert_eq!(m.writer().flow(&k).unwrap(), None);
-    // Establish 300 flows, then drain the backend of the first one.
-    let keys: Vec<FlowKey> = (0..300).map(|i| client4(20_000 + i)).collect();
-    let mut owner = Vec::new();
-    for k in &keys {
-        owner.push(backend_addr(
-            &m,
-            &run(&m, &Frame::new(*k).flags(SYN).build()),
-        ));
-    }
-    let drained = owner[0].0;
-    let mut s = spec();
-    for v in &mut s.vips {
-        for b in &mut v.backends {
-            if b.addr == drained {
-                b.state = ServerState::Draining;
-            }
-        }
-    }
-    m.apply(&s).unwrap();
-    let hits = stat(&m, "lru_hit");
-    for (k, (addr, _)) in keys.iter().zip(&owner) {
-        // Established packets keep their backend, the draining one included.
-        let out = run(&m, &Frame::new(*k).flags(ACK).build());
-        assert_eq!(backend_addr(&m, &out).0, *addr);
-        // A new SYN on the same tuple consults the ring: never the draining backend.
-        let out = run(&m, &Frame::new(*k).flags(SYN).build());
-        assert_ne!(backend_addr(&m, &out).0, drained);
-    }
-    assert_eq!(stat(&m, "lru_hit") - hits, keys.len() as u64);
-    // A non-SYN packet without an entry is placed by the ring and counted as a miss.
-    let miss = stat(&m, "lru_miss_other");
-    run(&m, &Frame::new(client4(30_000)).flags(ACK).build());
-    assert_eq!(stat(&m, "lru_miss_other") - miss, 1);
-}
-
-#[test]
-fn removed_backend_flows_are_repicked_others_stay() {
-    let Some(mut m) = mux("removed_backend_flows_are_repicked_others_stay") else {
-        return;
-    };
-    let keys: Vec<FlowKey> = (0..300).map(|i| client4(40_000 + i)).collect();
-    let owner: Vec<IpAddr> = keys
-        .iter()
-        .map(|k| backend_addr(&m, &run(&m, &Frame::new(*k).flags(SYN).build())).0)
-        .collect();
-    let mut s = spec();
-    for v in &mut s.vips {
-        v.backends.retain(|b| b.addr != v4(2));
-    }
-    m.apply(&s).unwrap();
-    assert_eq!(m.backend_id(v4(2)), None);
-    for (k, was) in keys.iter().zip(owner) {
-        let now = backend_addr(&m, &run(&m, &Frame::new(*k).flags(ACK).build())).0;
-        if was == v4(2) {
-            assert_ne!(now, was);
-        } else {
-            assert_eq!(now, was, "established flows of surviving backends stay put");
-        }
-    }
-}
-
-#[test]
-fn flow_cap_limits_inserts_not_forwarding() {
-    let Some(mut m) = mux("flow_cap_limits_inserts_not_forwarding") else {
-        return;
-    };
-    let mut s = spec();
-    s.flow_cap = 5;
-    m.apply(&s).unwrap();
-    let capped = stat(&m, "flow_cap");
-    let mut inserted = 0;
-    for i in 0..20 {
-        let k = client4(50_000 + i);
-        assert_eq!(run(&m, &Frame::new(k).flags(SYN).build()).action, XDP_TX);
-        inserted += usize::from(m.writer().flow(&k).unwrap().is_some());
-    }
-    // Test runs may land on either CPU within one second window: 5 per CPU at most.
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    assert!(inserted >= 5 && inserted <= 5 * cpus, "{inserted}");
-    assert_eq!(stat(&m, "flow_cap") - capped, (20 - inserted) as u64);
-}
-
-#[test]
-fn explain_agrees_with_the_program() {
-    let Some(m) = mux("explain_agrees_with_the_program") else {
-        return;
-    };
-    let mut model = Controller::new(tenbin_xdp::writer::MemWriter::new(), MaglevRings);
-    model.apply(&spec()).unwrap();
-    let keys = [
-        client4(61_000),
-        client6(61_001, "2001:db8:ffff::2", 53, 17),
-        FlowKey::v4(
-            Ipv4Addr::new(198, 51, 100, 7),
-            5,
-            Ipv4Addr::new(10, 0, 0, 3),
-            22,
-            6,
-        ),
-        FlowKey::v4(
-            Ipv4Addr::new(198, 51, 100, 7),
-            5,
-            Ipv4Addr::new(10, 0, 0, 9),
-            80,
-            6,
-        ),
-        FlowKey::v4(
-            Ipv4Addr::new(198, 51, 100, 7),
-            5,
-            Ipv4Addr::new(10, 0, 0, 66),
-            80,
-            6,
-        ),
-    ];
-    for k in keys {
-        let e = tenbin_xdp::explain::explain(model.writer(), Some(m.writer()), &k).unwrap();
-        assert_eq!(e.agrees(), Some(true), "{e}");
-        assert!(e.to_string().contains("agrees   yes"), "{e}");
-    }
-    // Without a program the model still answers.
-    let e = tenbin_xdp::explain::explain(model.writer(), None, &keys[0]).unwrap();
-    assert_eq!(e.agrees(), None);
-    assert!(e.to_string().contains("ring slot"));
 }

@@ -106,3 +106,19 @@ fn failing_and_silent_backends_go_down() {
     assert_eq!(state(&s, 0, v4(3)), ServerState::Active);
     assert_eq!(state(&s, 1, v4(3)), ServerState::Active);
 }
+
+#[test]
+fn random_datagrams_never_decode_or_panic() {
+    let k = key(SECRET).unwrap();
+    let mut r = Rng(99);
+    let valid = report(5, true).encode(&k).unwrap();
+    for i in 0..20_000 {
+        let len = (r.next() % 200) as usize;
+        let mut b: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
+        if i % 2 == 0 && len >= 8 {
+            // Keep a plausible header so that the deeper checks run too.
+            b[..8].copy_from_slice(&valid[..8]);
+        }
+        assert!(Report::decode(&b, &k).is_err());
+    }
+}

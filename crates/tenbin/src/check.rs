@@ -70,15 +70,43 @@ pub fn summary(config: &Config) -> String {
             );
         }
     }
-    for (present, name) in [
-        (config.dns.is_some(), "dns"),
-        (config.mux.is_some(), "mux"),
-        (config.agent.is_some(), "agent"),
-        (config.admin.is_some(), "admin"),
-    ] {
-        if present {
-            let _ = writeln!(out, "[{name}] section present");
+    if let Some(dns) = &config.dns {
+        let listen: Vec<String> = dns.listen.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "dns on {}: {} zone(s), {} gslb name(s), {} datacenter(s)",
+            listen.join(", "),
+            dns.zones.len(),
+            dns.gslb.len(),
+            dns.datacenters.len()
+        );
+    }
+    if let Some(mux) = &config.mux {
+        for vip in &mux.vip {
+            let _ = writeln!(
+                out,
+                "mux on {}: vip {}:{} {:?} {:?}, {} backend(s)",
+                mux.interface,
+                vip.address,
+                vip.port,
+                vip.protocol,
+                vip.forward,
+                vip.backend.len()
+            );
         }
+    }
+    if let Some(agent) = &config.agent {
+        let vips: Vec<String> = agent.vips.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "agent on {}: vips {}, {} local check(s)",
+            agent.interface,
+            vips.join(", "),
+            agent.check.len()
+        );
+    }
+    if let Some(admin) = &config.admin {
+        let _ = writeln!(out, "admin on {}", admin.listen);
     }
     out
 }

@@ -12,8 +12,9 @@ use tenbin_config::mux::{parse_mac, BackendState, Forward, MuxSection};
 use tenbin_core::flow::FlowKey;
 use tenbin_core::ServerState;
 use tenbin_xdp::abi::{Mode, STAT_NAMES};
-use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
+use tenbin_xdp::control::{ApplyReport, BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
 use tenbin_xdp::loader::{is_root, Attached, Program};
+use tenbin_xdp::report::{HealthBook, Report, ReportKey};
 use tenbin_xdp::writer::MemWriter;
 
 /// Arguments of `tenbin mux`.
@@ -32,6 +33,9 @@ enum MuxCommand {
         /// Stop after this many seconds instead of waiting for Ctrl-C / SIGTERM.
         #[arg(long)]
         seconds: Option<u64>,
+        /// Serve the counters as Prometheus text on http://ADDR/metrics.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
     /// Run a flow's first packet through the real program (BPF_PROG_TEST_RUN) and say which
     /// backend it chose and why. Example: `explain -c tenbin.toml tcp 198.51.100.7:40000 10.0.0.1:80`
@@ -49,7 +53,11 @@ enum MuxCommand {
 
 pub fn run(args: MuxArgs) -> anyhow::Result<()> {
     match args.command {
-        MuxCommand::Run { config, seconds } => serve(&config, seconds.map(Duration::from_secs)),
+        MuxCommand::Run {
+            config,
+            seconds,
+            metrics,
+        } => serve(&config, seconds.map(Duration::from_secs), metrics),
         MuxCommand::Explain {
             config,
             protocol,
@@ -112,26 +120,51 @@ pub fn spec(m: &MuxSection) -> anyhow::Result<MuxSpec> {
         flow_cap: m.flow_cap,
         src4: (m.source_v4.addr(), m.source_v4.prefix_len()),
         src6: (m.source_v6.addr(), m.source_v6.prefix_len()),
+        egress: match &m.egress_interface {
+            Some(name) => Some(interface(name)?),
+            None => None,
+        },
         vips,
     })
 }
 
-fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
+/// Index and MAC address of a local interface, from sysfs.
+fn interface(name: &str) -> anyhow::Result<(u32, [u8; 6])> {
+    let read = |what: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{name}/{what}"))
+            .with_context(|| format!("interface {name}: no {what}"))
+    };
+    let index = read("ifindex")?.trim().parse().context("ifindex")?;
+    let mac = parse_mac(read("address")?.trim()).context("MAC address")?;
+    Ok((index, mac))
+}
+
+fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
     let m = section(path)?;
     anyhow::ensure!(
         is_root(),
         "`tenbin mux run` needs root (BPF and XDP attach)"
     );
     let mut program = Program::mux(m.flow_table).context("loading the Mux program")?;
+    let wanted = match m.attach {
+        tenbin_config::mux::AttachMode::Driver => Attached::Driver,
+        tenbin_config::mux::AttachMode::Generic => Attached::Generic,
+    };
     let how = program
-        .attach(&m.interface)
+        .attach_as(&m.interface, wanted)
         .with_context(|| format!("attaching to {}", m.interface))?;
-    if how == Attached::Generic || m.attach == tenbin_config::mux::AttachMode::Generic {
+    if how == Attached::Generic {
         tracing::warn!(interface = %m.interface, "XDP runs in generic (skb) mode: much slower than driver mode");
     }
     let mut mux = Controller::new(program, MaglevRings);
-    let report = mux.apply(&spec(&m)?)?;
+    let mut base = spec(&m)?;
+    let report = mux.apply(&base)?;
     tracing::info!(interface = %m.interface, vips = m.vip.len(), ?report, "mux attached");
+    let mut reports = Reports::new(&m)?;
+    let exported = match metrics {
+        Some(addr) => Some(metrics_endpoint(addr)?),
+        None => None,
+    };
 
     let stop = stop_flag()?;
     let started = Instant::now();
@@ -144,12 +177,28 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
         let now = modified(path);
         if now != seen {
             seen = now;
-            match section(path)
-                .and_then(|m| spec(&m))
-                .and_then(|s| Ok(mux.apply(&s)?))
-            {
-                Ok(report) => tracing::info!(?report, "config change applied"),
+            match section(path).and_then(|m| spec(&m)) {
+                Ok(s) => base = s,
                 Err(e) => tracing::error!("config change refused, keeping the running one: {e:#}"),
+            }
+        }
+        // Agent reports overlay the configured states: failing or silent backends go down.
+        let mut desired = base.clone();
+        if let Some(r) = &mut reports {
+            r.drain(started.elapsed());
+            r.book.overlay(&mut desired, started.elapsed());
+        }
+        match mux.apply(&desired) {
+            Ok(r) if r != ApplyReport::default() => {
+                tracing::info!(report = ?r, "data plane updated")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("applying: {e}"),
+        }
+        if let Some(text) = &exported {
+            match tenbin_xdp::metrics::collect(&mux) {
+                Ok(t) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
+                Err(e) => tracing::warn!("collecting metrics: {e}"),
             }
         }
         if last_log.elapsed() >= Duration::from_secs(10) {
@@ -160,6 +209,76 @@ fn serve(path: &Path, limit: Option<Duration>) -> anyhow::Result<()> {
     log_counters(mux.writer());
     tracing::info!("detaching");
     Ok(())
+}
+
+type Snapshot = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// A minimal HTTP endpoint answering every request with the latest counters snapshot.
+fn metrics_endpoint(addr: SocketAddr) -> anyhow::Result<Snapshot> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let text: Snapshot = Default::default();
+    let shared = text.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let body = shared.lock().map(|t| t.clone()).unwrap_or_default();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    tracing::info!(%addr, "serving counters at /metrics");
+    Ok(text)
+}
+
+/// The agents' report inbox and what it has learned.
+struct Reports {
+    socket: std::net::UdpSocket,
+    key: ReportKey,
+    book: HealthBook,
+}
+
+impl Reports {
+    fn new(m: &MuxSection) -> anyhow::Result<Option<Reports>> {
+        let Some(listen) = m.report_listen else {
+            return Ok(None);
+        };
+        let secret = m.report_key.as_deref().unwrap_or_default();
+        let key = tenbin_xdp::report::key(secret.as_bytes()).context("report_key too short")?;
+        let socket =
+            std::net::UdpSocket::bind(listen).with_context(|| format!("binding {listen}"))?;
+        socket.set_nonblocking(true)?;
+        tracing::info!(%listen, "listening for agent reports");
+        Ok(Some(Reports {
+            socket,
+            key,
+            book: HealthBook::new(m.report_timeout),
+        }))
+    }
+
+    /// Takes every datagram waiting (bounded per call); bad ones are logged and dropped.
+    fn drain(&mut self, now: Duration) {
+        let mut buf = [0u8; 2048];
+        for _ in 0..1024 {
+            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+                return;
+            };
+            match Report::decode(&buf[..n], &self.key) {
+                Ok(r) => {
+                    if !self.book.on_report(&r, now) {
+                        tracing::debug!(%from, "stale or replayed report ignored");
+                    }
+                }
+                Err(e) => tracing::warn!(%from, "agent report refused: {e}"),
+            }
+        }
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

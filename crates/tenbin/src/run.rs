@@ -1,7 +1,8 @@
 //! `tenbin run -c FILE`: start every tier the config describes and run until interrupted.
 //!
-//! Today that is the proxy tier: L4 frontends (tcp/udp) and L7 frontends (http) over shared,
-//! health-checked pools. Each later tier adds itself here.
+//! Today that is the proxy tier (L4 tcp/udp and L7 http frontends over shared, health-checked
+//! pools) and the GSLB DNS tier. The XDP Mux and host agent run as `tenbin mux` / `tenbin
+//! agent`.
 
 use std::io;
 use std::path::Path;
@@ -15,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::wiring::ProxyHealth;
+use crate::wiring::{DnsTier, ProxyHealth};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = crate::check::load(path)?;
@@ -38,7 +39,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         }
         let all_pools: Vec<Pool> = pools.values().cloned().collect();
         tasks.extend(serve_http(&config, &all_pools, &stop_rx).await?);
-        if tasks.is_empty() {
+        let dns = match &config.dns {
+            Some(section) => Some(DnsTier::start(section, stop_rx.clone())?),
+            None => None,
+        };
+        if tasks.is_empty() && dns.is_none() {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
         tokio::signal::ctrl_c()
@@ -48,6 +53,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;
+        }
+        if let Some(d) = dns {
+            let _ = d.task.await;
         }
         Ok(())
     })

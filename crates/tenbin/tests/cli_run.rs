@@ -116,3 +116,34 @@ fn run_serves_a_tcp_frontend_from_the_config_file() {
     let n = conn.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"hello tenbin");
 }
+
+#[test]
+fn run_serves_the_gslb_dns_tier_from_the_config_file() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        println!("skipped: needs dig (Debian dnsutils; scripts/install-deps installs it)");
+        return;
+    }
+    let port = free_port();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gslb-dns.toml"),
+    )
+    .unwrap();
+    let config = example.replace("127.0.0.1:5353", &format!("127.0.0.1:{port}"));
+    let (_daemon, _conn) = start(&config, port, "dns");
+    let dig = |name: &str| {
+        let out = Command::new("dig")
+            .args(["@127.0.0.1", "-p", &port.to_string(), name, "A", "+short"])
+            .args(["+time=2", "+tries=2"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // 127.0.0.1 is in no configured network: the default region (eu) prefers fra.
+    let www: Vec<String> = dig("www.example.test").lines().map(String::from).collect();
+    assert!(!www.is_empty(), "an answer for the GSLB name");
+    assert!(
+        www.iter().all(|a| a.starts_with("198.51.100.")),
+        "only fra's IPv4 VIPs: {www:?}"
+    );
+    assert_eq!(dig("mail.example.test").trim(), "192.0.2.25");
+}

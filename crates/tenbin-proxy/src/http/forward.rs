@@ -29,12 +29,13 @@ use super::rules::host_of;
 use super::{AccessLogFormat, HttpFrontend};
 use crate::persist::{acquire, Sticky};
 use crate::pool::{Lease, Outcome, PoolError};
+use crate::tls::connector::{upstream_connector, UpstreamConnector};
 
 /// A frontend with its upstream client, shared by every connection.
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) fe: HttpFrontend,
-    client: Client<HttpConnector, ProxyBody>,
+    client: Client<UpstreamConnector, ProxyBody>,
     /// Server addresses as URI authorities, formatted once (read-mostly).
     authorities: RwLock<HashMap<SocketAddr, Authority>>,
 }
@@ -89,7 +90,7 @@ impl State {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+            .build(upstream_connector(connector, &fe));
         State {
             fe,
             client,

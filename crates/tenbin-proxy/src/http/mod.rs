@@ -84,6 +84,8 @@ pub struct HttpFrontend {
     pub replay_limit: usize,
     /// Session persistence per pool index (issue 4); missing or `None`: no persistence.
     pub persistence: Vec<Option<Arc<crate::persist::Persistence>>>,
+    /// Re-encryption towards each pool's servers, by pool index (issue 4); `None`: plain.
+    pub upstream_tls: Vec<Option<crate::tls::Upstream>>,
 }
 
 impl HttpFrontend {
@@ -109,6 +111,7 @@ impl HttpFrontend {
             log_sink: Arc::new(StdoutSink),
             replay_limit: 64 * 1024,
             persistence: Vec::new(),
+            upstream_tls: Vec::new(),
         })
     }
 }

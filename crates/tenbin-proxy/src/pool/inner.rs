@@ -24,6 +24,9 @@ pub(super) struct Inner {
     pub(super) queue_timeout: Duration,
     pub(super) rng: StdRng,
     pub(super) sink: Option<Arc<dyn SignalSink>>,
+    /// maxconn as configured, and as an agent asked for it (which wins while present).
+    pub(super) configured_maxconn: HashMap<BackendId, Option<u32>>,
+    pub(super) agent_maxconn: HashMap<BackendId, u32>,
 }
 
 impl Inner {
@@ -47,7 +50,8 @@ impl Inner {
             let mut spec = ServerSpec::new(id.0, s.addr.to_string())
                 .weight(s.weight.min(tenbin_core::Weight::MAX))
                 .group(s.group);
-            spec.maxconn = s.maxconn;
+            self.configured_maxconn.insert(id, s.maxconn);
+            spec.maxconn = self.agent_maxconn.get(&id).copied().or(s.maxconn);
             specs.push(spec);
             records.insert(
                 id,
@@ -62,7 +66,44 @@ impl Inner {
         for (id, state) in fresh {
             self.balancer.set_state(id, state, now);
         }
+        self.configured_maxconn
+            .retain(|id, _| records.contains_key(id));
+        self.agent_maxconn.retain(|id, _| records.contains_key(id));
         self.servers = records;
+    }
+
+    /// Sets (or with `None` clears) an agent's connection limit for `id`; returns whether
+    /// the effective limit changed (the balancer is only touched then).
+    pub(super) fn set_agent_maxconn(&mut self, id: BackendId, limit: Option<u32>) -> bool {
+        let Some(&configured) = self.configured_maxconn.get(&id) else {
+            return false;
+        };
+        match limit {
+            Some(m) => self.agent_maxconn.insert(id, m),
+            None => self.agent_maxconn.remove(&id),
+        };
+        let effective = limit.or(configured);
+        if self
+            .balancer
+            .server(id)
+            .is_none_or(|s| s.spec.maxconn == effective)
+        {
+            return false;
+        }
+        let specs = self
+            .balancer
+            .servers()
+            .iter()
+            .map(|v| {
+                let mut spec = v.spec.clone();
+                if spec.id == id {
+                    spec.maxconn = effective;
+                }
+                spec
+            })
+            .collect();
+        self.balancer.update_servers(specs);
+        true
     }
 
     pub(super) fn pick(
@@ -90,8 +131,8 @@ impl Inner {
         Lease::new(Arc::clone(shared), server, self.sink.clone())
     }
 
-    /// Some server would take a new session but for its maxconn.
-    pub(super) fn saturated(&self, exclude: &[BackendId]) -> bool {
+    /// Some server outside `exclude` takes new sessions, free slot or not.
+    pub(super) fn usable(&self, exclude: &[BackendId]) -> bool {
         self.balancer.servers().iter().any(|s| {
             s.state.accepts_new()
                 && s.spec.weight.get() > 0

@@ -149,6 +149,8 @@ impl Pool {
             queue_timeout: config.queue_timeout,
             rng,
             sink: None,
+            configured_maxconn: HashMap::new(),
+            agent_maxconn: HashMap::new(),
         };
         let epoch = Instant::now();
         inner.set_servers(config.servers, Duration::ZERO);
@@ -226,6 +228,16 @@ impl Pool {
         inner.serve_waiters(&self.shared, now);
     }
 
+    /// Applies a connection limit an agent asked for (HAProxy agent `maxconn:N`); `None`
+    /// returns to the configured limit. Unchanged limits cost nothing.
+    pub fn set_agent_maxconn(&self, server: BackendId, limit: Option<u32>) {
+        let now = self.now();
+        let mut inner = self.lock();
+        if inner.set_agent_maxconn(server, limit) {
+            inner.serve_waiters(&self.shared, now);
+        }
+    }
+
     /// Installs the receiver of passive signals (connect failures, timeouts, successes).
     pub fn set_signal_sink(&self, sink: Arc<dyn SignalSink>) {
         self.lock().sink = Some(sink);
@@ -256,7 +268,7 @@ impl Pool {
         let mut inner = self.lock();
         match inner.pick(key, exclude, now) {
             Some(id) => Ok(inner.dispatch(&self.shared, id)),
-            None if inner.saturated(exclude) => Err(PoolError::QueueFull(self.name().into())),
+            None if inner.usable(exclude) => Err(PoolError::QueueFull(self.name().into())),
             None => Err(PoolError::NoServer(self.name().into())),
         }
     }
@@ -283,16 +295,13 @@ impl Pool {
             let now = self.now();
             let mut inner = self.lock();
             inner.queue.purge_closed();
-            // Waiters go first: a newcomer only picks directly when nobody is queued.
-            if inner.queue.is_empty() {
-                if let Some(id) = inner.pick(key, exclude, now) {
-                    return Ok(inner.dispatch(&self.shared, id));
-                }
-                if !inner.saturated(exclude) {
-                    return Err(PoolError::NoServer(self.name().into()));
-                }
-            } else if !inner.saturated(exclude) && !inner.could_serve(exclude) {
+            if !inner.usable(exclude) {
                 return Err(PoolError::NoServer(self.name().into()));
+            }
+            // Waiters go first; a slot none of them can use may go to the newcomer at once.
+            inner.serve_waiters(&self.shared, now);
+            if let Some(id) = inner.pick(key, exclude, now) {
+                return Ok(inner.dispatch(&self.shared, id));
             }
             if inner.queue.len() >= inner.queue_size {
                 return Err(PoolError::QueueFull(self.name().into()));

@@ -55,10 +55,6 @@ impl WaitQueue {
         self.waiters.len()
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        self.waiters.is_empty()
-    }
-
     /// Appends a waiter and returns its sequence number (for removal on timeout).
     pub(super) fn push(&mut self, mut w: Waiter) -> u64 {
         let seq = self.next_seq;

@@ -284,3 +284,63 @@ async fn pinned_sessions_reach_draining_servers_but_not_down_or_full_ones() {
     assert!(p.acquire_pinned(a).is_none());
     assert!(p.acquire_pinned(BackendId(99)).is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slot_no_waiter_can_use_goes_to_a_newcomer_at_once() {
+    let p = pool(vec![limited("a", 1, 1), limited("b", 2, 1)], 10);
+    let b = p.id_of("b").unwrap();
+    let held_a = p.acquire(None, &[b]).await.unwrap();
+    let held_b = p.acquire(None, &[]).await.unwrap();
+    assert_eq!((held_a.name(), held_b.name()), ("a", "b"));
+    // A retry that must avoid b waits for a.
+    let p2 = p.clone();
+    let retry =
+        tokio::spawn(async move { p2.acquire(None, &[b]).await.map(|l| l.name().to_string()) });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    drop(held_b);
+    assert_eq!(p.queued(), 1, "b is free but the waiter excludes it");
+    // A newcomer takes b without waiting behind it (paused time: a wait would time out).
+    let started = Instant::now();
+    let newcomer = p.acquire(None, &[]).await.unwrap();
+    assert_eq!(newcomer.name(), "b");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    drop(held_a);
+    assert_eq!(retry.await.unwrap().unwrap(), "a");
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_maxconn_overrides_the_configured_limit_until_cleared() {
+    let p = pool(vec![limited("a", 1, 1)], 10);
+    let a = p.id_of("a").unwrap();
+    let first = p.acquire(None, &[]).await.unwrap();
+    assert!(matches!(
+        p.try_acquire(None, &[]),
+        Err(PoolError::QueueFull(_))
+    ));
+    // The agent allows two: a queued caller gets the new slot at once.
+    let p2 = p.clone();
+    let waiter = tokio::spawn(async move { p2.acquire(None, &[]).await.is_ok() });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    p.set_agent_maxconn(a, Some(2));
+    assert!(waiter.await.unwrap());
+    let second = p.try_acquire(None, &[]).unwrap();
+    assert!(matches!(
+        p.try_acquire(None, &[]),
+        Err(PoolError::QueueFull(_))
+    ));
+    // Cleared: back to the configured 1, and the limit survives a reconfigure when set.
+    p.set_agent_maxconn(a, None);
+    drop((first, second));
+    let one = p.try_acquire(None, &[]).unwrap();
+    assert!(p.try_acquire(None, &[]).is_err());
+    p.set_agent_maxconn(a, Some(3));
+    p.reconfigure(PoolConfig::new(
+        "app",
+        Algorithm::RoundRobin,
+        vec![limited("a", 1, 1)],
+    ));
+    let two = p.try_acquire(None, &[]).unwrap();
+    let three = p.try_acquire(None, &[]).unwrap();
+    assert!(p.try_acquire(None, &[]).is_err());
+    drop((one, two, three));
+}

@@ -15,6 +15,7 @@
 //! than the certificate and key paths it is handed.
 
 pub mod certs;
+pub mod connector;
 pub mod hello;
 pub mod l4;
 pub mod passthrough;

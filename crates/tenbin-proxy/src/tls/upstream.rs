@@ -148,3 +148,37 @@ impl ServerCertVerifier for NoVerify {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+impl UpstreamConfig {
+    /// From a validated `[pool.tls]`.
+    pub fn from_config(t: &tenbin_config::tls::PoolTls) -> Self {
+        UpstreamConfig {
+            ca_file: t.ca_file.clone(),
+            verify: t.verify,
+            client_cert: match (&t.client_cert, &t.client_key) {
+                (Some(c), Some(k)) => Some(CertFiles::new(c.clone(), k.clone())),
+                _ => None,
+            },
+            sni: t.sni.clone(),
+            alpn: t.alpn.clone(),
+        }
+    }
+}
+
+/// Re-encryption per pool index for an L7 frontend over `pools` (for
+/// `HttpFrontend::upstream_tls`); `None` for pools without `[pool.tls]`.
+pub fn for_pools(
+    config: &tenbin_config::Config,
+    pools: &[crate::pool::Pool],
+) -> Result<Vec<Option<Upstream>>, TlsError> {
+    pools
+        .iter()
+        .map(|p| {
+            config
+                .pool(p.name())
+                .and_then(|c| c.tls.as_ref())
+                .map(|t| Upstream::new(&UpstreamConfig::from_config(t)))
+                .transpose()
+        })
+        .collect()
+}

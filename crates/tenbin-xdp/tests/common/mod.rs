@@ -1,6 +1,8 @@
 //! A shared topology for the tests: a few VIPs of each mode and family.
 #![allow(dead_code)]
 
+pub mod bpf;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -58,6 +60,7 @@ pub fn spec() -> MuxSpec {
         flow_cap: 0,
         src4: (Ipv4Addr::new(172, 16, 0, 0), 16),
         src6: ("fd00::".parse().unwrap(), 96),
+        egress: None,
         vips: vec![
             vip("10.0.0.1", 80, 6, Mode::Ipip, b4.clone()),
             vip("10.0.0.2", 53, 17, Mode::Gre, b4.clone()),

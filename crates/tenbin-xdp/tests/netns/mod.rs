@@ -3,7 +3,12 @@
 #![allow(dead_code)]
 
 use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Runs a command, panicking with its stderr on failure.
 pub fn sh(cmd: &str) -> String {
@@ -44,9 +49,23 @@ pub fn spawn_in_ns<T: Send + 'static>(
     })
 }
 
+/// A backend host in `ns`: the host agent's setup (VIP on lo, DSR sysctls), its decap program
+/// on eth0, and a listener on the VIP's port 80.
+pub fn backend_host(ns: &str, vip: std::net::IpAddr) -> (TcpListener, tenbin_xdp::loader::Program) {
+    in_ns(ns, || {
+        tenbin_xdp::agent::configure("eth0", &[vip]).expect("agent setup");
+        let mut d = tenbin_xdp::loader::Program::decap().expect("load decap");
+        d.attach("eth0").expect("attach decap");
+        (TcpListener::bind((vip, 80)).expect("bind VIP"), d)
+    })
+}
+
 /// A set of namespaces named `<prefix>-<role>`, deleted on drop.
 pub struct Lab {
     pub prefix: String,
+    /// Keep IPv6 on in new namespaces (off by default: its neighbour discovery is noise for
+    /// counter assertions).
+    pub ipv6: bool,
     made: Vec<String>,
 }
 
@@ -54,6 +73,7 @@ impl Lab {
     pub fn new(tag: &str) -> Lab {
         Lab {
             prefix: format!("{tag}{}", std::process::id() % 100_000),
+            ipv6: false,
             made: Vec::new(),
         }
     }
@@ -66,8 +86,9 @@ impl Lab {
         let ns = self.ns(role);
         sh(&format!("ip netns add {ns}"));
         self.made.push(ns.clone());
+        let v6 = if self.ipv6 { 0 } else { 1 };
         sh(&format!(
-            "ip -n {ns} link set lo up; ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+            "ip -n {ns} link set lo up; ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6={v6} net.ipv6.conf.default.disable_ipv6={v6}"
         ));
         ns
     }
@@ -104,6 +125,52 @@ impl Drop for Lab {
     fn drop(&mut self) {
         for ns in self.made.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A minimal keep-alive HTTP/1.1 server answering `backend-<n>`; stops when `stop` is set.
+pub fn serve(l: TcpListener, name: String, stop: Arc<AtomicBool>) {
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((s, _)) => {
+                    let (name, stop) = (name.clone(), stop.clone());
+                    std::thread::spawn(move || conn(s, &name, &stop));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+}
+
+fn conn(s: TcpStream, name: &str, stop: &AtomicBool) {
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) if line == "\r\n" => {
+                let body = format!("{name}\n");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if w.write_all(resp.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
         }
     }
 }

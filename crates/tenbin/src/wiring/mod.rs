@@ -1,9 +1,12 @@
-//! Wiring the proxy tier from a validated config: pools, their health checks, and the links
-//! between them (health snapshot → pool states, live-traffic outcomes → passive detection).
+//! Wiring tiers from a validated config: the proxy tier's pools, their health checks and the
+//! links between them (health snapshot → pool states, live-traffic outcomes → passive
+//! detection), and the DNS tier.
 //!
 //! This is glue only: the algorithms live in tenbin-core, the probes in tenbin-health, the
 //! data path in tenbin-proxy.
 
+mod dns;
 mod health;
 
+pub use dns::DnsTier;
 pub use health::ProxyHealth;

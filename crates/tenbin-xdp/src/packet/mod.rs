@@ -2,9 +2,12 @@
 //! `explain` command and benchmarks. Builders compute real checksums; the view never panics on
 //! input (short frames give `None`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use tenbin_core::flow::{FlowAddrs, FlowKey};
+
+mod view;
+pub use view::{outer, Outer};
 
 pub const MUX_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -125,14 +128,7 @@ impl Frame {
                 ip[7] = 64;
                 ip[8..24].copy_from_slice(&src.octets());
                 ip[24..40].copy_from_slice(&dst.octets());
-                let pseudo = [
-                    &src.octets()[..],
-                    &dst.octets()[..],
-                    &(l4.len() as u32).to_be_bytes(),
-                    &[0, 0, 0, k.proto],
-                ]
-                .concat();
-                let c = checksum(&[&pseudo, &l4]);
+                let c = checksum_v6(src, dst, k.proto, &l4);
                 l4[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
                 f.extend_from_slice(&ip);
             }
@@ -196,14 +192,7 @@ pub fn icmp_error_about(flow: &FlowKey, from: IpAddr) -> Vec<u8> {
             f.extend_from_slice(&ip);
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let pseudo = [
-                &s.octets()[..],
-                &d.octets()[..],
-                &(icmp.len() as u32).to_be_bytes(),
-                &[0, 0, 0, 58],
-            ]
-            .concat();
-            let c = checksum(&[&pseudo, &icmp]);
+            let c = checksum_v6(s, d, 58, &icmp);
             icmp[2..4].copy_from_slice(&c.to_be_bytes());
             let mut ip = vec![0x60, 0, 0, 0];
             ip.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
@@ -216,6 +205,18 @@ pub fn icmp_error_about(flow: &FlowKey, from: IpAddr) -> Vec<u8> {
     }
     f.extend_from_slice(&icmp);
     f
+}
+
+/// The transport checksum over `data` with the IPv6 pseudo-header (RFC 8200 section 8.1).
+pub fn checksum_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, data: &[u8]) -> u16 {
+    let len = (data.len() as u32).to_be_bytes();
+    checksum(&[
+        &src.octets(),
+        &dst.octets(),
+        &len,
+        &[0, 0, 0, next_header],
+        data,
+    ])
 }
 
 /// The Internet checksum over the concatenation of `parts` (each of even length but the last).
@@ -234,93 +235,6 @@ pub fn checksum(parts: &[&[u8]]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
-}
-
-/// The outer headers of an emitted frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outer {
-    pub dst_mac: [u8; 6],
-    pub src_mac: [u8; 6],
-    pub vlan: Option<u16>,
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    /// IP protocol / next header of the outer IP header.
-    pub proto: u8,
-    /// For GRE: the protocol type field.
-    pub gre_type: Option<u16>,
-    /// Offset of the inner (payload) bytes after the outer IP (and GRE) header.
-    pub inner_offset: usize,
-    /// IPv4 header checksum verifies (always true for IPv6).
-    pub header_ok: bool,
-    /// Outer IPv4 total length / IPv6 payload length + 40 equals the bytes present.
-    pub length_ok: bool,
-}
-
-/// Reads the outer Ethernet/IP(/GRE) headers of `f`.
-pub fn outer(f: &[u8]) -> Option<Outer> {
-    let dst_mac: [u8; 6] = f.get(0..6)?.try_into().ok()?;
-    let src_mac: [u8; 6] = f.get(6..12)?.try_into().ok()?;
-    let mut off = 12;
-    let mut vlan = None;
-    let mut ty = u16::from_be_bytes(f.get(off..off + 2)?.try_into().ok()?);
-    if ty == 0x8100 {
-        vlan = Some(u16::from_be_bytes(f.get(14..16)?.try_into().ok()?));
-        off += 4;
-        ty = u16::from_be_bytes(f.get(off..off + 2)?.try_into().ok()?);
-    }
-    off += 2;
-    let ip = f.get(off..)?;
-    let (src, dst, proto, hl, header_ok, length_ok) = match ty {
-        0x0800 => {
-            let h = ip.get(..20)?;
-            let hl = usize::from(h[0] & 0x0f) * 4;
-            let src: [u8; 4] = h[12..16].try_into().ok()?;
-            let dst: [u8; 4] = h[16..20].try_into().ok()?;
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            (
-                IpAddr::from(src),
-                IpAddr::from(dst),
-                h[9],
-                hl,
-                checksum(&[ip.get(..hl)?]) == 0,
-                total == ip.len(),
-            )
-        }
-        0x86dd => {
-            let h = ip.get(..40)?;
-            let src: [u8; 16] = h[8..24].try_into().ok()?;
-            let dst: [u8; 16] = h[24..40].try_into().ok()?;
-            let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
-            (
-                IpAddr::from(src),
-                IpAddr::from(dst),
-                h[6],
-                40,
-                true,
-                plen + 40 == ip.len(),
-            )
-        }
-        _ => return None,
-    };
-    let mut inner_offset = off + hl;
-    let mut gre_type = None;
-    if proto == 47 {
-        let g = f.get(inner_offset..inner_offset + 4)?;
-        gre_type = Some(u16::from_be_bytes([g[2], g[3]]));
-        inner_offset += 4;
-    }
-    Some(Outer {
-        dst_mac,
-        src_mac,
-        vlan,
-        src,
-        dst,
-        proto,
-        gre_type,
-        inner_offset,
-        header_ok,
-        length_ok,
-    })
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@ use std::time::Duration;
 use tenbin_core::maglev::{MaglevEntry, MaglevError, MaglevTable};
 use tenbin_core::{BackendId, ServerState};
 
-use crate::abi::{
-    BackendRec, Mode, MuxConfigAbi, VipInfo, VipKey, MAX_BACKENDS, MAX_VIPS, RING_SIZE,
-};
+use crate::abi::{BackendRec, Mode, VipInfo, VipKey, MAX_BACKENDS, MAX_VIPS, RING_SIZE};
 use crate::writer::{MapWriter, WriteError};
+
+mod check;
+use check::{config_abi, validate};
 
 /// One member of a ring, as consistent hashing sees it.
 #[derive(Clone, PartialEq, Eq, Debug, PartialOrd, Ord)]
@@ -66,6 +67,9 @@ pub struct MuxSpec {
     pub src4: (Ipv4Addr, u8),
     /// Outer IPv6 source prefix, at least /96 (only the last 32 bits vary).
     pub src6: (Ipv6Addr, u8),
+    /// Two arms: forwarded frames leave through this interface (index, MAC) by
+    /// XDP_REDIRECT; `None`: one arm, out of the receiving interface (XDP_TX).
+    pub egress: Option<(u32, [u8; 6])>,
     pub vips: Vec<VipSpec>,
 }
 
@@ -129,6 +133,7 @@ pub struct Controller<W, R> {
     /// Backend records currently written (ids with a record).
     written: BTreeMap<u32, BackendRec>,
     members: BTreeMap<u32, Vec<RingMember>>,
+    egress: Option<u32>,
 }
 
 impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
@@ -140,6 +145,7 @@ impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
             backend_ids: BTreeMap::new(),
             written: BTreeMap::new(),
             members: BTreeMap::new(),
+            egress: None,
         }
     }
 
@@ -156,6 +162,24 @@ impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
         self.backend_ids.get(&addr).copied()
     }
 
+    /// Every configured VIP as ((address, port, protocol), id).
+    pub fn vips(&self) -> Vec<((IpAddr, u16, u8), u32)> {
+        self.vip_ids
+            .iter()
+            .map(|(k, (id, _))| {
+                (
+                    (crate::abi::key_addr(k.addr, k.family), k.port, k.proto),
+                    *id,
+                )
+            })
+            .collect()
+    }
+
+    /// Every backend address with its id.
+    pub fn backends(&self) -> Vec<(IpAddr, u32)> {
+        self.backend_ids.iter().map(|(a, id)| (*a, *id)).collect()
+    }
+
     /// The stable id of a VIP, if configured.
     pub fn vip_id(&self, addr: IpAddr, port: u16, proto: u8) -> Option<u32> {
         self.vip_ids
@@ -169,6 +193,10 @@ impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
         let cfg = config_abi(spec)?;
         let backends = validate(spec)?;
         let mut report = ApplyReport::default();
+        if self.egress != spec.egress.map(|e| e.0) {
+            self.writer.set_egress(spec.egress.map(|e| e.0))?;
+            self.egress = spec.egress.map(|e| e.0);
+        }
         self.writer.set_config(&cfg)?;
 
         // Ids: keep the old ones, give new addresses the lowest free id.
@@ -282,70 +310,6 @@ impl<W: MapWriter, R: RingBuilder> Controller<W, R> {
         }
         Ok(report)
     }
-}
-
-type BackendSet = BTreeMap<IpAddr, ([u8; 6], ServerState)>;
-
-/// Checks the spec and merges backends shared between VIPs (the best state wins, so a backend
-/// active for one VIP keeps its record while draining from another).
-fn validate(spec: &MuxSpec) -> Result<BackendSet, ControlError> {
-    let mut keys = BTreeSet::new();
-    let mut all: BackendSet = BTreeMap::new();
-    if spec.vips.len() > MAX_VIPS as usize {
-        return Err(ControlError::Capacity("VIPs"));
-    }
-    for v in &spec.vips {
-        if !keys.insert(VipKey::new(v.addr, v.port, v.proto)) {
-            return Err(ControlError::DuplicateVip {
-                addr: v.addr,
-                port: v.port,
-                proto: v.proto,
-            });
-        }
-        for b in &v.backends {
-            if v.mode == Mode::Dsr && b.addr.is_ipv4() != v.addr.is_ipv4() {
-                return Err(ControlError::DsrFamily {
-                    vip: v.addr,
-                    backend: b.addr,
-                });
-            }
-            let e = all.entry(b.addr).or_insert((b.mac, b.state));
-            if e.0 != b.mac {
-                return Err(ControlError::MacConflict(b.addr));
-            }
-            if b.state.accepts_new() || (b.state.accepts_persisted() && !e.1.accepts_persisted()) {
-                e.1 = b.state;
-            }
-        }
-    }
-    if all.len() > MAX_BACKENDS as usize {
-        return Err(ControlError::Capacity("backends"));
-    }
-    Ok(all)
-}
-
-fn config_abi(spec: &MuxSpec) -> Result<MuxConfigAbi, ControlError> {
-    let (a4, p4) = spec.src4;
-    if p4 > 32 {
-        return Err(ControlError::SourcePrefix(p4));
-    }
-    let (a6, p6) = spec.src6;
-    if !(96..=128).contains(&p6) {
-        return Err(ControlError::SourcePrefix(p6));
-    }
-    let mask = |bits: u8| -> u32 { u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0) };
-    let (src6, _) = crate::abi::addr_words(IpAddr::V6(a6));
-    Ok(MuxConfigAbi {
-        seed: spec.seed,
-        mtu: spec.mtu,
-        udp_idle_ns: u64::try_from(spec.udp_idle.as_nanos()).unwrap_or(u64::MAX),
-        flow_cap: spec.flow_cap,
-        src4: u32::from(a4),
-        src4_mask: mask(p4),
-        src6,
-        src6_mask: mask(p6 - 96),
-        _pad: 0,
-    })
 }
 
 /// Number of ring slots that differ between two rings (for disruption measurements).
