@@ -5,9 +5,10 @@
 //! for idempotent methods. Either way the body must be replayable (buffered), and each retry
 //! excludes the servers already tried.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
@@ -35,13 +36,14 @@ use crate::tls::connector::{upstream_connector, UpstreamConnector};
 pub(crate) struct State {
     pub(crate) fe: HttpFrontend,
     client: Client<UpstreamConnector, ProxyBody>,
+    /// Server addresses as URI authorities, formatted once (read-mostly).
+    authorities: RwLock<HashMap<SocketAddr, Authority>>,
 }
 
 /// What the access log needs to know about the request being served.
 struct Exchange<'a> {
     parts: &'a http::request::Parts,
     client: SocketAddr,
-    wall: SystemTime,
     started: Instant,
     pool: Option<usize>,
 }
@@ -89,7 +91,11 @@ impl State {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(upstream_connector(connector, &fe));
-        State { fe, client }
+        State {
+            fe,
+            client,
+            authorities: RwLock::default(),
+        }
     }
 
     /// Serves one client request; never fails (errors become 5xx responses).
@@ -100,7 +106,6 @@ impl State {
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let wall = SystemTime::now();
         let pool_index = self.fe.router.route(&req);
         let sticky = pool_index.and_then(|i| {
             let persistence = self.fe.persistence.get(i)?.as_ref()?;
@@ -141,7 +146,6 @@ impl State {
         let x = Exchange {
             parts: &parts,
             client,
-            wall,
             started,
             pool: pool_index,
         };
@@ -180,7 +184,7 @@ impl State {
             let Some((this_body, next_body)) = body.take().map(Prepared::split) else {
                 break;
             };
-            let uri = match upstream_uri(lease.addr(), &path) {
+            let uri = match self.upstream_uri(lease.addr(), &path) {
                 Some(u) => u,
                 None => {
                     last = StatusCode::BAD_REQUEST;
@@ -231,6 +235,34 @@ impl State {
         self.log(&x, error_response(last), None, attempts)
     }
 
+    fn upstream_uri(&self, addr: SocketAddr, path: &str) -> Option<Uri> {
+        let cached = self
+            .authorities
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .cloned();
+        let authority = match cached {
+            Some(a) => a,
+            None => {
+                let a = Authority::try_from(addr.to_string()).ok()?;
+                let mut map = self.authorities.write().unwrap_or_else(|e| e.into_inner());
+                // Servers come and go with reconfiguration; keep the map bounded.
+                if map.len() >= 4096 {
+                    map.clear();
+                }
+                map.insert(addr, a.clone());
+                a
+            }
+        };
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .ok()
+    }
+
     /// Turns a server's response into the client's: headers cleaned and edited, the lease
     /// held by the body, and for `101 Switching Protocols` the tunnel set up.
     fn respond(
@@ -268,7 +300,9 @@ impl State {
         let parts = x.parts;
         let text = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let entry = Entry {
-            time: x.wall,
+            time: SystemTime::now()
+                .checked_sub(x.started.elapsed())
+                .unwrap_or(UNIX_EPOCH),
             frontend: &self.fe.name,
             client: x.client,
             method: parts.method.as_str(),
@@ -346,15 +380,6 @@ fn is_idempotent(m: &Method) -> bool {
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
-}
-
-fn upstream_uri(addr: SocketAddr, path: &str) -> Option<Uri> {
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(Authority::try_from(addr.to_string()).ok()?)
-        .path_and_query(path)
-        .build()
-        .ok()
 }
 
 fn host_header_of(uri: &Uri) -> Option<HeaderValue> {

@@ -41,7 +41,7 @@ pub struct HttpTimeouts {
     /// A client must send a complete request head within this (slowloris); also bounds the
     /// wait for the next request on a keep-alive connection.
     pub client_header: Duration,
-    /// A client connection with no request in flight and no bytes moving is closed.
+    /// A client connection with no request in flight for this long is closed.
     pub client_idle: Duration,
     /// Establishing a connection to a server.
     pub connect: Duration,
