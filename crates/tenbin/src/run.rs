@@ -9,9 +9,10 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use tenbin_config::{Config, Mode};
-use tenbin_proxy::http::{self, HttpFrontend};
+use tenbin_proxy::http::{self, HttpFrontend, HttpService};
 use tenbin_proxy::l4;
 use tenbin_proxy::pool::Pool;
+use tenbin_proxy::tls::server::serve_https;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -61,25 +62,53 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     })
 }
 
-/// Binds and starts every `mode = "http"` frontend.
+/// Binds and starts every `mode = "http"` frontend: plain HTTP, or HTTPS when it has a
+/// `[frontend.tls]`; with the pools' persistence and re-encryption to servers.
 async fn serve_http(
     config: &Config,
     pools: &[Pool],
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<io::Result<()>>>> {
+    let persistence = tenbin_proxy::persist::from_config(config);
     let mut tasks = Vec::new();
     for fe in config.frontend.iter().filter(|f| f.mode == Mode::Http) {
+        let name = fe.name.get_ref();
+        let tls = fe
+            .tls
+            .as_ref()
+            .map(tenbin_proxy::tls::l4::terminate_config)
+            .transpose()
+            .with_context(|| format!("frontend {name}: tls"))?;
+        if let Some((_, certs)) = &tls {
+            // A renewed certificate is served without dropping connections.
+            certs.watch(tenbin_proxy::tls::l4::RELOAD_POLL);
+        }
         for addr in fe.bind.iter().map(|a| *a.get_ref()) {
             let listener = TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("frontend {}: cannot bind {addr}", fe.name.get_ref()))?;
-            let frontend = HttpFrontend::from_config(fe, pools.to_vec())?;
-            tracing::info!(frontend = %fe.name.get_ref(), %addr, "listening (http)");
-            tasks.push(tokio::spawn(http::serve(
-                listener,
-                frontend,
-                stopped(stop.clone()),
-            )));
+                .with_context(|| format!("frontend {name}: cannot bind {addr}"))?;
+            let mut frontend = HttpFrontend::from_config(fe, pools.to_vec())?;
+            frontend.persistence = tenbin_proxy::persist::for_pools(&persistence, &frontend.pools);
+            frontend.upstream_tls = tenbin_proxy::tls::upstream::for_pools(config, &frontend.pools)
+                .with_context(|| format!("frontend {name}: re-encryption to servers"))?;
+            let stop = stopped(stop.clone());
+            let task = match &tls {
+                Some((server_config, _certs)) => {
+                    tracing::info!(frontend = %name, %addr, "listening (https)");
+                    let service = HttpService::new(frontend);
+                    let handshake = fe.timeouts.client_header;
+                    let server_config = server_config.clone();
+                    tokio::spawn(async move {
+                        serve_https(listener, service, server_config, handshake, stop).await;
+                        Ok(())
+                    })
+                }
+                None => {
+                    tracing::info!(frontend = %name, %addr, "listening (http)");
+                    tokio::spawn(http::serve(listener, frontend, stop))
+                }
+            };
+            tasks.push(task);
         }
     }
     Ok(tasks)

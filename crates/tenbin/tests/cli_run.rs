@@ -147,3 +147,61 @@ fn run_serves_the_gslb_dns_tier_from_the_config_file() {
     );
     assert_eq!(dig("mail.example.test").trim(), "192.0.2.25");
 }
+
+#[test]
+fn run_terminates_tls_on_an_http_frontend() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        println!("skipped: needs curl (scripts/install-deps installs it)");
+        return;
+    }
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in backend.incoming().take(4).flatten() {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+            let body = if req.contains("x-forwarded-proto: https") {
+                "proto https"
+            } else {
+                "proto other"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("tenbin-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["www.tenbin.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let port = free_port();
+    let config = format!(
+        "[[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"http\"\ndefault_pool = \"web\"\n[frontend.tls]\ncertificate = [{{ cert = \"{}\", key = \"{}\" }}]\n\n[[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"w1\"\naddress = \"{backend_addr}\"\n",
+        cert_file.display(),
+        key_file.display()
+    );
+    let (_daemon, _conn) = start(&config, port, "tls");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&cert_file)
+        .args(["--resolve", &format!("www.tenbin.test:{port}:127.0.0.1")])
+        .arg(format!("https://www.tenbin.test:{port}/"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "proto https",
+        "verified TLS to tenbin, X-Forwarded-Proto: https to the server ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
