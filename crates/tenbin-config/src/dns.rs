@@ -6,9 +6,10 @@
 
 use crate::pool::{CheckKind, HealthCheck};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// Raw `[dns]` table as written in TOML.
@@ -48,6 +49,9 @@ pub struct DnsSection {
     /// Resolver user-base table: resolver CIDR → estimated users behind it.
     #[serde(default)]
     pub resolvers: Vec<ResolverEntry>,
+    /// A MaxMind-format database consulted for clients no `networks` entry matches.
+    #[serde(default)]
+    pub geoip: Option<GeoIpConfig>,
     #[serde(default)]
     pub gslb: Vec<GslbConfig>,
 }
@@ -223,6 +227,25 @@ pub struct RegionConfig {
 pub struct NetworkEntry {
     pub cidr: Cidr,
     pub region: String,
+}
+
+/// `[dns.geoip]`: client address → record of a MaxMind-format database → region.
+///
+/// Each of `fields` (a dotted path to a string in the record) is tried in order; the first
+/// value that `regions` names (ASCII case-insensitive) decides. No match: `default_region`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoIpConfig {
+    /// The `.mmdb` file, read when the configuration is (re)loaded.
+    pub db: PathBuf,
+    #[serde(default = "default_geoip_fields")]
+    pub fields: Vec<String>,
+    /// Field value (a country code, a continent code, a custom value) → region name.
+    pub regions: BTreeMap<String, String>,
+}
+
+fn default_geoip_fields() -> Vec<String> {
+    vec!["country.iso_code".into(), "continent.code".into()]
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -421,6 +444,17 @@ impl DnsSection {
         }
         if let Some(r) = &self.default_region {
             known("region", &regions, r, "default_region")?;
+        }
+        if let Some(g) = &self.geoip {
+            for (value, r) in &g.regions {
+                known("region", &regions, r, &format!("geoip value {value}"))?;
+            }
+            let bad_path = |f: &String| f.is_empty() || f.split('.').any(str::is_empty);
+            if g.fields.is_empty() || g.fields.iter().any(bad_path) {
+                return Err(DnsConfigError::Invalid(
+                    "geoip.fields: dotted paths like country.iso_code, at least one".into(),
+                ));
+            }
         }
         let mut origins = Vec::new();
         for z in &self.zones {
@@ -767,5 +801,27 @@ mod tests {
             .check
             .clone();
         assert!(s.validate().is_err(), "a pool's own check is validated too");
+    }
+
+    #[test]
+    fn geoip_regions_must_exist_and_fields_default_to_country_then_continent() {
+        let geo = |regions: &str| {
+            toml::from_str::<DnsSection>(&format!(
+                "geoip = {{ db = \"x.mmdb\", regions = {{ {regions} }} }}\n{SAMPLE}"
+            ))
+            .unwrap()
+        };
+        let s = geo(r#"JP = "eu""#);
+        s.validate().unwrap();
+        let g = s.geoip.as_ref().unwrap();
+        assert_eq!(g.fields, ["country.iso_code", "continent.code"]);
+        assert_eq!(g.regions["JP"], "eu");
+        assert!(matches!(
+            geo(r#"JP = "mars""#).validate(),
+            Err(DnsConfigError::Unknown { ref name, .. }) if name == "mars"
+        ));
+        let mut s = geo("");
+        s.geoip.as_mut().unwrap().fields = vec!["country..iso_code".into()];
+        assert!(s.validate().is_err());
     }
 }

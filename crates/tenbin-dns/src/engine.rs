@@ -2,6 +2,8 @@
 //! consistent state without locks while reloads and health updates swap whole states.
 
 use crate::counters::{Counters, Stats};
+use crate::geoip::GeoIp;
+use crate::gslb::locality::Locality;
 use crate::gslb::{view, Gslb, NameView};
 use crate::health::HealthSnapshot;
 use crate::query::{self, Transport};
@@ -102,7 +104,13 @@ fn compile(
     old: Option<&State>,
 ) -> Result<State, ZoneError> {
     let zones = Zones::new(cfg)?;
-    let gslb = Gslb::new(cfg);
+    let geoip = cfg
+        .geoip
+        .as_ref()
+        .map(|g| GeoIp::open(g, |r| Locality::region_id(cfg, r)))
+        .transpose()
+        .map_err(|e| ZoneError::GeoIp(e.to_string()))?;
+    let gslb = Gslb::with_geoip(cfg, geoip.map(Arc::new));
     let views = view::build(&gslb, health);
     let dc_answers = gslb
         .locality

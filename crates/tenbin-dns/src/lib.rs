@@ -8,7 +8,8 @@
 //! read the clock or own an RNG inside the pipeline (both are injected).
 //!
 //! Tour: [`zone`] compiles zones; [`gslb`] is the pipeline (view → locality → capacity →
-//! select); [`ecs`] checks client subnets; [`query`] turns bytes into bytes; [`engine`] holds
+//! select), with [`netmap`] and the optional MaxMind database of [`geoip`] placing clients;
+//! [`ecs`] checks client subnets; [`query`] turns bytes into bytes; [`engine`] holds
 //! the swappable state; [`server`] runs sockets. The entry point is [`serve`]:
 //!
 //! ```no_run
@@ -28,6 +29,7 @@ pub mod counters;
 pub mod ecs;
 pub mod engine;
 pub mod fasthash;
+pub mod geoip;
 pub mod gslb;
 pub mod health;
 pub mod netmap;

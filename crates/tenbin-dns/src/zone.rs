@@ -15,6 +15,9 @@ pub enum ZoneError {
     Name(String),
     #[error("dns: `{0}` has a CNAME and other data (RFC 1034 §3.6.2)")]
     CnameAndOther(String),
+    /// The `[dns.geoip]` database cannot be read (the message names the file and the cause).
+    #[error("{0}")]
+    GeoIp(String),
 }
 
 /// The data at one owner name.

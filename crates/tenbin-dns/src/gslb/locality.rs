@@ -1,8 +1,11 @@
-//! Locality stage: the client's network → a region (network map, longest prefix) → datacenters
-//! in the region's order (configured preference, then great-circle distance, then config order).
+//! Locality stage: the client's network → a region (network map, longest prefix; then the
+//! optional MaxMind database) → datacenters in the region's order (configured preference, then
+//! great-circle distance, then config order).
 
+use crate::geoip::GeoIp;
 use crate::netmap::PrefixMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use tenbin_config::dns::{DnsSection, GeoPoint};
 
 /// Datacenter preference per region plus the network map.
@@ -16,6 +19,8 @@ pub struct Locality {
     default_region: Option<usize>,
     /// Resolver user-base table.
     users: PrefixMap<u64>,
+    /// Consulted for clients the network map does not place.
+    pub geoip: Option<Arc<GeoIp>>,
 }
 
 /// Where a client is and how far that conclusion reaches.
@@ -79,20 +84,39 @@ impl Locality {
             default_region: cfg.default_region.as_deref().and_then(region_id),
             users: PrefixMap::new(cfg.resolvers.iter().map(|r| (r.cidr, r.users))),
             datacenters,
+            geoip: None,
         }
     }
 
-    /// Region of a client address, with the ECS scope of that conclusion.
+    /// Region of a client address, with the ECS scope of that conclusion: the network map
+    /// first; for a client it does not hold, the database, whose network must then also be
+    /// covered by the scope.
     pub fn place(&self, client: IpAddr) -> Placement {
-        let region = self
-            .networks
-            .lookup(client)
-            .map(|(r, _)| *r)
-            .or(self.default_region);
-        Placement {
-            region,
-            scope: self.networks.scope(client),
+        let scope = self.networks.scope(client);
+        if let Some((r, _)) = self.networks.lookup(client) {
+            return Placement {
+                region: Some(*r),
+                scope,
+            };
         }
+        let (region, scope) = match &self.geoip {
+            Some(g) => {
+                let (region, len) = g.place(client);
+                (region, scope.max(len))
+            }
+            None => (None, scope),
+        };
+        Placement {
+            region: region.or(self.default_region),
+            scope,
+        }
+    }
+
+    /// Region id of a configured region name.
+    pub fn region_id(cfg: &DnsSection, name: &str) -> Option<usize> {
+        cfg.regions
+            .iter()
+            .position(|r| r.name.eq_ignore_ascii_case(name))
     }
 
     /// Datacenter ids best first for a region (`None`: config order).

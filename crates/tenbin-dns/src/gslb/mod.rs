@@ -7,10 +7,12 @@ pub mod locality;
 pub mod select;
 pub mod view;
 
+use crate::geoip::GeoIp;
 use capacity::Site;
 use locality::Locality;
 use rand_core::RngCore;
 use std::net::IpAddr;
+use std::sync::Arc;
 use tenbin_config::dns::{AllDown, DnsSection, GslbPolicy, TtlPolicy};
 pub use view::NameView;
 
@@ -68,9 +70,16 @@ pub struct Answer {
 }
 
 impl Gslb {
-    /// Compiles the `gslb` names of a validated section, in config order.
+    /// Compiles the `gslb` names of a validated section, in config order, without a GeoIP
+    /// database (see [`Gslb::with_geoip`]).
     pub fn new(cfg: &DnsSection) -> Gslb {
-        let locality = Locality::new(cfg);
+        Self::with_geoip(cfg, None)
+    }
+
+    /// [`Gslb::new`] with the opened `[dns.geoip]` database.
+    pub fn with_geoip(cfg: &DnsSection, geoip: Option<Arc<GeoIp>>) -> Gslb {
+        let mut locality = Locality::new(cfg);
+        locality.geoip = geoip;
         let names = cfg
             .gslb
             .iter()
