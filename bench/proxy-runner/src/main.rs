@@ -14,7 +14,9 @@ use tokio::signal::unix::{signal, SignalKind};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: tenbin-proxy-bench-runner CONFIG [--splice]")?;
+    let path = args
+        .next()
+        .ok_or("usage: tenbin-proxy-bench-runner CONFIG [--splice]")?;
     let splice = args.any(|a| a == "--splice");
     let text = std::fs::read_to_string(&path)?;
     let config = tenbin_config::Config::parse(&text, &path)?;
@@ -22,13 +24,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let listeners = serve(&config, &pools, ServeOptions { splice }, rx.clone()).await?;
     for l in &listeners {
-        eprintln!("listening frontend={} addr={} splice={splice}", l.frontend, l.addr);
+        eprintln!(
+            "listening frontend={} addr={} splice={splice}",
+            l.frontend, l.addr
+        );
     }
     for f in config.frontend.iter().filter(|f| f.mode == Mode::Http) {
         for addr in &f.bind {
             let listener = TcpListener::bind(*addr.get_ref()).await?;
             let fe = HttpFrontend::from_config(f, pools.values().cloned().collect())?;
-            eprintln!("listening frontend={} addr={} http", f.name.get_ref(), listener.local_addr()?);
+            eprintln!(
+                "listening frontend={} addr={} http",
+                f.name.get_ref(),
+                listener.local_addr()?
+            );
             let mut stop = rx.clone();
             tokio::spawn(tenbin_proxy::http::serve(listener, fe, async move {
                 let _ = stop.wait_for(|v| *v).await;
