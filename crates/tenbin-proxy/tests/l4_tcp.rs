@@ -129,7 +129,7 @@ async fn idle_session_is_closed() {
         "t",
         pool(Algorithm::RoundRobin, servers(&[("a", b.addr())])),
     );
-    fe.idle_timeout = Duration::from_millis(200);
+    fe.idle_timeout = Duration::from_millis(500);
     let (proxy, fe) = tcp_proxy(fe).await;
     let mut c = connect_from(LO, proxy.addr).await;
     assert_eq!(greeting(&mut c).await.as_deref(), Some("a"));
@@ -151,7 +151,7 @@ async fn maxconn_queues_then_times_out_or_overflows() {
     pc.queue_size = 1;
     let p = tenbin_proxy::pool::Pool::new(pc);
     let mut fe = TcpFrontend::new("t", p.clone());
-    fe.queue_timeout = Some(Duration::from_millis(300));
+    fe.queue_timeout = Some(Duration::from_secs(1));
     let (proxy, fe) = tcp_proxy(fe).await;
 
     // One session holds the only slot; the next waits in the queue and gets it on release.

@@ -70,7 +70,7 @@ async fn idle_sessions_expire_and_a_new_one_opens() {
         "u",
         pool(Algorithm::RoundRobin, servers(&[("a", a.addr())])),
     );
-    fe.idle_timeout = Duration::from_millis(150);
+    fe.idle_timeout = Duration::from_secs(1);
     let (proxy, fe) = udp_proxy(fe).await;
     let c = client([127, 0, 0, 1]).await;
     assert_eq!(ask(&c, proxy.addr, "1").await.0, "a:1");
