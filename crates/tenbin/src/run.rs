@@ -47,9 +47,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         if tasks.is_empty() && dns.is_none() {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
+        stop_signal().await?;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         for t in tasks {
@@ -112,6 +110,17 @@ async fn serve_http(
         }
     }
     Ok(tasks)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signal process managers stop services with.
+async fn stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }
 
 /// Resolves when the shutdown flag turns true (or its sender is gone).

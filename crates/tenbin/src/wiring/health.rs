@@ -61,6 +61,8 @@ async fn apply_snapshots(hub: Arc<HealthHub>, pools: BTreeMap<String, Pool>) {
             };
             if let Some(id) = pool.id_of(&key.server) {
                 pool.apply_health(id, health.state, health.load_percent);
+                // An agent's `maxconn:N` reply limits the server (no-op when unchanged).
+                pool.set_agent_maxconn(id, health.maxconn);
             }
         }
         if rx.changed().await.is_err() {
