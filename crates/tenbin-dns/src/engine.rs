@@ -2,6 +2,7 @@
 //! consistent state without locks while reloads and health updates swap whole states.
 
 use crate::counters::{Counters, Stats};
+use crate::fast::{self, FastNames};
 use crate::geoip::GeoIp;
 use crate::gslb::locality::Locality;
 use crate::gslb::{view, Gslb, NameView};
@@ -24,6 +25,8 @@ pub struct State {
     pub edns_udp_max: u16,
     /// Answers per datacenter id (shared across health updates, carried over reloads).
     pub dc_answers: Arc<Vec<AtomicU64>>,
+    /// GSLB names for the fast path.
+    pub fast: Arc<FastNames>,
 }
 
 /// The DNS tier's shared core: answer queries, take health, reload config.
@@ -67,8 +70,15 @@ impl Engine {
             views,
             edns_udp_max: old.edns_udp_max,
             dc_answers: old.dc_answers.clone(),
+            fast: old.fast.clone(),
         }));
         *health = snapshot;
+    }
+
+    /// The current state (for the crate's tests).
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> Arc<State> {
+        self.state.load_full()
     }
 
     /// Answers one DNS message (`None`: send nothing).
@@ -80,7 +90,8 @@ impl Engine {
         rng: &mut dyn RngCore,
     ) -> Option<Vec<u8>> {
         let state = self.state.load();
-        query::respond(&state, &self.counters, query, peer, transport, rng)
+        fast::respond(&state, &self.counters, query, peer, transport, rng)
+            .or_else(|| query::respond(&state, &self.counters, query, peer, transport, rng))
     }
 
     /// Counter snapshot, with answers per datacenter name.
@@ -126,11 +137,13 @@ fn compile(
             AtomicU64::new(before)
         })
         .collect();
+    let fast = Arc::new(fast::names(zones.gslb_names()));
     Ok(State {
         zones: Arc::new(zones),
         gslb: Arc::new(gslb),
         views,
         edns_udp_max: cfg.edns_udp_max,
         dc_answers: Arc::new(dc_answers),
+        fast,
     })
 }

@@ -28,6 +28,7 @@ mod batch;
 pub mod counters;
 pub mod ecs;
 pub mod engine;
+pub mod fast;
 pub mod fasthash;
 pub mod geoip;
 pub mod gslb;

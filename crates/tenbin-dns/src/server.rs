@@ -41,21 +41,44 @@ impl Sockets {
         };
         let mut s = Sockets::default();
         for addr in addrs {
-            let first = udp_socket(*addr)?;
-            let addr = first.local_addr()?;
-            s.udp.push(first);
-            for _ in 1..n {
-                s.udp.push(udp_socket(addr)?);
+            // Port 0: the UDP port the system picks may be taken for TCP (an outgoing
+            // connection's local port); pick again, a bounded number of times.
+            let tries = if addr.port() == 0 { 16 } else { 1 };
+            let mut last = None;
+            for _ in 0..tries {
+                match bind_one(*addr, n) {
+                    Ok((udp, tcp)) => {
+                        s.udp.extend(udp);
+                        s.tcp.push(tcp);
+                        last = None;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
+                    Err(e) => return Err(e),
+                }
             }
-            let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            tcp.set_reuse_address(true)?;
-            tcp.set_nonblocking(true)?;
-            tcp.bind(&addr.into())?;
-            tcp.listen(1024)?;
-            s.tcp.push(tcp.into());
+            if let Some(e) = last {
+                return Err(e);
+            }
         }
         Ok(s)
     }
+}
+
+/// `n` UDP sockets and a TCP listener on one address (port 0: the port of the first socket).
+fn bind_one(addr: SocketAddr, n: usize) -> io::Result<(Vec<UdpSocket>, TcpListener)> {
+    let first = udp_socket(addr)?;
+    let addr = first.local_addr()?;
+    let mut udp = vec![first];
+    for _ in 1..n {
+        udp.push(udp_socket(addr)?);
+    }
+    let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    tcp.set_reuse_address(true)?;
+    tcp.set_nonblocking(true)?;
+    tcp.bind(&addr.into())?;
+    tcp.listen(1024)?;
+    Ok((udp, tcp.into()))
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {

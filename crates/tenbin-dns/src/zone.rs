@@ -180,6 +180,18 @@ impl Zones {
             .map(|(i, _)| i)
     }
 
+    /// Every name a query reaches as a GSLB name, with its GSLB id.
+    pub fn gslb_names(&self) -> Vec<(LowerName, usize)> {
+        self.zones
+            .iter()
+            .flat_map(|z| z.nodes.iter())
+            .filter_map(|(n, node)| Some((n.clone(), node.gslb?)))
+            .filter(|(n, id)| {
+                matches!(self.lookup(n), Lookup::Found(_, node) if node.gslb == Some(*id))
+            })
+            .collect()
+    }
+
     /// Finds the zone and node for `qname`.
     pub fn lookup(&self, qname: &LowerName) -> Lookup<'_> {
         let Some(i) = self.zone_index(qname) else {
