@@ -11,7 +11,8 @@
 # a private temp dir; every process started here is killed on exit. Runs are bounded by
 # DURATION / IPERF_SECS. Knobs (env): DURATION=10s CONNS=64 THREADS=2 BACKENDS=3 IPERF_SECS=5
 # TENBIN_HTTP=auto|off (tenbin mode http via `tenbin run` when it serves it, else the runner),
-# TENBIN_BIN=path to a release tenbin binary (default: built into target/proxy-bench).
+# TENBIN_BIN=path to a release tenbin binary (default: built into target/proxy-bench),
+# TENBIN_THREADS=N worker threads of `tenbin run` (default: one per core).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}

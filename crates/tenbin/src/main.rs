@@ -37,6 +37,9 @@ enum Command {
     Run {
         #[arg(short, long)]
         config: PathBuf,
+        /// Runtime worker threads (default: env TENBIN_THREADS, else one per core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Run the embedded demo: backends, a proxy in front, traffic, a failure.
     Demo(demo::DemoArgs),
@@ -64,7 +67,7 @@ fn main() -> std::process::ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { config } => check::run(&config),
-        Command::Run { config } => run::run(&config),
+        Command::Run { config, threads } => run::run(&config, threads),
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
