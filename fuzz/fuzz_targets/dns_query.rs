@@ -47,10 +47,7 @@ fn engine() -> &'static Engine {
 fuzz_target!(|data: &[u8]| {
     let e = engine();
     let mut rng = StepRng::new(data.len() as u64, 0x9e37_79b9_7f4a_7c15);
-    for (peer, t) in [
-        ("10.1.1.1", Transport::Udp),
-        ("192.0.2.9", Transport::Tcp),
-    ] {
+    for (peer, t) in [("10.1.1.1", Transport::Udp), ("192.0.2.9", Transport::Tcp)] {
         if let Some(r) = e.respond(data, peer.parse().unwrap(), t, &mut rng) {
             assert!(r.len() >= 12);
             assert_eq!(&r[..2], &data[..2], "id echoed");
@@ -59,6 +56,18 @@ fuzz_target!(|data: &[u8]| {
             if t == Transport::Udp && no_edns {
                 assert!(r.len() <= 512, "{} bytes without EDNS", r.len());
             }
+        }
+    }
+    // Differential: where the fast path answers, the full path answers the same bytes.
+    for t in [Transport::Udp, Transport::Tcp] {
+        let peer = "10.1.1.1".parse().unwrap();
+        let seed = || StepRng::new(data.len() as u64, 0x9e37_79b9_7f4a_7c15);
+        if let Some(fast) = e.respond_fast(data, peer, t, &mut seed()) {
+            assert_eq!(
+                Some(fast),
+                e.respond_full(data, peer, t, &mut seed()),
+                "fast != full"
+            );
         }
     }
     let a = tenbin_dns::ecs::find(data);

@@ -81,6 +81,45 @@ impl Engine {
         self.state.load_full()
     }
 
+    /// The fast path alone (`None`: it declines). For differential tests and fuzzing.
+    #[doc(hidden)]
+    pub fn respond_fast(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        transport: Transport,
+        rng: &mut dyn RngCore,
+    ) -> Option<Vec<u8>> {
+        fast::respond(
+            &self.state.load(),
+            &self.counters,
+            query,
+            peer,
+            transport,
+            rng,
+        )
+    }
+
+    /// The full path alone, as if the fast path did not exist. For differential tests and
+    /// fuzzing.
+    #[doc(hidden)]
+    pub fn respond_full(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        transport: Transport,
+        rng: &mut dyn RngCore,
+    ) -> Option<Vec<u8>> {
+        query::respond(
+            &self.state.load(),
+            &self.counters,
+            query,
+            peer,
+            transport,
+            rng,
+        )
+    }
+
     /// Answers one DNS message (`None`: send nothing).
     pub fn respond(
         &self,
