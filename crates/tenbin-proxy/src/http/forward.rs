@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -120,9 +120,15 @@ impl State {
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let (parts, body) = req.into_parts();
-        let host = host_of(&parts.uri, &parts.headers).map(str::to_string);
-        let mut headers = parts.headers.clone();
+        let (mut parts, body) = req.into_parts();
+        // The access log reads the client's headers after the exchange; without it they move
+        // into the upstream request instead of being copied.
+        let mut headers = if self.fe.access_log == AccessLogFormat::Off {
+            std::mem::take(&mut parts.headers)
+        } else {
+            parts.headers.clone()
+        };
+        let host = host_of(&parts.uri, &headers).map(str::to_string);
         strip_hop_by_hop(&mut headers, upgrade);
         add_forwarded(
             &mut headers,
@@ -137,11 +143,12 @@ impl State {
             }
         }
         self.fe.request_headers.apply(&mut headers);
+        // Shares the parsed request's bytes: no copy, no re-parse per attempt.
         let path = parts
             .uri
             .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
         let x = Exchange {
             parts: &parts,
@@ -235,7 +242,7 @@ impl State {
         self.log(&x, error_response(last), None, attempts)
     }
 
-    fn upstream_uri(&self, addr: SocketAddr, path: &str) -> Option<Uri> {
+    fn upstream_uri(&self, addr: SocketAddr, path: &PathAndQuery) -> Option<Uri> {
         let cached = self
             .authorities
             .read()
@@ -255,12 +262,11 @@ impl State {
                 a
             }
         };
-        Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(authority)
-            .path_and_query(path)
-            .build()
-            .ok()
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(authority);
+        uri.path_and_query = Some(path.clone());
+        Uri::from_parts(uri).ok()
     }
 
     /// Turns a server's response into the client's: headers cleaned and edited, the lease

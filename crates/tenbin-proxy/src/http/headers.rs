@@ -142,7 +142,7 @@ pub fn add_forwarded(
     let ip = client.ip().to_canonical();
     if matches!(mode, ForwardedMode::XForwarded | ForwardedMode::Both) {
         let xff = HeaderName::from_static("x-forwarded-for");
-        let joined = append_element(headers, &xff, &ip.to_string());
+        let joined = append_element(headers, &xff, ip);
         if let Ok(v) = HeaderValue::from_str(&joined) {
             headers.insert(xff, v);
         }
@@ -160,7 +160,7 @@ pub fn add_forwarded(
             // host is a token only if it has no characters needing quotes; quote always.
             element.push_str(&format!(";host=\"{}\"", h.replace(['"', '\\'], "")));
         }
-        let joined = append_element(headers, &header::FORWARDED, &element);
+        let joined = append_element(headers, &header::FORWARDED, element);
         if let Ok(v) = HeaderValue::from_str(&joined) {
             headers.insert(header::FORWARDED, v);
         }
@@ -168,13 +168,15 @@ pub fn add_forwarded(
 }
 
 /// Every earlier hop's value of a list header (all its lines, in order), then ours.
-fn append_element(headers: &HeaderMap, name: &HeaderName, ours: &str) -> String {
-    let mut out = String::new();
+/// `ours` is formatted straight into the result (one allocation a header).
+fn append_element(headers: &HeaderMap, name: &HeaderName, ours: impl std::fmt::Display) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(48);
     for prev in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
         out.push_str(prev);
         out.push_str(", ");
     }
-    out.push_str(ours);
+    let _ = write!(out, "{ours}");
     out
 }
 
