@@ -9,8 +9,10 @@
 //!
 //! Tour: [`zone`] compiles zones; [`gslb`] is the pipeline (view → locality → capacity →
 //! select), with [`netmap`] and the optional MaxMind database of [`geoip`] placing clients;
-//! [`ecs`] checks client subnets; [`query`] turns bytes into bytes; [`engine`] holds
-//! the swappable state; [`server`] runs sockets. The entry point is [`serve`]:
+//! [`ecs`] checks client subnets; [`query`] turns bytes into bytes, after [`fast`] has had its
+//! try at the common GSLB query (hand-parsed, written straight to bytes, byte-identical to
+//! [`query`]'s answer); [`engine`] holds the swappable state; [`server`] runs sockets. The
+//! entry point is [`serve`]:
 //!
 //! ```no_run
 //! # async fn f(cfg: tenbin_config::dns::DnsSection) -> Result<(), Box<dyn std::error::Error>> {
