@@ -8,12 +8,14 @@ use std::io;
 use std::path::Path;
 
 use anyhow::Context as _;
+use tenbin_config::diff::{Change, ConfigDiff};
 use tenbin_config::{Config, Mode};
 use tenbin_proxy::http::{self, HttpFrontend, HttpService};
 use tenbin_proxy::l4;
 use tenbin_proxy::pool::Pool;
 use tenbin_proxy::tls::server::serve_https;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -40,10 +42,17 @@ fn worker_threads(flag: Option<usize>) -> anyhow::Result<Option<usize>> {
 
 pub fn run(path: &Path, threads: Option<usize>) -> anyhow::Result<()> {
     let config = crate::check::load(path)?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = worker_threads(threads)? {
-        builder.worker_threads(n);
-    }
+    // One thread: a current-thread runtime, which drives its I/O itself instead of handing
+    // wakeups between a worker and the driver.
+    let mut builder = match worker_threads(threads)? {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = builder
         .enable_all()
         .build()
@@ -66,14 +75,21 @@ pub fn run(path: &Path, threads: Option<usize>) -> anyhow::Result<()> {
         }
         let all_pools: Vec<Pool> = pools.values().cloned().collect();
         tasks.extend(serve_http(&config, &all_pools, &stop_rx).await?);
-        let dns = match &config.dns {
+        let mut dns = match &config.dns {
             Some(section) => Some(DnsTier::start(section, stop_rx.clone())?),
             None => None,
         };
         if tasks.is_empty() && dns.is_none() {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
-        stop_signal().await?;
+        let mut config = config;
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        loop {
+            tokio::select! {
+                r = stop_signal() => { r?; break; }
+                _ = hangup.recv() => reload(path, &mut config, dns.as_mut()),
+            }
+        }
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         for t in tasks {
@@ -138,9 +154,44 @@ async fn serve_http(
     Ok(tasks)
 }
 
+/// SIGHUP: read the file again and apply what can change live. Today that is the `[dns]`
+/// section (zones, names, policy, VIP checks); other changes are logged and wait for a
+/// restart. A file that does not validate changes nothing.
+fn reload(path: &Path, current: &mut Config, dns: Option<&mut DnsTier>) {
+    let new = match crate::check::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload refused, still running the previous config: {e:#}");
+            return;
+        }
+    };
+    let diff = ConfigDiff::between(current, &new);
+    if diff.is_empty() {
+        tracing::info!("reload: no change");
+        return;
+    }
+    for change in &diff.changes {
+        match (change, &new.dns, &dns) {
+            (Change::SectionChanged("dns"), Some(_), Some(_)) => {}
+            _ => tracing::warn!(?change, "reload: applied at the next restart"),
+        }
+    }
+    if let (Some(tier), Some(section)) = (dns, &new.dns) {
+        if diff.changes.contains(&Change::SectionChanged("dns")) {
+            match tier.reload(section) {
+                Ok(()) => {
+                    tracing::info!("reload: dns applied");
+                    // Only what was applied becomes current; the rest keeps being reported.
+                    current.dns = new.dns;
+                }
+                Err(e) => tracing::error!("reload: {e:#}"),
+            }
+        }
+    }
+}
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signal process managers stop services with.
 async fn stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,

@@ -39,7 +39,9 @@ const POOL_PREFIX: &str = "dns/";
 #[derive(Debug)]
 pub struct DnsTier {
     pub task: JoinHandle<std::io::Result<()>>,
-    _checks: Checks,
+    engine: Arc<Engine>,
+    health: watch::Sender<Arc<HealthSnapshot>>,
+    checks: Checks,
 }
 
 /// The VIP check tasks, aborted on drop.
@@ -58,7 +60,7 @@ impl DnsTier {
     pub fn start(dns: &DnsSection, mut stop: watch::Receiver<bool>) -> anyhow::Result<DnsTier> {
         let engine = Arc::new(Engine::new(dns).context("dns: cannot build the zones")?);
         let (health, health_rx) = watch::channel(Arc::new(HealthSnapshot::default()));
-        let checks = Checks(start_checks(dns, health)?);
+        let checks = Checks(start_checks(dns, health.clone())?);
         let sockets = Sockets::bind(&dns.listen, dns.udp_sockets)
             .with_context(|| format!("dns: cannot bind {:?}", dns.listen))?;
         for addr in &dns.listen {
@@ -67,11 +69,30 @@ impl DnsTier {
         let shutdown = async move {
             let _ = stop.wait_for(|v| *v).await;
         };
-        let task = tokio::spawn(tenbin_dns::serve(engine, health_rx, sockets, shutdown));
+        let task = tokio::spawn(tenbin_dns::serve(
+            engine.clone(),
+            health_rx,
+            sockets,
+            shutdown,
+        ));
         Ok(DnsTier {
             task,
-            _checks: checks,
+            engine,
+            health,
+            checks,
         })
+    }
+
+    /// Swaps in a new `[dns]` without dropping a query (the engine swaps atomically; a bad
+    /// config leaves the old one serving) and restarts the VIP checks for the new names.
+    /// The listening addresses stay those bound at start.
+    pub fn reload(&mut self, dns: &DnsSection) -> anyhow::Result<()> {
+        self.engine
+            .reload(dns)
+            .context("dns: the new zones do not compile; the old ones keep serving")?;
+        // Replacing the old checks aborts them (Drop).
+        self.checks = Checks(start_checks(dns, self.health.clone())?);
+        Ok(())
     }
 }
 

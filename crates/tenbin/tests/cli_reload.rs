@@ -1,0 +1,102 @@
+//! `kill -HUP` on `tenbin run`: a changed `[dns]` is served without a restart, and a broken
+//! file changes nothing.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dig(port: u16, name: &str) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), name, "A", "+short"])
+        .args(["+time=1", "+tries=2"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Polls `dig` until it answers `want` (bounded), returning the last answer.
+fn wait_for(port: u16, name: &str, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = dig(port, name);
+        if last == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last
+}
+
+fn hup(daemon: &Daemon) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &daemon.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -HUP");
+}
+
+#[test]
+fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        println!("skipped: needs dig (Debian dnsutils; scripts/install-deps installs it)");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gslb-dns.toml"),
+    )
+    .unwrap()
+    .replace("127.0.0.1:5353", &format!("127.0.0.1:{port}"));
+    assert!(example.contains("data = \"192.0.2.25\""));
+    let dir = std::env::temp_dir().join(format!("tenbin-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tenbin.toml");
+    std::fs::write(&file, &example).unwrap();
+    let daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_tenbin"))
+            .args(["run", "-c"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(
+        wait_for(port, "mail.example.test", "192.0.2.25"),
+        "192.0.2.25"
+    );
+
+    std::fs::write(&file, example.replace("192.0.2.25", "192.0.2.26")).unwrap();
+    hup(&daemon);
+    let reloaded = wait_for(port, "mail.example.test", "192.0.2.26");
+
+    std::fs::write(&file, "[dns]\nbogus = 1\n").unwrap();
+    hup(&daemon);
+    // Give the daemon the same bounded chance to (wrongly) drop the zone.
+    let mut after_broken = String::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        after_broken = dig(port, "mail.example.test");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(reloaded, "192.0.2.26", "the new zone data is served");
+    assert_eq!(
+        after_broken, "192.0.2.26",
+        "a broken file keeps the running config"
+    );
+}
