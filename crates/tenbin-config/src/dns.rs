@@ -209,6 +209,22 @@ pub struct DatacenterConfig {
     pub name: String,
     #[serde(default)]
     pub location: Option<GeoPoint>,
+    /// An operator's word on the whole datacenter; it beats the checks (gdnsd's admin_state).
+    /// Applied at start and on reload (SIGHUP).
+    #[serde(default)]
+    pub admin: Option<DcAdmin>,
+}
+
+/// Operator overrides of a datacenter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DcAdmin {
+    /// Answer with it whatever the checks say.
+    ForceUp,
+    /// Never answer with it.
+    ForceDown,
+    /// No new clients: only answered when nothing else is left.
+    Drain,
 }
 
 /// A region orders datacenters by `prefer`, else by great-circle distance from `location`.

@@ -1,5 +1,5 @@
-//! `kill -HUP` on `tenbin run`: a changed `[dns]` is served without a restart, and a broken
-//! file changes nothing.
+//! `kill -HUP` on `tenbin run`: a changed `[dns]` (zone data, an operator's datacenter override)
+//! is served without a restart, and a broken file changes nothing.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -84,6 +84,23 @@ fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
     std::fs::write(&file, example.replace("192.0.2.25", "192.0.2.26")).unwrap();
     hup(&daemon);
     let reloaded = wait_for(port, "mail.example.test", "192.0.2.26");
+
+    // The operator takes fra out: www is answered from another datacenter.
+    let fra_down = example.replace("192.0.2.25", "192.0.2.26").replacen(
+        "name = \"fra\"",
+        "name = \"fra\"\nadmin = \"force-down\"",
+        1,
+    );
+    std::fs::write(&file, &fra_down).unwrap();
+    hup(&daemon);
+    let mut www = String::new();
+    for _ in 0..100 {
+        www = dig(port, "www.example.test");
+        if !www.is_empty() && !www.contains("198.51.100.") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     std::fs::write(&file, "[dns]\nbogus = 1\n").unwrap();
     hup(&daemon);

@@ -22,9 +22,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use rand::SeedableRng;
-use tenbin_config::dns::DnsSection;
+use tenbin_config::dns::{DcAdmin, DnsSection};
 use tenbin_core::ServerState;
-use tenbin_dns::{AddrState, Engine, HealthSnapshot, Sockets};
+use tenbin_dns::{AddrState, AdminOverride, DcReport, Engine, HealthSnapshot, Sockets};
 use tenbin_health::from_config::check_spec;
 use tenbin_health::hub::TargetOptions;
 use tenbin_health::scheduler::{spawn_check, SharedRng};
@@ -125,9 +125,16 @@ fn start_checks(
     out: watch::Sender<Arc<HealthSnapshot>>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let vips = checked_vips(dns)?;
+    let overrides = admin_overrides(dns);
     let mut tasks = Vec::new();
     if vips.is_empty() {
-        // Nothing will ever be published: keep the sender alive for the server's sake.
+        // Only the operator's overrides will ever be published: send them once and keep the
+        // sender alive for the server's sake.
+        let snapshot = HealthSnapshot {
+            addresses: HashMap::new(),
+            datacenters: overrides,
+        };
+        let _ = out.send(Arc::new(snapshot));
         tasks.push(tokio::spawn(async move { out.closed().await }));
         return Ok(tasks);
     }
@@ -154,16 +161,40 @@ fn start_checks(
     }
     tracing::info!(vips = vips.len(), "dns: VIP checks started");
     tasks.push(tokio::spawn(hub.clone().run_timers()));
-    tasks.push(tokio::spawn(publish(hub, out)));
+    tasks.push(tokio::spawn(publish(hub, out, overrides)));
     Ok(tasks)
 }
 
+/// `[[dns.datacenters]] admin = ...` as the DNS tier's per-datacenter reports.
+fn admin_overrides(dns: &DnsSection) -> HashMap<String, DcReport> {
+    dns.datacenters
+        .iter()
+        .filter_map(|dc| {
+            let admin = match dc.admin? {
+                DcAdmin::ForceUp => AdminOverride::ForceUp,
+                DcAdmin::ForceDown => AdminOverride::ForceDown,
+                DcAdmin::Drain => AdminOverride::Drain,
+            };
+            let report = DcReport {
+                admin: Some(admin),
+                load: None,
+            };
+            Some((dc.name.to_ascii_lowercase(), report))
+        })
+        .collect()
+}
+
 /// Forwards every hub snapshot to the DNS tier, for as long as both ends live.
-async fn publish(hub: Arc<HealthHub>, out: watch::Sender<Arc<HealthSnapshot>>) {
+async fn publish(
+    hub: Arc<HealthHub>,
+    out: watch::Sender<Arc<HealthSnapshot>>,
+    overrides: HashMap<String, DcReport>,
+) {
     let mut rx = hub.subscribe();
     loop {
         let snap = rx.borrow_and_update().clone();
-        let dns = dns_snapshot(&snap);
+        let mut dns = dns_snapshot(&snap);
+        dns.datacenters = overrides.clone();
         for (addr, state) in &dns.addresses {
             tracing::debug!(%addr, ?state, "dns: VIP health");
         }
