@@ -93,13 +93,13 @@ fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
     );
     std::fs::write(&file, &fra_down).unwrap();
     hup(&daemon);
-    let mut www = String::new();
+    let mut www = dig(port, "www.example.test");
     for _ in 0..100 {
-        www = dig(port, "www.example.test");
         if !www.is_empty() && !www.contains("198.51.100.") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+        www = dig(port, "www.example.test");
     }
 
     std::fs::write(&file, "[dns]\nbogus = 1\n").unwrap();
