@@ -1,6 +1,7 @@
 //! The tenbin binary: CLI, daemon wiring, admin API, metrics and dashboard. No algorithms.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod agent;
 mod check;
 mod demo;

@@ -82,6 +82,20 @@ pub fn run(path: &Path, threads: Option<usize>) -> anyhow::Result<()> {
         if tasks.is_empty() && dns.is_none() {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
+        if let Some(admin) = &config.admin {
+            let listener = TcpListener::bind(admin.listen)
+                .await
+                .with_context(|| format!("admin: cannot bind {}", admin.listen))?;
+            tracing::info!(addr = %admin.listen, "listening (admin)");
+            let state = crate::admin::AdminState {
+                dns_loads: dns.as_ref().map(DnsTier::loads),
+            };
+            tasks.push(tokio::spawn(crate::admin::serve(
+                listener,
+                state,
+                stop_rx.clone(),
+            )));
+        }
         let mut config = config;
         let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
         loop {

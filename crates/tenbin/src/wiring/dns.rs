@@ -41,7 +41,58 @@ pub struct DnsTier {
     pub task: JoinHandle<std::io::Result<()>>,
     engine: Arc<Engine>,
     health: watch::Sender<Arc<HealthSnapshot>>,
+    loads: DcLoads,
     checks: Checks,
+}
+
+/// Datacenter loads pushed by operators or other tiers (through the admin API), by
+/// datacenter name in ASCII lower case; published with every health snapshot.
+#[derive(Clone, Debug)]
+pub struct DcLoads {
+    tx: watch::Sender<BTreeMap<String, f64>>,
+}
+
+/// A load report named a datacenter the running `[dns]` does not have, or was not a finite,
+/// non-negative number.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LoadError {
+    #[error("no datacenter named `{0}` in [dns]")]
+    UnknownDatacenter(String),
+    #[error("load must be a finite number >= 0, not {0}")]
+    Invalid(f64),
+}
+
+impl DcLoads {
+    /// Sets `datacenter`'s current load, in the unit of its pools' `capacity`.
+    pub fn set(&self, datacenter: &str, load: f64) -> Result<(), LoadError> {
+        if !load.is_finite() || load < 0.0 {
+            return Err(LoadError::Invalid(load));
+        }
+        let dc = datacenter.to_ascii_lowercase();
+        let mut known = true;
+        self.tx.send_modify(|loads| match loads.get_mut(&dc) {
+            Some(l) => *l = load,
+            None => known = false,
+        });
+        if known {
+            Ok(())
+        } else {
+            Err(LoadError::UnknownDatacenter(datacenter.to_string()))
+        }
+    }
+
+    /// Keeps the loads of datacenters `dns` still has (at 0 for new ones).
+    fn follow(&self, dns: &DnsSection) {
+        self.tx.send_modify(|loads| {
+            let mut next = BTreeMap::new();
+            for dc in &dns.datacenters {
+                let name = dc.name.to_ascii_lowercase();
+                let load = loads.get(&name).copied().unwrap_or(0.0);
+                next.insert(name, load);
+            }
+            *loads = next;
+        });
+    }
 }
 
 /// The VIP check tasks, aborted on drop.
@@ -60,7 +111,11 @@ impl DnsTier {
     pub fn start(dns: &DnsSection, mut stop: watch::Receiver<bool>) -> anyhow::Result<DnsTier> {
         let engine = Arc::new(Engine::new(dns).context("dns: cannot build the zones")?);
         let (health, health_rx) = watch::channel(Arc::new(HealthSnapshot::default()));
-        let checks = Checks(start_checks(dns, health.clone())?);
+        let loads = DcLoads {
+            tx: watch::channel(BTreeMap::new()).0,
+        };
+        loads.follow(dns);
+        let checks = Checks(start_checks(dns, health.clone(), loads.tx.subscribe())?);
         let sockets = Sockets::bind(&dns.listen, dns.udp_sockets)
             .with_context(|| format!("dns: cannot bind {:?}", dns.listen))?;
         for addr in &dns.listen {
@@ -79,8 +134,14 @@ impl DnsTier {
             task,
             engine,
             health,
+            loads,
             checks,
         })
+    }
+
+    /// Where datacenter loads are pushed.
+    pub fn loads(&self) -> DcLoads {
+        self.loads.clone()
     }
 
     /// Swaps in a new `[dns]` without dropping a query (the engine swaps atomically; a bad
@@ -90,8 +151,13 @@ impl DnsTier {
         self.engine
             .reload(dns)
             .context("dns: the new zones do not compile; the old ones keep serving")?;
+        self.loads.follow(dns);
         // Replacing the old checks aborts them (Drop).
-        self.checks = Checks(start_checks(dns, self.health.clone())?);
+        self.checks = Checks(start_checks(
+            dns,
+            self.health.clone(),
+            self.loads.tx.subscribe(),
+        )?);
         Ok(())
     }
 }
@@ -123,21 +189,11 @@ fn checked_vips(dns: &DnsSection) -> anyhow::Result<BTreeMap<TargetKey, (IpAddr,
 fn start_checks(
     dns: &DnsSection,
     out: watch::Sender<Arc<HealthSnapshot>>,
+    loads: watch::Receiver<BTreeMap<String, f64>>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let vips = checked_vips(dns)?;
     let overrides = admin_overrides(dns);
     let mut tasks = Vec::new();
-    if vips.is_empty() {
-        // Only the operator's overrides will ever be published: send them once and keep the
-        // sender alive for the server's sake.
-        let snapshot = HealthSnapshot {
-            addresses: HashMap::new(),
-            datacenters: overrides,
-        };
-        let _ = out.send(Arc::new(snapshot));
-        tasks.push(tokio::spawn(async move { out.closed().await }));
-        return Ok(tasks);
-    }
     let hub = HealthHub::new();
     let now = Instant::now();
     let rng: SharedRng = Arc::new(Mutex::new(rand::rngs::StdRng::from_entropy()));
@@ -159,9 +215,11 @@ fn start_checks(
             rng.clone(),
         ));
     }
-    tracing::info!(vips = vips.len(), "dns: VIP checks started");
-    tasks.push(tokio::spawn(hub.clone().run_timers()));
-    tasks.push(tokio::spawn(publish(hub, out, overrides)));
+    if !vips.is_empty() {
+        tracing::info!(vips = vips.len(), "dns: VIP checks started");
+        tasks.push(tokio::spawn(hub.clone().run_timers()));
+    }
+    tasks.push(tokio::spawn(publish(hub, out, overrides, loads)));
     Ok(tasks)
 }
 
@@ -184,22 +242,31 @@ fn admin_overrides(dns: &DnsSection) -> HashMap<String, DcReport> {
         .collect()
 }
 
-/// Forwards every hub snapshot to the DNS tier, for as long as both ends live.
+/// Forwards every hub snapshot, with the operator's overrides and the latest loads, to the
+/// DNS tier, for as long as both ends live.
 async fn publish(
     hub: Arc<HealthHub>,
     out: watch::Sender<Arc<HealthSnapshot>>,
     overrides: HashMap<String, DcReport>,
+    mut loads: watch::Receiver<BTreeMap<String, f64>>,
 ) {
     let mut rx = hub.subscribe();
     loop {
         let snap = rx.borrow_and_update().clone();
         let mut dns = dns_snapshot(&snap);
         dns.datacenters = overrides.clone();
+        for (dc, load) in loads.borrow_and_update().iter() {
+            dns.datacenters.entry(dc.clone()).or_default().load = Some(*load);
+        }
         for (addr, state) in &dns.addresses {
             tracing::debug!(%addr, ?state, "dns: VIP health");
         }
-        if out.send(Arc::new(dns)).is_err() || rx.changed().await.is_err() {
+        if out.send(Arc::new(dns)).is_err() {
             return;
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            r = loads.changed() => if r.is_err() { return },
         }
     }
 }
