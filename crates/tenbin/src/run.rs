@@ -23,8 +23,7 @@ use crate::wiring::{DnsTier, ProxyHealth};
 
 /// `--threads`, else the `TENBIN_THREADS` environment variable, else none: one worker per
 /// core (tokio's default). On the 2-core bench host (wrk, backends and proxy sharing the
-/// cores) one worker did not beat two: tenbin mode http measured 32k/42k req/s with one and
-/// 46k/41k with two, HAProxy (nbthread 2) alongside at 72-86k.
+/// cores) one multi-thread worker did not beat two (mode http 32k/42k req/s vs 46k/41k).
 fn worker_threads(flag: Option<usize>) -> anyhow::Result<Option<usize>> {
     let n = match flag {
         Some(n) => n,
@@ -43,7 +42,11 @@ fn worker_threads(flag: Option<usize>) -> anyhow::Result<Option<usize>> {
 pub fn run(path: &Path, threads: Option<usize>) -> anyhow::Result<()> {
     let config = crate::check::load(path)?;
     // One thread: a current-thread runtime, which drives its I/O itself instead of handing
-    // wakeups between a worker and the driver.
+    // wakeups between a worker and the driver. Alone on loopback (wrk -c64, 3 nginx
+    // backends) that served mode http at 60-62k req/s, p99 1.5-2.3 ms, where a multi-thread
+    // runtime with one or two workers served 51k, p99 2.2-4.5 ms. Inside bench/proxy.sh,
+    // sharing 2 cores with every peer, it was not steadier (20k and 47k), so it is not the
+    // default.
     let mut builder = match worker_threads(threads)? {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
