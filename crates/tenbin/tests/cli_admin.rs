@@ -1,37 +1,14 @@
 //! The admin API of a running `tenbin run`: a datacenter's load pushed over HTTP moves GSLB
 //! answers away from it once it is over capacity; bad reports are refused.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn dig(port: u16, name: &str) -> String {
-    let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), name, "A", "+short"])
-        .args(["+time=1", "+tries=2"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::{dig, free_port, have_dig, Daemon};
 
 /// One HTTP/1.1 request to the admin API; returns the status code (bounded connect wait).
 fn admin(port: u16, method: &str, path: &str, body: &str) -> u16 {
@@ -61,7 +38,7 @@ fn admin(port: u16, method: &str, path: &str, body: &str) -> u16 {
 
 #[test]
 fn pushed_load_moves_answers_and_bad_reports_are_refused() {
-    if Command::new("dig").arg("-v").output().is_err() {
+    if !have_dig() {
         println!("skipped: needs dig (Debian dnsutils; scripts/install-deps installs it)");
         return;
     }
@@ -78,15 +55,7 @@ fn pushed_load_moves_answers_and_bad_reports_are_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tenbin.toml");
     std::fs::write(&file, config).unwrap();
-    let _daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_tenbin"))
-            .args(["run", "-c"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _daemon = Daemon::run(&file);
     assert_eq!(admin(admin_port, "GET", "/healthz", ""), 200);
     std::fs::remove_dir_all(&dir).ok();
 

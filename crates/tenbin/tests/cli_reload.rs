@@ -1,28 +1,13 @@
 //! `kill -HUP` on `tenbin run`: a changed `[dns]` (zone data, an operator's datacenter override)
 //! is served without a restart, and a broken file changes nothing.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn dig(port: u16, name: &str) -> String {
-    let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), name, "A", "+short"])
-        .args(["+time=1", "+tries=2"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::{dig, free_port, have_dig, Daemon};
 
 /// Polls `dig` until it answers `want` (bounded), returning the last answer.
 fn wait_for(port: u16, name: &str, want: &str) -> String {
@@ -48,15 +33,11 @@ fn hup(daemon: &Daemon) {
 
 #[test]
 fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
-    if Command::new("dig").arg("-v").output().is_err() {
+    if !have_dig() {
         println!("skipped: needs dig (Debian dnsutils; scripts/install-deps installs it)");
         return;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gslb-dns.toml"),
     )
@@ -67,15 +48,7 @@ fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tenbin.toml");
     std::fs::write(&file, &example).unwrap();
-    let daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_tenbin"))
-            .args(["run", "-c"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let daemon = Daemon::run(&file);
     assert_eq!(
         wait_for(port, "mail.example.test", "192.0.2.25"),
         "192.0.2.25"

@@ -1,27 +1,13 @@
 //! `tenbin run` as a user runs it: tcp and http frontends from a config file really forward.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-/// Kills the daemon even when an assertion fails.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, have_dig, Daemon};
 
 /// Starts `tenbin run` on `config` (written to a temp file) and connects to `port` once it
 /// listens (bounded wait).
@@ -30,15 +16,7 @@ fn start(config: &str, port: u16, tag: &str) -> (Daemon, TcpStream) {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("run.toml");
     std::fs::write(&file, config).unwrap();
-    let daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_tenbin"))
-            .args(["run", "-c"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let daemon = Daemon::run(&file);
     let mut conn = None;
     for _ in 0..200 {
         match TcpStream::connect(("127.0.0.1", port)) {
@@ -119,7 +97,7 @@ fn run_serves_a_tcp_frontend_from_the_config_file() {
 
 #[test]
 fn run_serves_the_gslb_dns_tier_from_the_config_file() {
-    if Command::new("dig").arg("-v").output().is_err() {
+    if !have_dig() {
         println!("skipped: needs dig (Debian dnsutils; scripts/install-deps installs it)");
         return;
     }
