@@ -274,26 +274,10 @@ impl Persistence {
     }
 }
 
-/// The persistence key of `ip` masked to `/v4` or `/v6` (the prefix length is part of the key).
+/// The persistence key of `ip` masked to `/v4` or `/v6` (the prefix length is part of the key):
+/// the same masked-address hash the hashing algorithms place clients by.
 pub fn source_key(ip: IpAddr, v4: u8, v6: u8) -> PersistKey {
-    let mut buf = [0u8; 17];
-    let (bytes, prefix): (&mut [u8], u8) = match ip {
-        IpAddr::V4(a) => {
-            buf[..4].copy_from_slice(&a.octets());
-            (&mut buf[..4], v4.min(32))
-        }
-        IpAddr::V6(a) => {
-            buf[..16].copy_from_slice(&a.octets());
-            (&mut buf[..16], v6.min(128))
-        }
-    };
-    for (i, b) in bytes.iter_mut().enumerate() {
-        let keep = (usize::from(prefix)).saturating_sub(i * 8).min(8);
-        *b &= !(0xffu16 >> keep) as u8;
-    }
-    let n = bytes.len();
-    buf[n] = prefix;
-    PersistKey::from_bytes(0, &buf[..=n])
+    PersistKey(tenbin_core::pick::source_key(ip, v4, v6))
 }
 
 #[cfg(test)]
