@@ -56,22 +56,9 @@ TP=$(free_port)
 cat > "$W/tenbin.toml" <<CONF
 listen = ["127.0.0.1:$TP"]
 udp_sockets = 1
-[[datacenters]]
-name = "fra"
-[[datacenters]]
-name = "nrt"
-[[regions]]
-name = "eu"
-prefer = ["fra", "nrt"]
-[[regions]]
-name = "asia"
-prefer = ["nrt", "fra"]
-[[networks]]
-cidr = "10.0.0.0/8"
-region = "eu"
-[[networks]]
-cidr = "172.16.0.0/12"
-region = "asia"
+CONF
+cat "$ROOT/crates/tenbin-dns/tests/data/two_datacenters.toml" >> "$W/tenbin.toml"
+cat >> "$W/tenbin.toml" <<CONF
 [[zones]]
 origin = "example.test."
 soa = { mname = "ns1", rname = "hostmaster" }

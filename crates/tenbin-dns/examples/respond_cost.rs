@@ -9,23 +9,9 @@ use std::time::Instant;
 use tenbin_config::dns::DnsSection;
 use tenbin_dns::{Engine, Transport};
 
-const CONFIG: &str = r#"
-[[datacenters]]
-name = "fra"
-[[datacenters]]
-name = "nrt"
-[[regions]]
-name = "eu"
-prefer = ["fra", "nrt"]
-[[regions]]
-name = "asia"
-prefer = ["nrt", "fra"]
-[[networks]]
-cidr = "10.0.0.0/8"
-region = "eu"
-[[networks]]
-cidr = "172.16.0.0/12"
-region = "asia"
+const CONFIG: &str = concat!(
+    include_str!("../tests/data/two_datacenters.toml"),
+    r#"
 [[zones]]
 origin = "example.test."
 soa = { mname = "ns1", rname = "hostmaster" }
@@ -36,7 +22,8 @@ pools = [
   { datacenter = "fra", addresses = ["198.51.100.1"] },
   { datacenter = "nrt", addresses = ["203.0.113.1"] },
 ]
-"#;
+"#
+);
 
 fn query(name: &str, ecs: bool) -> Vec<u8> {
     let mut m = Message::new(7, MessageType::Query, OpCode::Query);

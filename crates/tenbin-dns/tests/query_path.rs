@@ -12,26 +12,12 @@ use tenbin_dns::{AddrState, Engine, HealthSnapshot, Transport};
 
 fn config(extra: &str) -> DnsSection {
     let many: Vec<String> = (1..=60).map(|i| format!("\"192.0.2.{i}\"")).collect();
+    let topology = include_str!("data/two_datacenters.toml");
     let text = format!(
         r#"
         max_answers = 60
         {extra}
-        [[datacenters]]
-        name = "fra"
-        [[datacenters]]
-        name = "nrt"
-        [[regions]]
-        name = "eu"
-        prefer = ["fra", "nrt"]
-        [[regions]]
-        name = "asia"
-        prefer = ["nrt", "fra"]
-        [[networks]]
-        cidr = "10.0.0.0/8"
-        region = "eu"
-        [[networks]]
-        cidr = "172.16.0.0/12"
-        region = "asia"
+        {topology}
         [[zones]]
         origin = "example.test."
         soa = {{ mname = "ns1", rname = "hostmaster", minimum = 30 }}

@@ -214,27 +214,13 @@ pub(crate) mod tests {
 
     /// Two datacenters (fra preferred by eu = 10/8, nrt by asia = 172.16/12), both families.
     pub(crate) fn section(policy: &str, all_down: &str) -> DnsSection {
+        let topology = include_str!("../../tests/data/two_datacenters.toml");
         let s: DnsSection = toml::from_str(&format!(
             r#"
             on_all_down = "{all_down}"
             max_answers = 3
             ttl = {{ min = 5, max = 300, degraded = 7 }}
-            [[datacenters]]
-            name = "fra"
-            [[datacenters]]
-            name = "nrt"
-            [[regions]]
-            name = "eu"
-            prefer = ["fra", "nrt"]
-            [[regions]]
-            name = "asia"
-            prefer = ["nrt", "fra"]
-            [[networks]]
-            cidr = "10.0.0.0/8"
-            region = "eu"
-            [[networks]]
-            cidr = "172.16.0.0/12"
-            region = "asia"
+            {topology}
             [[resolvers]]
             cidr = "10.53.0.0/16"
             users = 900
