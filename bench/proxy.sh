@@ -28,48 +28,9 @@ for c in haproxy nginx wrk iperf3 ss curl; do
   command -v "$c" >/dev/null 2>&1 || { bash "$ROOT/scripts/install-deps"; break; }
 done
 
-WORK=$(mktemp -d /tmp/tenbin-proxy-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-log() { echo "bench: $*" >&2; }
-
-# A free loopback port: random, then checked against listening sockets and ports handed out.
-USED=" "
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((10000 + RANDOM % 22000)) # below the ephemeral range (32768+)
-    [[ "$USED" == *" $p "* ]] && continue
-    if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-      USED="$USED$p "
-      echo "$p"
-      return
-    fi
-  done
-  echo "no free port" >&2
-  exit 1
-}
-
-wait_port() { # port: until something accepts on it (at most ~10 s)
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-start() { # name command...: background, logs in $WORK/name.log
-  local name=$1
-  shift
-  "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-}
+BENCH_NAME=proxy
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- backends: NGINX static
 BACK_PORTS=()
@@ -266,7 +227,6 @@ run_iperf() { # label port
   GBPS[$1]=$(echo "$out" | awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") v = $(i - 1) } END { print v }')
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
 HTTP_ROWS=("direct (one nginx backend)|${BACK_PORTS[0]}" "haproxy 2.6 mode http|$HA_HTTP"
   "nginx 1.22 proxy_pass|$NG_HTTP" "haproxy 2.6 mode tcp|$HA_TCP"

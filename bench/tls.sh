@@ -27,44 +27,9 @@ for c in haproxy nginx wrk openssl ss curl; do
   command -v "$c" >/dev/null 2>&1 || { bash "$ROOT/scripts/install-deps"; break; }
 done
 
-WORK=$(mktemp -d /tmp/tenbin-tls-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-log() { echo "bench: $*" >&2; }
-
-USED=" "
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((10000 + RANDOM % 22000))
-    [[ "$USED" == *" $p "* ]] && continue
-    if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-      USED="$USED$p "
-      echo "$p"
-      return
-    fi
-  done
-  echo "no free port" >&2
-  exit 1
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-start() {
-  local name=$1
-  shift
-  "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-}
+BENCH_NAME=tls
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- certificate (test name)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -188,7 +153,6 @@ run tb_ka https "$TB"
 run ha_plain http "$HA_PLAIN"
 run tb_plain http "$TB_PLAIN"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 printf '\n%-34s %12s %12s %8s\n' "TLS 1.3, ECDSA P-256, loopback" "tenbin" "HAProxy" "ratio"
 printf '%-34s %12s %12s %8s\n' "new handshakes/s (Connection: close)" "${R[tb_new]}" "${R[ha_new]}" "$(ratio "${R[tb_new]}" "${R[ha_new]}")"
 printf '%-34s %12s %12s %8s\n' "keep-alive HTTPS req/s" "${R[tb_ka]}" "${R[ha_ka]}" "$(ratio "${R[tb_ka]}" "${R[ha_ka]}")"

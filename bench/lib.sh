@@ -1,0 +1,48 @@
+# Shared by the bench/*.sh scripts (source it; set BENCH_NAME first): a work directory and
+# background processes cleaned up on exit, free loopback ports, and small helpers.
+# shellcheck shell=bash
+
+WORK=$(mktemp -d "/tmp/tenbin-${BENCH_NAME:-bench}-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+log() { echo "bench: $*" >&2; }
+
+# A free loopback port: random, then checked against listening sockets and ports handed out.
+USED=" "
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((10000 + RANDOM % 22000)) # below the ephemeral range (32768+)
+    [[ "$USED" == *" $p "* ]] && continue
+    if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+      USED="$USED$p "
+      echo "$p"
+      return
+    fi
+  done
+  echo "no free port" >&2
+  exit 1
+}
+
+wait_port() { # port: until something accepts on it (at most ~10 s)
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+start() { # name command...: background, logs in $WORK/name.log
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
