@@ -1,0 +1,13 @@
+//! tenbin-ha: the protocols that take away single points of failure.
+//!
+//! - [`vrrp`]: VRRPv3 (RFC 5798) between proxy nodes.
+//! - [`bgp`]: BGP-4 (RFC 4271), announce only, from each Mux (and DNS node) to its routers.
+//!
+//! Each protocol is a sans-IO state machine (`handle_input(bytes, now)`, `handle_timeout(now)`,
+//! `poll_timeout()`, `poll_output()`) plus a thin driver that owns the socket and the timer.
+//! Nothing here programs BPF maps or pools: drivers emit events, the node runtime applies them,
+//! and the node feeds tier health in as plain inputs (see ARCHITECTURE.md, "Seams").
+#![forbid(unsafe_code)]
+
+pub mod bgp;
+pub mod vrrp;
