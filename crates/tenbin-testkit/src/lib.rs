@@ -3,7 +3,8 @@
 //! Owns small, controllable peers that bind `127.0.0.1:0` and can be stopped and started again
 //! on the same port: [`backend::http`] (answers with its name, records requests, upgrades
 //! to an echo tunnel), [`backend::tcp_echo`] and [`backend::udp_echo`]; and [`tally`] to read
-//! how traffic spread over them.
+//! how traffic spread over them; [`skip`] decides whether a missing root or tool skips a test
+//! or, under CI (`TENBIN_REQUIRE_PRIVILEGED=1`), fails it.
 //!
 //! It must never be a normal dependency of a shipped crate, nor send traffic anywhere but
 //! loopback.
@@ -20,4 +21,5 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod skip;
 pub mod tally;
