@@ -1,5 +1,6 @@
 //! `[dns]`, `[mux]` and `[agent]` errors found by the checks (not the schema) name the file,
-//! line, column and key, as the proxy sections' do.
+//! line, column and key, as the proxy sections' do; an error about a key the file lacks is
+//! placed at the table that lacks it.
 
 use tenbin_config::{Config, ConfigError};
 
@@ -156,4 +157,20 @@ fn agent_errors_name_line_column_and_key() {
         )),
         "{e}"
     );
+}
+
+const POOL: &str =
+    "[[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n";
+
+#[test]
+fn proxy_checks_point_at_their_own_key_or_the_table_that_lacks_it() {
+    let text = format!("{POOL}[[frontend]]\nname = \"f\"\nbind = [\"127.0.0.1:8443\"]\ndefault_pool = \"web\"\nmode = \"http\"\n[frontend.tls]\nmode = \"passthrough\"\n");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "frontend[0].tls.mode");
+    assert_eq!((e.line, e.column), find(&text, "\"passthrough\""), "{e}");
+
+    let text = format!("{POOL}[[frontend]]\nname = \"f\"\nbind = [\"127.0.0.1:80\"]\n");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "frontend[0].default_pool");
+    assert_eq!((e.line, e.column), find(&text, "[[frontend]]"), "{e}");
 }

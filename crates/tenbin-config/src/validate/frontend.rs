@@ -11,7 +11,7 @@ use crate::frontend::{Frontend, Mode};
 pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result<(), Invalid> {
     let key = |k: &str| format!("frontend[{i}].{k}");
     if fe.bind.is_empty() {
-        return Err(invalid(&fe.name, key("bind"), "needs at least one address"));
+        return Err(Invalid::at(key("bind"), "needs at least one address"));
     }
     let known = |name: &Spanned<String>, k: String| -> Result<(), Invalid> {
         if pools.contains(name.get_ref().as_str()) {
@@ -32,8 +32,7 @@ pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result
     match &fe.default_pool {
         Some(p) => known(p, key("default_pool"))?,
         None if fe.rule.is_empty() && fe.sni_route.is_empty() => {
-            return Err(invalid(
-                &fe.name,
+            return Err(Invalid::at(
                 key("default_pool"),
                 "missing: a frontend without rules or sni_route needs a default_pool",
             ));
@@ -48,8 +47,7 @@ pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result
         ));
     }
     if fe.proxy_protocol.is_some() && fe.mode != Mode::Tcp {
-        return Err(invalid(
-            &fe.name,
+        return Err(Invalid::at(
             key("proxy_protocol"),
             "PROXY protocol is sent only in mode = \"tcp\"",
         ));

@@ -11,8 +11,7 @@ use crate::pool::{AlgorithmName, HealthCheck, Pool};
 pub(crate) fn pool(pool: &Pool, i: usize) -> Result<(), Invalid> {
     let key = |k: &str| format!("pool[{i}].{k}");
     if pool.server.is_empty() {
-        return Err(invalid(
-            &pool.name,
+        return Err(Invalid::at(
             key("server"),
             "a pool needs at least one [[pool.server]]",
         ));

@@ -4,7 +4,6 @@
 //! verifies has a CA bundle.
 
 use std::collections::HashSet;
-use std::ops::Range;
 
 use serde_spanned::Spanned;
 
@@ -16,7 +15,6 @@ use crate::tls::{TlsMode, CIPHER_SUITES};
 /// Semantic checks of a frontend's `tls` and `sni_route` (frontend number `i`).
 pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result<(), Invalid> {
     let key = |k: &str| format!("frontend[{i}].{k}");
-    let name_span = fe.name.span();
     let passthrough = fe
         .tls
         .as_ref()
@@ -64,33 +62,30 @@ pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result
     match tls.mode {
         TlsMode::Passthrough => {
             if fe.mode != Mode::Tcp {
-                return Err(at(
-                    name_span,
+                return Err(Invalid::at(
                     key("tls.mode"),
                     "passthrough needs mode = \"tcp\": tenbin cannot read HTTP it does not decrypt",
                 ));
             }
             if !tls.certificate.is_empty() {
-                return Err(at(name_span, key("tls.certificate"), "passthrough does not use certificates; remove them or use mode = \"terminate\""));
+                return Err(Invalid::at(key("tls.certificate"), "passthrough does not use certificates; remove them or use mode = \"terminate\""));
             }
             return Ok(());
         }
         TlsMode::Terminate => {}
     }
     if fe.mode == Mode::Udp {
-        return Err(at(
-            name_span,
+        return Err(Invalid::at(
             key("tls"),
             "TLS needs mode = \"http\" or \"tcp\"",
         ));
     }
     if tls.certificate.is_empty() {
-        return Err(at(name_span, key("tls.certificate"), "terminating TLS needs at least one [[frontend.tls.certificate]] (cert and key PEM files)"));
+        return Err(Invalid::at(key("tls.certificate"), "terminating TLS needs at least one [[frontend.tls.certificate]] (cert and key PEM files)"));
     }
     for (c, files) in tls.certificate.iter().enumerate() {
         if files.cert.as_os_str().is_empty() || files.key.as_os_str().is_empty() {
-            return Err(at(
-                name_span,
+            return Err(Invalid::at(
                 key(&format!("tls.certificate[{c}]")),
                 "cert and key need file paths",
             ));
@@ -128,14 +123,13 @@ pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result
                 .any(|s| s.get_ref().to_ascii_uppercase().starts_with("TLS13_") == prefix13)
         };
         if !((max >= 13 && usable(true)) || (min <= 12 && usable(false))) {
-            return Err(at(
-                name_span,
+            return Err(Invalid::at(
                 key("tls.cipher_suites"),
                 "no listed suite belongs to the allowed TLS versions",
             ));
         }
     }
-    alpn(&tls.alpn, name_span, key("tls.alpn"))
+    alpn(&tls.alpn, key("tls.alpn"))
 }
 
 /// Semantic checks of `pool.tls` (pool number `i`).
@@ -144,23 +138,24 @@ pub(crate) fn pool(pool: &Pool, i: usize) -> Result<(), Invalid> {
         return Ok(());
     };
     let key = |k: &str| format!("pool[{i}].tls.{k}");
-    let span = pool.name.span();
     if tls.verify && tls.ca_file.is_none() {
-        return Err(at(span, key("ca_file"), "verify = true needs ca_file (a PEM bundle of the servers' CAs); system roots are never used"));
+        return Err(Invalid::at(key("ca_file"), "verify = true needs ca_file (a PEM bundle of the servers' CAs); system roots are never used"));
     }
     if tls.client_cert.is_some() != tls.client_key.is_some() {
-        return Err(at(
-            span,
+        return Err(Invalid::at(
             key("client_cert"),
             "give client_cert and client_key together",
         ));
     }
     if let Some(sni) = &tls.sni {
         if !is_host_name(sni) {
-            return Err(at(span, key("sni"), format!("`{sni}` is not a host name")));
+            return Err(Invalid::at(
+                key("sni"),
+                format!("`{sni}` is not a host name"),
+            ));
         }
     }
-    alpn(&tls.alpn, span, key("alpn"))
+    alpn(&tls.alpn, key("alpn"))
 }
 
 fn version(v: &Spanned<String>, key: String) -> Result<u8, Invalid> {
@@ -175,10 +170,9 @@ fn version(v: &Spanned<String>, key: String) -> Result<u8, Invalid> {
     }
 }
 
-fn alpn(protocols: &[String], span: Range<usize>, key: String) -> Result<(), Invalid> {
+fn alpn(protocols: &[String], key: String) -> Result<(), Invalid> {
     match protocols.iter().find(|p| p.is_empty() || p.len() > 255) {
-        Some(p) => Err(at(
-            span,
+        Some(p) => Err(Invalid::at(
             key,
             format!("ALPN protocol `{p}` must be 1..=255 bytes"),
         )),
