@@ -1,14 +1,15 @@
 //! Real clients (`dig`, `kdig`) and a real resolver (`unbound` with subnetcache) against the
 //! running server on 127.0.0.1 with OS-chosen ports. Needs the Debian packages from
-//! scripts/install-deps; without them a test prints a skip line and returns.
+//! scripts/install-deps; without them a test skips (fails under `TENBIN_REQUIRE_PRIVILEGED=1`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 use tenbin_config::dns::DnsSection;
 use tenbin_dns::{AddrState, Engine, HealthSnapshot, Sockets};
+use tenbin_testkit::skip;
 use tokio::sync::{oneshot, watch};
 
 const CONFIG: &str = r#"
@@ -62,18 +63,6 @@ fn config() -> DnsSection {
         .replace("BIGTEXT", &"y".repeat(900))
         .replace("MANY", &many.join(","));
     toml::from_str(&text).unwrap()
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!("skipped: needs {tool} (scripts/install-deps)");
-    }
-    found
 }
 
 /// A running tenbin DNS server; stops when dropped.
@@ -145,7 +134,7 @@ fn at(addr: SocketAddr) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dig_sees_authoritative_answers_and_ecs_scope() {
-    if !have("dig") {
+    if !skip::need_tools(&["dig"]) {
         return;
     }
     let s = Server::start();
@@ -184,7 +173,7 @@ async fn dig_sees_authoritative_answers_and_ecs_scope() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kdig_tcp_and_tc_retry_get_the_whole_answer() {
-    if !have("kdig") || !have("dig") {
+    if !skip::need_tools(&["kdig", "dig"]) {
         return;
     }
     let s = Server::start();
@@ -225,17 +214,31 @@ async fn kdig_tcp_and_tc_retry_get_the_whole_answer() {
     assert!(s.engine.stats().truncated >= 2);
 }
 
-/// An unbound process in its own temp dir; killed and cleaned up on drop.
+/// An unbound process in its own temp dir, logging to a file there; killed and cleaned up on
+/// drop, its log printed when the test failed.
 struct Unbound {
     child: Child,
     dir: PathBuf,
     port: u16,
 }
 
+impl Unbound {
+    /// What unbound wrote before it opened its log file, then the log file.
+    fn log(&self) -> String {
+        ["unbound.early.log", "unbound.log"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(self.dir.join(f)).ok())
+            .collect()
+    }
+}
+
 impl Drop for Unbound {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- unbound log ----\n{}---- end ----", self.log());
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -249,7 +252,35 @@ fn free_udp_port() -> u16 {
     }
 }
 
+/// unbound takes a port number, not port 0: a free one is chosen, and when something took it
+/// before unbound bound it (unbound exits, saying so in its log), another is tried.
 fn start_unbound(upstream: SocketAddr, dir: &Path) -> Unbound {
+    for _ in 0..5 {
+        let mut u = spawn_unbound(upstream, dir);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if u.log().contains("start of service") {
+                return u;
+            }
+            if let Some(status) = u.child.try_wait().unwrap() {
+                assert!(
+                    u.log().contains("can't bind socket"),
+                    "unbound exited ({status}):\n{}",
+                    u.log()
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unbound did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("unbound found no free port in 5 tries");
+}
+
+fn spawn_unbound(upstream: SocketAddr, dir: &Path) -> Unbound {
     std::fs::create_dir_all(dir).unwrap();
     let port = free_udp_port();
     let conf = format!(
@@ -263,7 +294,7 @@ fn start_unbound(upstream: SocketAddr, dir: &Path) -> Unbound {
   pidfile: "{d}/unbound.pid"
   use-syslog: no
   verbosity: 1
-  logfile: ""
+  logfile: "{d}/unbound.log"
   access-control: 127.0.0.0/8 allow
   do-not-query-localhost: no
   module-config: "subnetcache iterator"
@@ -288,11 +319,12 @@ remote-control:
     );
     let path = dir.join("unbound.conf");
     std::fs::write(&path, conf).unwrap();
+    let log = std::fs::File::create(dir.join("unbound.early.log")).unwrap();
     let child = Command::new("unbound")
         .args(["-d", "-c"])
         .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .unwrap();
     Unbound {
@@ -320,7 +352,7 @@ async fn via_unbound(u: &Unbound, client: &str, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbound_in_front_keeps_networks_apart_and_follows_a_down_datacenter() {
-    if !have("unbound") || !have("dig") {
+    if !skip::need_tools(&["unbound", "dig"]) {
         return;
     }
     let s = Server::start();
@@ -349,9 +381,11 @@ async fn unbound_in_front_keeps_networks_apart_and_follows_a_down_datacenter() {
     assert!(s.engine.stats().ecs_present >= 2, "unbound forwarded ECS");
 
     // fra goes down: tenbin answers nrt at once, and unbound within the 2 s TTL.
-    let _ = s.health.send(Arc::new(
-        HealthSnapshot::default().with_addr("198.51.100.1".parse().unwrap(), AddrState::Down),
-    ));
+    s.health
+        .send(Arc::new(
+            HealthSnapshot::default().with_addr("198.51.100.1".parse().unwrap(), AddrState::Down),
+        ))
+        .expect("the server follows health");
     let mut direct = at(s.addr);
     direct.extend(args(&[
         "www.example.test",
@@ -368,13 +402,21 @@ async fn unbound_in_front_keeps_networks_apart_and_follows_a_down_datacenter() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(now, "203.0.113.1");
-    // Sleep past the TTL the resolver may have cached (2 s, plus one for unbound's whole-second
-    // clock), then it must have moved.
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    assert_eq!(
-        via_unbound(&u, "127.0.2.2", "www.example.test").await,
-        "203.0.113.1"
-    );
+    // unbound may serve fra from its cache until the 2 s TTL runs out (on its whole-second
+    // clock); then it must ask again and move. Wait for that, bounded far above the TTL.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = via_unbound(&u, "127.0.2.2", "www.example.test").await;
+        if a == "203.0.113.1" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "unbound never moved off fra; its log:\n{}",
+            u.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(u);
     assert!(!dir.exists());
 }

@@ -71,7 +71,8 @@ async fn busy_server_avoided(algorithm: Algorithm) -> (String, HashMap<String, u
     let b = three().await;
     let p = weighted(algorithm, &b, &[1, 1, 1]);
     let proxy = Proxy::spawn(frontend(&[], "app", vec![p.clone()])).await;
-    let slow = tokio::spawn(get_owned(proxy.url("/delay/3000")));
+    // Held until every quick request is answered, however long that takes.
+    let slow = tokio::spawn(get_owned(proxy.url("/gate")));
     tokio::time::timeout(Duration::from_secs(10), async {
         while p.servers().iter().all(|(_, _, active)| *active == 0) {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -87,6 +88,7 @@ async fn busy_server_avoided(algorithm: Algorithm) -> (String, HashMap<String, u
         .0
         .name;
     let got = spread(&proxy.url("/"), 20).await;
+    b.iter().for_each(Backend::open_gate);
     assert_eq!(slow.await.unwrap(), busy);
     (busy, got)
 }
@@ -113,7 +115,8 @@ async fn least_request_prefers_idle_servers() {
 #[tokio::test]
 async fn peak_ewma_prefers_the_fast_server() {
     let fast = Backend::spawn("fast").await;
-    let slow = Backend::spawn_delayed("slow", Duration::from_millis(40)).await;
+    // Far slower than any stall of a loaded machine makes the fast one look.
+    let slow = Backend::spawn_delayed("slow", Duration::from_millis(250)).await;
     let p = Pool::with_seed(
         PoolConfig::new(
             "app",

@@ -138,7 +138,11 @@ async fn idle_session_is_closed() {
     let n = tokio::time::timeout(GUARD, c.read_to_end(&mut rest))
         .await
         .unwrap();
-    assert!(n.is_ok_and(|n| n == 0) || rest.is_empty());
+    assert_eq!(
+        n.expect("a clean close, not a reset"),
+        0,
+        "nothing after the greeting"
+    );
     assert_eq!(L4Stats::get(&fe.stats.idle_closed), 1);
 }
 
@@ -150,14 +154,19 @@ async fn maxconn_queues_then_times_out_or_overflows() {
     let mut pc = PoolConfig::new("p", Algorithm::RoundRobin, vec![s]);
     pc.queue_size = 1;
     let p = tenbin_proxy::pool::Pool::new(pc);
+    // Two frontends on the one pool: a patient one, whose queued session must outlast any
+    // stall before the slot is released, and one whose queue wait runs out.
+    let mut patient = TcpFrontend::new("patient", p.clone());
+    patient.queue_timeout = Some(GUARD * 2);
+    let (patient, _patient_fe) = tcp_proxy(patient).await;
     let mut fe = TcpFrontend::new("t", p.clone());
-    fe.queue_timeout = Some(Duration::from_secs(1));
+    fe.queue_timeout = Some(Duration::from_millis(200));
     let (proxy, fe) = tcp_proxy(fe).await;
 
     // One session holds the only slot; the next waits in the queue and gets it on release.
-    let mut first = connect_from(LO, proxy.addr).await;
+    let mut first = connect_from(LO, patient.addr).await;
     assert_eq!(greeting(&mut first).await.as_deref(), Some("a"));
-    let mut second = connect_from(LO, proxy.addr).await;
+    let mut second = connect_from(LO, patient.addr).await;
     wait_until(|| p.queued() == 1).await;
     drop(first);
     assert_eq!(greeting(&mut second).await.as_deref(), Some("a"));

@@ -13,6 +13,10 @@ use crate::abi::{
 };
 use crate::writer::{MapWriter, WriteError};
 
+/// How `build.rs` obtained the objects below: `compiled` from `bpf/*.c` with clang, or
+/// `prebuilt`, the committed `bpf/prebuilt/*.o` (a machine without clang or libbpf-dev).
+pub const OBJECTS_FROM: &str = env!("TENBIN_XDP_OBJECTS");
+
 /// The compiled Mux program.
 pub static MUX_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mux.bpf.o"));
 /// The host agent's decapsulation program.

@@ -5,14 +5,14 @@ use std::net::Ipv4Addr;
 
 use common::*;
 use tenbin_core::flow::FlowKey;
+use tenbin_testkit::skip;
 use tenbin_xdp::control::{Controller, MaglevRings};
-use tenbin_xdp::loader::{is_root, Program, XDP_PASS, XDP_TX};
+use tenbin_xdp::loader::{Program, XDP_PASS, XDP_TX};
 use tenbin_xdp::packet::{outer, Frame, SYN};
 
 #[test]
 fn decap_restores_what_the_mux_encapsulated() {
-    if !is_root() {
-        println!("skipped: needs root (BPF_PROG_TEST_RUN)");
+    if !skip::need_root("BPF_PROG_TEST_RUN") {
         return;
     }
     let mut mux = Controller::new(Program::mux(4096).unwrap(), MaglevRings);
@@ -70,8 +70,7 @@ fn decap_restores_what_the_mux_encapsulated() {
 
 #[test]
 fn decap_only_for_local_outer_addresses_when_listed() {
-    if !is_root() {
-        println!("skipped: needs root (BPF_PROG_TEST_RUN)");
+    if !skip::need_root("BPF_PROG_TEST_RUN") {
         return;
     }
     let mut mux = Controller::new(Program::mux(4096).unwrap(), MaglevRings);
@@ -100,8 +99,7 @@ fn decap_only_for_local_outer_addresses_when_listed() {
 
 #[test]
 fn mixed_families_4in6_and_6in4() {
-    if !is_root() {
-        println!("skipped: needs root (BPF_PROG_TEST_RUN)");
+    if !skip::need_root("BPF_PROG_TEST_RUN") {
         return;
     }
     let mut s = spec();

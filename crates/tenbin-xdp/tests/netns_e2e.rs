@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use netns::{backend_host, in_ns, serve, sh, spawn_in_ns, Lab};
 use tenbin_core::ServerState;
+use tenbin_testkit::skip;
 use tenbin_xdp::abi::{stat_index, Mode};
 use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
-use tenbin_xdp::loader::{is_root, Attached, Program};
+use tenbin_xdp::loader::{Attached, Program};
 
 const VIP: &str = "10.99.100.1";
 
@@ -79,8 +80,8 @@ fn spec(backends: &[(IpAddr, [u8; 6])]) -> MuxSpec {
 
 #[test]
 fn http_through_the_vip_with_dsr_replies() {
-    if !is_root() {
-        println!("skipped: needs root (network namespaces, XDP)");
+    if !skip::need_root("network namespaces, XDP") || !skip::need_tools(&["ip", "curl", "ethtool"])
+    {
         return;
     }
     let mut lab = Lab::new("tx");

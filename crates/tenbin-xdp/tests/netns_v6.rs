@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use netns::{backend_host, in_ns, serve, sh, Lab};
 use tenbin_core::ServerState;
+use tenbin_testkit::skip;
 use tenbin_xdp::abi::{stat_index, Mode};
 use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
-use tenbin_xdp::loader::{is_root, Program};
+use tenbin_xdp::loader::Program;
 
 const VIP: &str = "fd99:100::1";
 
 #[test]
 fn curl_to_an_ipv6_vip_over_gre() {
-    if !is_root() {
-        println!("skipped: needs root (network namespaces, XDP)");
+    if !skip::need_root("network namespaces, XDP") || !skip::need_tools(&["ip", "curl", "ethtool"])
+    {
         return;
     }
     let mut lab = Lab::new("tv");

@@ -8,15 +8,15 @@ use common::*;
 use tenbin_core::flow::{flow_hash, FlowKey};
 use tenbin_core::maglev::{MaglevEntry, MaglevTable};
 use tenbin_core::BackendId;
+use tenbin_testkit::skip;
 use tenbin_xdp::abi::{Mode, RING_SIZE};
 use tenbin_xdp::control::{Controller, MaglevRings};
-use tenbin_xdp::loader::{is_root, Program, XDP_TX};
+use tenbin_xdp::loader::{Program, XDP_TX};
 use tenbin_xdp::packet::{outer, Frame, SYN};
 
 #[test]
 fn bpf_matches_core_maglev_for_100k_flows() {
-    if !is_root() {
-        println!("skipped: needs root (BPF_PROG_TEST_RUN)");
+    if !skip::need_root("BPF_PROG_TEST_RUN") {
         return;
     }
     // Weighted backends, both families, so that weights and v6 hashing are covered.

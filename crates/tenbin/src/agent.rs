@@ -113,7 +113,8 @@ fn attach_and_wait(
     section: &tenbin_config::mux::AgentSection,
     limit: Option<Duration>,
 ) -> anyhow::Result<()> {
-    let mut decap = Program::decap().context("loading the decapsulation program")?;
+    let mut decap =
+        Program::decap().with_context(|| crate::mux::load_failed("the decapsulation program"))?;
     decap.set_locals(&section.tunnel_addresses)?;
     if decap.attach(&section.interface)? == Attached::Generic {
         tracing::warn!(interface = %section.interface, "decapsulation runs in generic (skb) XDP mode");

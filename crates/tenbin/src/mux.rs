@@ -139,13 +139,23 @@ fn interface(name: &str) -> anyhow::Result<(u32, [u8; 6])> {
     Ok((index, mac))
 }
 
+/// What a failed program load says besides the kernel's error: where the objects came from and
+/// what the kernel side needs, since the build itself never needs more than cargo.
+pub fn load_failed(what: &str) -> String {
+    format!(
+        "loading {what} (BPF objects {}; the kernel must allow BPF programs, maps and XDP: \
+         CONFIG_BPF_SYSCALL, CAP_BPF and CAP_NET_ADMIN, enough locked memory)",
+        tenbin_xdp::loader::OBJECTS_FROM
+    )
+}
+
 fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
     let m = section(path)?;
     anyhow::ensure!(
         is_root(),
         "`tenbin mux run` needs root (BPF and XDP attach)"
     );
-    let mut program = Program::mux(m.flow_table).context("loading the Mux program")?;
+    let mut program = Program::mux(m.flow_table).with_context(|| load_failed("the Mux program"))?;
     let wanted = match m.attach {
         tenbin_config::mux::AttachMode::Driver => Attached::Driver,
         tenbin_config::mux::AttachMode::Generic => Attached::Generic,
@@ -341,7 +351,8 @@ fn explain(path: &Path, protocol: &str, src: SocketAddr, dst: SocketAddr) -> any
     model.apply(&spec)?;
     let program = if is_root() {
         // A private copy of the program, never attached: explaining does not touch a live Mux.
-        let mut c = Controller::new(Program::mux(1024)?, MaglevRings);
+        let program = Program::mux(1024).with_context(|| load_failed("the Mux program"))?;
+        let mut c = Controller::new(program, MaglevRings);
         c.apply(&spec)?;
         Some(c)
     } else {

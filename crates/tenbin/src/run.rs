@@ -89,7 +89,8 @@ pub fn run(path: &Path, threads: Option<usize>) -> anyhow::Result<()> {
             let listener = TcpListener::bind(admin.listen)
                 .await
                 .with_context(|| format!("admin: cannot bind {}", admin.listen))?;
-            tracing::info!(addr = %admin.listen, "listening (admin)");
+            let bound = listener.local_addr().unwrap_or(admin.listen);
+            tracing::info!(addr = %bound, "listening (admin)");
             let state = crate::admin::AdminState {
                 dns_loads: dns.as_ref().map(DnsTier::loads),
             };
@@ -148,6 +149,8 @@ async fn serve_http(
             frontend.persistence = tenbin_proxy::persist::for_pools(&persistence, &frontend.pools);
             frontend.upstream_tls = tenbin_proxy::tls::upstream::for_pools(config, &frontend.pools)
                 .with_context(|| format!("frontend {name}: re-encryption to servers"))?;
+            // The bound address (port 0 resolved): tests and operators read it from the log.
+            let addr = listener.local_addr().unwrap_or(addr);
             let stop = stopped(stop.clone());
             let task = match &tls {
                 Some((server_config, _certs)) => {

@@ -4,23 +4,16 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{dig, free_port, have_dig, Daemon};
+use common::{dig, example, Daemon};
+use tenbin_testkit::skip;
 
-/// One HTTP/1.1 request to the admin API; returns the status code (bounded connect wait).
-fn admin(port: u16, method: &str, path: &str, body: &str) -> u16 {
-    let mut conn = None;
-    for _ in 0..100 {
-        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
-            conn = Some(c);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut c = conn.expect("admin API listens");
+/// One HTTP/1.1 request to the admin API (which is listening: the daemon logged it); returns
+/// the status code.
+fn admin(addr: SocketAddr, method: &str, path: &str, body: &str) -> u16 {
+    let mut c = TcpStream::connect(addr).expect("admin API listens");
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         c,
@@ -29,7 +22,7 @@ fn admin(port: u16, method: &str, path: &str, body: &str) -> u16 {
     )
     .unwrap();
     let mut resp = String::new();
-    let _ = c.read_to_string(&mut resp);
+    c.read_to_string(&mut resp).expect("an admin response");
     resp.split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -38,67 +31,48 @@ fn admin(port: u16, method: &str, path: &str, body: &str) -> u16 {
 
 #[test]
 fn pushed_load_moves_answers_and_bad_reports_are_refused() {
-    if !have_dig() {
-        println!("skipped: needs dig (Debian dnsutils; scripts/install-deps installs it)");
+    if !skip::need_tools(&["dig"]) {
         return;
     }
-    let (dns_port, admin_port) = (free_port(), free_port());
     let config = format!(
-        "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n{}",
-        std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gslb-dns.toml")
-        )
-        .unwrap()
-        .replace("127.0.0.1:5353", &format!("127.0.0.1:{dns_port}"))
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n{}",
+        example("gslb-dns.toml").replace("127.0.0.1:5353", "127.0.0.1:0")
     );
-    let dir = std::env::temp_dir().join(format!("tenbin-admin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("tenbin.toml");
-    std::fs::write(&file, config).unwrap();
-    let _daemon = Daemon::run(&file);
-    assert_eq!(admin(admin_port, "GET", "/healthz", ""), 200);
-    std::fs::remove_dir_all(&dir).ok();
+    let daemon = Daemon::start(&config, "admin");
+    let (dns, admin_addr) = (daemon.bound("dns", None), daemon.bound("admin", None));
+    assert_eq!(admin(admin_addr, "GET", "/healthz", ""), 200);
 
     let fra = |a: &str| !a.is_empty() && a.lines().all(|l| l.starts_with("198.51.100."));
-    let before: Vec<String> = (0..10).map(|_| dig(dns_port, "www.example.test")).collect();
+    let before: Vec<String> = (0..10).map(|_| dig(dns, "www.example.test")).collect();
     assert!(
         before.iter().all(|a| fra(a)),
         "fra answers while it has capacity: {before:?}"
     );
 
     assert_eq!(
-        admin(admin_port, "PUT", "/dns/datacenters/atlantis/load", "5"),
+        admin(admin_addr, "PUT", "/dns/datacenters/atlantis/load", "5"),
         404
     );
     assert_eq!(
-        admin(admin_port, "PUT", "/dns/datacenters/fra/load", "lots"),
+        admin(admin_addr, "PUT", "/dns/datacenters/fra/load", "lots"),
         400
     );
     assert_eq!(
-        admin(admin_port, "PUT", "/dns/datacenters/fra/load", "-1"),
+        admin(admin_addr, "PUT", "/dns/datacenters/fra/load", "-1"),
         400
     );
     assert_eq!(
-        admin(admin_port, "GET", "/dns/datacenters/fra/load", ""),
+        admin(admin_addr, "GET", "/dns/datacenters/fra/load", ""),
         405
     );
     assert_eq!(
-        admin(admin_port, "PUT", "/dns/datacenters/FRA/load", "1e9"),
+        admin(admin_addr, "PUT", "/dns/datacenters/FRA/load", "1e9"),
         204
     );
 
     // fra now keeps about capacity/load = 1e-5 of its share: answers move elsewhere.
-    let mut moved = None;
-    for _ in 0..50 {
-        let a = dig(dns_port, "www.example.test");
-        if !a.is_empty() && !fra(&a) {
-            moved = Some(a);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        moved.is_some(),
-        "an overloaded fra sheds its clients to other datacenters"
-    );
+    daemon.wait_for("an overloaded fra shedding its clients", || {
+        let a = dig(dns, "www.example.test");
+        (!a.is_empty() && !fra(&a)).then_some(())
+    });
 }

@@ -3,35 +3,27 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, have_dig, Daemon};
+use common::{dig, example, Daemon};
+use tenbin_testkit::skip;
 
-/// Starts `tenbin run` on `config` (written to a temp file) and connects to `port` once it
-/// listens (bounded wait).
-fn start(config: &str, port: u16, tag: &str) -> (Daemon, TcpStream) {
-    let dir = std::env::temp_dir().join(format!("tenbin-run-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("run.toml");
-    std::fs::write(&file, config).unwrap();
-    let daemon = Daemon::run(&file);
-    let mut conn = None;
-    for _ in 0..200 {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => {
-                conn = Some(c);
-                break;
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-    std::fs::remove_dir_all(&dir).ok();
-    let conn = conn.expect("tenbin run listens on the configured port");
+/// Starts `tenbin run` on `config`, whose frontend `frontend` binds port 0 (or `kind` =
+/// `dns`), and returns the address it bound.
+fn start(config: &str, tag: &str, kind: &str, frontend: Option<&str>) -> (Daemon, SocketAddr) {
+    let daemon = Daemon::start(config, &format!("run-{tag}"));
+    let addr = daemon.bound(kind, frontend);
+    (daemon, addr)
+}
+
+/// A connection to `addr` that gives up reading after 10 s.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let conn = TcpStream::connect(addr).expect("tenbin run listens where it logged");
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    (daemon, conn)
+    conn
 }
 
 #[test]
@@ -55,11 +47,11 @@ fn run_serves_an_http_frontend_from_the_config_file() {
             );
         }
     });
-    let port = free_port();
     let config = format!(
-        "[[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"http\"\ndefault_pool = \"web\"\n[frontend.headers]\nrequest_set = {{ \"X-Via\" = \"tenbin\" }}\n\n[[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"w1\"\naddress = \"{backend_addr}\"\n"
+        "[[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:0\"]\nmode = \"http\"\ndefault_pool = \"web\"\n[frontend.headers]\nrequest_set = {{ \"X-Via\" = \"tenbin\" }}\n\n[[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"w1\"\naddress = \"{backend_addr}\"\n"
     );
-    let (_daemon, mut conn) = start(&config, port, "http");
+    let (_daemon, addr) = start(&config, "http", "http", Some("web"));
+    let mut conn = connect(addr);
     conn.write_all(b"GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
         .unwrap();
     let mut response = String::new();
@@ -84,11 +76,11 @@ fn run_serves_a_tcp_frontend_from_the_config_file() {
             }
         }
     });
-    let port = free_port();
     let config = format!(
-        "[[frontend]]\nname = \"echo\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"tcp\"\ndefault_pool = \"echo\"\n\n[[pool]]\nname = \"echo\"\n[[pool.server]]\nname = \"e1\"\naddress = \"{backend_addr}\"\n"
+        "[[frontend]]\nname = \"echo\"\nbind = [\"127.0.0.1:0\"]\nmode = \"tcp\"\ndefault_pool = \"echo\"\n\n[[pool]]\nname = \"echo\"\n[[pool.server]]\nname = \"e1\"\naddress = \"{backend_addr}\"\n"
     );
-    let (_daemon, mut conn) = start(&config, port, "tcp");
+    let (_daemon, addr) = start(&config, "tcp", "l4", Some("echo"));
+    let mut conn = connect(addr);
     conn.write_all(b"hello tenbin").unwrap();
     let mut buf = [0u8; 64];
     let n = conn.read(&mut buf).unwrap();
@@ -97,25 +89,12 @@ fn run_serves_a_tcp_frontend_from_the_config_file() {
 
 #[test]
 fn run_serves_the_gslb_dns_tier_from_the_config_file() {
-    if !have_dig() {
-        println!("skipped: needs dig (Debian dnsutils; scripts/install-deps installs it)");
+    if !skip::need_tools(&["dig"]) {
         return;
     }
-    let port = free_port();
-    let example = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gslb-dns.toml"),
-    )
-    .unwrap();
-    let config = example.replace("127.0.0.1:5353", &format!("127.0.0.1:{port}"));
-    let (_daemon, _conn) = start(&config, port, "dns");
-    let dig = |name: &str| {
-        let out = Command::new("dig")
-            .args(["@127.0.0.1", "-p", &port.to_string(), name, "A", "+short"])
-            .args(["+time=2", "+tries=2"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let config = example("gslb-dns.toml").replace("127.0.0.1:5353", "127.0.0.1:0");
+    let (_daemon, dns) = start(&config, "dns", "dns", None);
+    let dig = |name: &str| dig(dns, name);
     // 127.0.0.1 is in no configured network: the default region (eu) prefers fra.
     let www: Vec<String> = dig("www.example.test").lines().map(String::from).collect();
     assert!(!www.is_empty(), "an answer for the GSLB name");
@@ -128,8 +107,7 @@ fn run_serves_the_gslb_dns_tier_from_the_config_file() {
 
 #[test]
 fn run_terminates_tls_on_an_http_frontend() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        println!("skipped: needs curl (scripts/install-deps installs it)");
+    if !skip::need_tools(&["curl"]) {
         return;
     }
     let backend = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -161,13 +139,13 @@ fn run_terminates_tls_on_an_http_frontend() {
     let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_file, cert.pem()).unwrap();
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
-    let port = free_port();
     let config = format!(
-        "[[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"http\"\ndefault_pool = \"web\"\n[frontend.tls]\ncertificate = [{{ cert = \"{}\", key = \"{}\" }}]\n\n[[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"w1\"\naddress = \"{backend_addr}\"\n",
+        "[[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:0\"]\nmode = \"http\"\ndefault_pool = \"web\"\n[frontend.tls]\ncertificate = [{{ cert = \"{}\", key = \"{}\" }}]\n\n[[pool]]\nname = \"web\"\n[[pool.server]]\nname = \"w1\"\naddress = \"{backend_addr}\"\n",
         cert_file.display(),
         key_file.display()
     );
-    let (_daemon, _conn) = start(&config, port, "tls");
+    let (_daemon, addr) = start(&config, "tls", "https", Some("web"));
+    let port = addr.port();
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10", "--cacert"])
         .arg(&cert_file)

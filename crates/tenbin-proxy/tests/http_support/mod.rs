@@ -2,8 +2,10 @@
 //!
 //! A backend answers every request with its name in the body and in `x-server`, echoes the
 //! request headers it saw as `x-echo-<name>` response headers, and understands a few paths:
-//! `/delay/<ms>` answers late, `/hang` never answers, `/status/<code>` answers with that code,
-//! `/ws` accepts an Upgrade and then echoes bytes.
+//! `/delay/<ms>` answers late, `/hang` never answers, `/gate` answers once the test calls
+//! [`Backend::open_gate`] (a request held for exactly as long as the test needs, whatever the
+//! machine's load), `/status/<code>` answers with that code, `/ws` accepts an Upgrade and then
+//! echoes bytes.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -24,7 +26,7 @@ use tenbin_proxy::http::{self as l7, AccessLogSink, HttpFrontend, RuleSpec};
 use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// A running loopback backend.
 #[derive(Debug)]
@@ -34,6 +36,7 @@ pub struct Backend {
     hits: Arc<AtomicUsize>,
     conns: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
+    gate: watch::Sender<bool>,
 }
 
 impl Backend {
@@ -48,6 +51,7 @@ impl Backend {
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = oneshot::channel::<()>();
+        let (gate, gate_rx) = watch::channel(false);
         let (n, h, c) = (name.to_string(), Arc::clone(&hits), Arc::clone(&conns));
         tokio::spawn(async move {
             loop {
@@ -56,13 +60,13 @@ impl Backend {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (n, h) = (n.clone(), Arc::clone(&h));
+                let (n, h, g) = (n.clone(), Arc::clone(&h), gate_rx.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
-                        let (n, h) = (n.clone(), Arc::clone(&h));
+                        let (n, h, g) = (n.clone(), Arc::clone(&h), g.clone());
                         async move {
                             tokio::time::sleep(delay).await;
-                            answer(n, h, req).await
+                            answer(n, h, g, req).await
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -77,7 +81,13 @@ impl Backend {
             hits,
             conns,
             stop: Some(tx),
+            gate,
         }
+    }
+
+    /// Lets every request to `/gate`, held or still to come, be answered.
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
     }
 
     pub fn hits(&self) -> usize {
@@ -100,6 +110,7 @@ impl Backend {
 async fn answer(
     name: String,
     hits: Arc<AtomicUsize>,
+    mut gate: watch::Receiver<bool>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     hits.fetch_add(1, Ordering::SeqCst);
@@ -113,6 +124,9 @@ async fn answer(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     } else if path == "/hang" {
         std::future::pending::<()>().await;
+    } else if path == "/gate" {
+        // The sender lives as long as the backend; a dropped one also lets the request go.
+        let _ = gate.wait_for(|open| *open).await;
     } else if let Some(code) = path.strip_prefix("/status/") {
         let code = code.parse().unwrap_or(500);
         return Ok(builder.status(code).body(Full::new(name.into())).unwrap());

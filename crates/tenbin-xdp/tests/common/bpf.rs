@@ -3,9 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use tenbin_core::flow::FlowKey;
+use tenbin_testkit::skip;
 use tenbin_xdp::abi::stat_index;
 use tenbin_xdp::control::{Controller, MaglevRings};
-use tenbin_xdp::loader::{is_root, Program, RunOutput};
+use tenbin_xdp::loader::{Program, RunOutput};
 use tenbin_xdp::packet::outer;
 
 use super::*;
@@ -13,8 +14,7 @@ use super::*;
 pub type Mux = Controller<Program, MaglevRings>;
 
 pub fn mux(test: &str) -> Option<Mux> {
-    if !is_root() {
-        println!("skipped: needs root (BPF_PROG_TEST_RUN) in {test}");
+    if !skip::need_root(&format!("BPF_PROG_TEST_RUN in {test}")) {
         return None;
     }
     let mut c = Controller::new(Program::mux(65_536).expect("load mux"), MaglevRings);

@@ -118,7 +118,8 @@ impl DnsTier {
         let checks = Checks(start_checks(dns, health.clone(), loads.tx.subscribe())?);
         let sockets = Sockets::bind(&dns.listen, dns.udp_sockets)
             .with_context(|| format!("dns: cannot bind {:?}", dns.listen))?;
-        for addr in &dns.listen {
+        // The bound addresses (port 0 resolved): tests and operators read them from the log.
+        for addr in sockets.tcp.iter().filter_map(|l| l.local_addr().ok()) {
             tracing::info!(%addr, "listening (dns)");
         }
         let shutdown = async move {
