@@ -9,6 +9,7 @@
 //! It does no I/O beyond parsing the text it is handed: the binary reads files.
 #![forbid(unsafe_code)]
 
+pub mod bgp;
 pub mod diff;
 pub mod dns;
 mod error;
@@ -41,6 +42,7 @@ pub struct Config {
     pub dns: Option<dns::DnsSection>,
     pub mux: Option<mux::MuxSection>,
     pub agent: Option<mux::AgentSection>,
+    pub bgp: Option<bgp::BgpSection>,
 }
 
 /// `[admin]`: the admin API, `/metrics` and the dashboard.
