@@ -41,6 +41,8 @@ pub struct Lab {
     pub dir: PathBuf,
     namespaces: Vec<String>,
     children: Vec<(String, Child)>,
+    /// Directories outside `dir` made for a daemon (FRR's runtime path), removed on drop.
+    extra_dirs: Vec<PathBuf>,
 }
 
 impl Lab {
@@ -55,6 +57,7 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             children: Vec::new(),
+            extra_dirs: Vec::new(),
         };
         let r = lab.add_ns("r");
         sh(&format!(
@@ -137,6 +140,13 @@ impl Lab {
         status.success()
     }
 
+    /// Makes a directory removed with the lab.
+    pub fn extra_dir(&mut self, p: PathBuf) -> PathBuf {
+        std::fs::create_dir_all(&p).expect("extra dir");
+        self.extra_dirs.push(p.clone());
+        p
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
     }
@@ -157,6 +167,9 @@ impl Drop for Lab {
         }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        for d in &self.extra_dirs {
+            let _ = std::fs::remove_dir_all(d);
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
