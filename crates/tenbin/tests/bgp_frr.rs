@@ -45,7 +45,7 @@ fn frr_three_muxes_make_one_ecmp_route_and_kill_9_removes_a_next_hop() {
         lab.add_mux(i);
     }
     // FRR's daemons run as user frr and keep their sockets under /var/run/frr/<pathspace>.
-    let space = lab.prefix.clone();
+    let space = lab.prefix().to_string();
     let run = lab.extra_dir(format!("/var/run/frr/{space}").into());
     sh(&format!("chown frr:frr {}", run.display()));
     let zconf = lab.write("zebra.conf", "hostname r\n");

@@ -3,23 +3,18 @@
 //! process started here is killed and every namespace deleted on drop, even on panic.
 #![allow(dead_code)]
 
+#[path = "../../../tenbin-xdp/tests/netns/mod.rs"]
+pub mod netns;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
+pub use netns::{in_ns, serve, sh, spawn_in_ns};
+
 pub const VIP4: &str = "10.99.100.1";
 pub const VIP6: &str = "fd99::1";
-
-/// Runs a shell command, panicking with its stderr on failure.
-pub fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `limit`.
 pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
@@ -37,57 +32,56 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
 }
 
 pub struct Lab {
-    pub prefix: String,
+    /// The namespaces (deleted when this drops, after the processes are killed).
+    pub net: netns::Lab,
     pub dir: PathBuf,
-    namespaces: Vec<String>,
     children: Vec<(String, Child)>,
     /// Directories outside `dir` made for a daemon (FRR's runtime path), removed on drop.
     extra_dirs: Vec<PathBuf>,
 }
 
 impl Lab {
-    /// The router namespace `<prefix>-r` with forwarding and an L4 multipath hash.
-    pub fn new(tag: &str) -> Lab {
-        let prefix = format!("{tag}{}", std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("tenbin-{prefix}"));
+    /// No namespaces yet; IPv6 stays on in the ones made.
+    pub fn empty(tag: &str) -> Lab {
+        let mut net = netns::Lab::new(tag);
+        net.ipv6 = true;
+        let dir = std::env::temp_dir().join(format!("tenbin-{}", net.prefix));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("lab dir");
-        let mut lab = Lab {
-            prefix,
+        Lab {
+            net,
             dir,
-            namespaces: Vec::new(),
             children: Vec::new(),
             extra_dirs: Vec::new(),
-        };
-        let r = lab.add_ns("r");
-        sh(&format!(
-            "ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
-             net.ipv6.conf.all.forwarding=1 net.ipv6.fib_multipath_hash_policy=1"
-        ));
+        }
+    }
+
+    /// The router namespace `<prefix>-r` with forwarding and an L4 multipath hash; Muxes are
+    /// linked to it point to point by [`Lab::add_mux`].
+    pub fn new(tag: &str) -> Lab {
+        let mut lab = Lab::empty(tag);
+        let r = lab.net.add_ns("r");
+        router_sysctls(&r);
         lab
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.net.prefix
+    }
+
     pub fn router(&self) -> String {
-        format!("{}-r", self.prefix)
+        self.net.ns("r")
     }
 
     pub fn mux(&self, i: u8) -> String {
-        format!("{}-m{i}", self.prefix)
-    }
-
-    fn add_ns(&mut self, role: &str) -> String {
-        let ns = format!("{}-{role}", self.prefix);
-        sh(&format!("ip netns add {ns}"));
-        self.namespaces.push(ns.clone());
-        sh(&format!("ip -n {ns} link set lo up"));
-        ns
+        self.net.ns(&format!("m{i}"))
     }
 
     /// Mux namespace `i` linked to the router: router side `r{i}`, Mux side `eth0`.
     pub fn add_mux(&mut self, i: u8) -> String {
-        let m = self.add_ns(&format!("m{i}"));
+        let m = self.net.add_ns(&format!("m{i}"));
         let r = self.router();
-        let tmp = format!("{}-v{i}", self.prefix);
+        let tmp = format!("{}-v{i}", self.net.prefix);
         sh(&format!(
             "ip link add {tmp} type veth peer name r{i} netns {r} && \
              ip link set {tmp} netns {m} && ip -n {m} link set {tmp} name eth0 && \
@@ -124,6 +118,14 @@ impl Lab {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("no process {name}"));
         sh(&format!("kill -{signal} {}", c.id()));
+    }
+
+    /// Whether the named process has exited (it stays listed).
+    pub fn exited(&mut self, name: &str) -> bool {
+        self.children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .is_none_or(|(_, c)| c.try_wait().ok().flatten().is_some())
     }
 
     /// Waits (bounded) for the named process to exit and returns whether it succeeded.
@@ -165,9 +167,6 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in self.namespaces.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
         for d in &self.extra_dirs {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -175,6 +174,14 @@ impl Drop for Lab {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Forwarding and an L4 multipath hash (with 0, all flows of one client take one path).
+pub fn router_sysctls(ns: &str) {
+    sh(&format!(
+        "ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
+         net.ipv6.conf.all.forwarding=1 net.ipv6.fib_multipath_hash_policy=1"
+    ));
 }
 
 /// The `tenbin mux run` config of Mux `i`: two VIPs (IPv4, IPv6), one backend each in state

@@ -1,0 +1,328 @@
+//! The scale-out lab of #12, in network namespaces: a BIRD 2 router (multipath, L4 hash),
+//! three `tenbin mux run` Muxes (XDP, IPIP, `[bgp]`), three backends running `tenbin agent`
+//! (decap, VIP on lo, health reports) and a keep-alive HTTP server, and a client.
+//! Checked: new flows spread over the three Muxes; kill -9 of a Mux leaves established
+//! connections working through the others (same backend: every Mux hashes alike); a
+//! graceful drain (SIGTERM) fails no request; a stopped service leaves the ring without a
+//! withdrawal, and the VIP is withdrawn when its last backend fails. Root only.
+mod bgp_lab;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bgp_lab::{in_ns, nexthops, serve, sh, wait_for, Lab, VIP4};
+use tenbin_testkit::skip::{need_root, need_tools};
+
+const LIMIT: Duration = Duration::from_secs(20);
+const KEY: &str = "tenbin scale-out lab report key";
+const CONNS: usize = 48;
+
+fn mux_config(i: u8, backends: &[(String, String)]) -> String {
+    let mut c = format!(
+        r#"
+[mux]
+interface = "eth0"
+seed = 7
+report_listen = "10.88.0.1{i}:7946"
+report_key = "{KEY}"
+report_timeout = "2s"
+
+[[mux.vip]]
+address = "{VIP4}"
+port = 80
+protocol = "tcp"
+forward = "ipip"
+"#
+    );
+    for (addr, mac) in backends {
+        c.push_str(&format!(
+            "[[mux.vip.backend]]\naddress = \"{addr}\"\nmac = \"{mac}\"\n"
+        ));
+    }
+    c.push_str(&format!(
+        r#"
+[bgp]
+router_id = "10.88.0.1{i}"
+local_as = 65001
+hold_time = 3
+connect_retry = "1s"
+connect_retry_max = "2s"
+linger = "2s"
+
+[[bgp.neighbor]]
+address = "10.88.0.1"
+remote_as = 65000
+ipv6 = false
+"#
+    ));
+    c
+}
+
+fn agent_config(i: u8) -> String {
+    format!(
+        r#"
+[agent]
+interface = "eth0"
+vips = ["{VIP4}"]
+backend_address = "10.88.0.2{i}"
+report_to = ["10.88.0.11:7946", "10.88.0.12:7946", "10.88.0.13:7946"]
+report_key = "{KEY}"
+report_interval = "200ms"
+
+[[agent.check]]
+vip = "{VIP4}"
+port = 80
+"#
+    )
+}
+
+const BIRD: &str = r#"
+router id 10.88.0.1;
+protocol device { scan time 10; }
+protocol kernel { ipv4 { import none; export all; }; merge paths yes limit 16; }
+template bgp mux {
+  local as 65000; hold time 3; keepalive time 1;
+  connect retry time 1; error wait time 1, 5;
+  ipv4 { import all; export none; };
+}
+protocol bgp m1 from mux { neighbor 10.88.0.11 as 65001; }
+protocol bgp m2 from mux { neighbor 10.88.0.12 as 65001; }
+protocol bgp m3 from mux { neighbor 10.88.0.13 as 65001; }
+"#;
+
+/// One keep-alive GET; the body names the backend.
+fn get(s: &mut TcpStream) -> std::io::Result<String> {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 256];
+    for _ in 0..50 {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(i) = text.find("\r\n\r\n") {
+            if text[i + 4..].ends_with('\n') {
+                return Ok(text[i + 4..].trim().to_string());
+            }
+        }
+    }
+    Err(std::io::Error::other("incomplete response"))
+}
+
+fn connect(client: &str) -> std::io::Result<TcpStream> {
+    let s = in_ns(client, || {
+        TcpStream::connect_timeout(
+            &SocketAddr::new(VIP4.parse().unwrap(), 80),
+            Duration::from_secs(2),
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    Ok(s)
+}
+
+/// New flows the Mux in `ns` saw (first packets without a flow entry: SYNs).
+fn new_flows(ns: &str) -> u64 {
+    let text = sh(&format!(
+        "ip netns exec {ns} curl -s --max-time 2 http://127.0.0.1:9100/metrics"
+    ));
+    text.lines()
+        .find_map(|l| l.strip_prefix("tenbin_mux_packets_total{verdict=\"lru_miss_syn\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Requests on every connection; returns how many answered from the same backend.
+fn still_served(conns: &mut [(TcpStream, String)]) -> usize {
+    let mut ok = 0;
+    for (s, who) in conns.iter_mut() {
+        if get(s).is_ok_and(|b| b == *who) {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+#[test]
+fn three_muxes_behind_bird_survive_a_kill_a_drain_and_backend_failures() {
+    if !need_root("network namespaces, XDP, BIRD")
+        || !need_tools(&["bird", "birdc", "ip", "curl", "ethtool"])
+    {
+        return;
+    }
+    let mut lab = Lab::empty("bgs");
+    let sw = lab.net.add_ns("sw");
+    sh(&format!(
+        "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"
+    ));
+    let r = lab.net.plug(&sw, "r", "10.88.0.1/24");
+    bgp_lab::router_sysctls(&r);
+    // The client sits behind the router on a link of its own.
+    let cl = lab.net.add_ns("cl");
+    let p = lab.prefix().to_string();
+    sh(&format!(
+        "ip link add {p}-c type veth peer name rc netns {r} && ip link set {p}-c netns {cl} && \
+         ip -n {cl} link set {p}-c name eth0 && ip -n {cl} addr add 10.66.0.2/24 dev eth0 && \
+         ip -n {cl} link set eth0 up && ip -n {r} addr add 10.66.0.1/24 dev rc && ip -n {r} link set rc up && \
+         ip -n {cl} route add default via 10.66.0.1 && \
+         ip netns exec {cl} ethtool -K eth0 tx off >/dev/null && ip netns exec {r} ethtool -K rc tx off >/dev/null"
+    ));
+    let mut backends = Vec::new();
+    let mut services = Vec::new();
+    for i in 1..=3u8 {
+        let b = lab
+            .net
+            .plug(&sw, &format!("b{i}"), &format!("10.88.0.2{i}/24"));
+        sh(&format!("ip -n {b} route add default via 10.88.0.1"));
+        let mac = bgp_lab::netns::Lab::mac(&b);
+        let mac = mac
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        backends.push((format!("10.88.0.2{i}"), mac));
+        let conf = lab.write(&format!("agent{i}.toml"), &agent_config(i));
+        lab.spawn(
+            &format!("agent{i}"),
+            &b,
+            &[env!("CARGO_BIN_EXE_tenbin"), "agent", "-c", &conf],
+        );
+        wait_for("the agent's VIP on lo", LIMIT, || {
+            sh(&format!("ip -n {b} addr show dev lo"))
+                .contains(VIP4)
+                .then_some(())
+        });
+        let listener = in_ns(&b, || {
+            std::net::TcpListener::bind((VIP4, 80)).expect("bind VIP")
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        serve(listener, format!("backend-{i}"), stop.clone());
+        services.push(stop);
+    }
+    // XDP_TX into a veth is delivered only if the peer runs XDP: pass-through on Mux ports.
+    let mut passes = Vec::new();
+    for i in 1..=3u8 {
+        let m = lab
+            .net
+            .plug(&sw, &format!("m{i}"), &format!("10.88.0.1{i}/24"));
+        let port = format!("p-m{i}");
+        passes.push(in_ns(&sw, || {
+            let mut p = tenbin_xdp::loader::Program::pass().expect("pass program");
+            p.attach(&port).expect("attach pass");
+            p
+        }));
+        let conf = lab.write(&format!("mux{i}.toml"), &mux_config(i, &backends));
+        lab.spawn(
+            &format!("mux{i}"),
+            &m,
+            &[
+                env!("CARGO_BIN_EXE_tenbin"),
+                "mux",
+                "run",
+                "-c",
+                &conf,
+                "--metrics",
+                "127.0.0.1:9100",
+            ],
+        );
+    }
+    let bird_conf = lab.write("bird.conf", BIRD);
+    let ctl = lab.path("bird.ctl").display().to_string();
+    lab.spawn("bird", &r, &["bird", "-f", "-c", &bird_conf, "-s", &ctl]);
+    let all = ["10.88.0.11", "10.88.0.12", "10.88.0.13"];
+    let up = Instant::now();
+    wait_for("three next hops", LIMIT, || {
+        (nexthops(&r, VIP4, false) == all).then_some(())
+    });
+    println!("ECMP route with 3 next hops after {:?}", up.elapsed());
+
+    // New flows spread over the three Muxes and the three backends.
+    let mut conns: Vec<(TcpStream, String)> = (0..CONNS)
+        .map(|_| {
+            let mut s = connect(&cl).expect("connect through the VIP");
+            let who = get(&mut s).expect("first response");
+            (s, who)
+        })
+        .collect();
+    // The counters are exported once per control-loop turn: wait for all the SYNs.
+    let flows = wait_for("every connection counted on a Mux", LIMIT, || {
+        let f: Vec<u64> = (1..=3).map(|i| new_flows(&lab.mux(i))).collect();
+        (f.iter().sum::<u64>() >= CONNS as u64).then_some(f)
+    });
+    println!("new flows per Mux: {flows:?}");
+    assert!(
+        flows.iter().all(|&f| f > 0),
+        "every Mux took new flows: {flows:?}"
+    );
+    let mut names: Vec<&str> = conns.iter().map(|c| c.1.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names, ["backend-1", "backend-2", "backend-3"]);
+
+    // kill -9 of Mux 2: BIRD drops its next hop, and flows it carried move to the others,
+    // which pick the same backend (same seed, same ring).
+    let killed = Instant::now();
+    lab.signal("mux2", "KILL");
+    wait_for("Mux 2's next hop to go", LIMIT, || {
+        (nexthops(&r, VIP4, false) == ["10.88.0.11", "10.88.0.13"]).then_some(())
+    });
+    let recovered = killed.elapsed();
+    let survived = still_served(&mut conns);
+    println!(
+        "kill -9: route gone after {recovered:?}; {survived}/{CONNS} established connections kept working"
+    );
+    assert_eq!(
+        survived, CONNS,
+        "established connections survive a Mux loss"
+    );
+    for _ in 0..12 {
+        let mut s = connect(&cl).expect("a new connection after the loss");
+        get(&mut s).expect("answered");
+    }
+
+    // Graceful drain of Mux 3 (SIGTERM: withdraw, linger, close): requests keep flowing on
+    // every connection the whole time, and none fails.
+    lab.signal("mux3", "TERM");
+    let mut failed = 0;
+    let mut rounds = 0;
+    let drain = Instant::now();
+    while drain.elapsed() < LIMIT {
+        rounds += 1;
+        failed += CONNS - still_served(&mut conns);
+        if nexthops(&r, VIP4, false) == ["10.88.0.11"] && lab.exited("mux3") {
+            break;
+        }
+    }
+    assert!(lab.wait_exit("mux3", LIMIT), "{}", lab.log("mux3"));
+    failed += CONNS - still_served(&mut conns);
+    println!("graceful drain: {rounds} rounds of {CONNS} requests, {failed} failed");
+    assert_eq!(failed, 0);
+
+    // A stopped service leaves the ring (its agent reports it), the VIP stays announced.
+    services[0].store(true, Ordering::Relaxed);
+    wait_for("new flows to avoid backend 1", LIMIT, || {
+        (0..6)
+            .all(|_| {
+                connect(&cl)
+                    .and_then(|mut s| get(&mut s))
+                    .is_ok_and(|b| b != "backend-1")
+            })
+            .then_some(())
+    });
+    assert_eq!(
+        nexthops(&r, VIP4, false),
+        ["10.88.0.11"],
+        "nothing withdrawn"
+    );
+    // The last backends failing withdraw the VIP.
+    services[1].store(true, Ordering::Relaxed);
+    services[2].store(true, Ordering::Relaxed);
+    wait_for("the VIP's withdrawal", LIMIT, || {
+        nexthops(&r, VIP4, false).is_empty().then_some(())
+    });
+    drop(passes);
+}
