@@ -20,12 +20,12 @@ const LIMIT: Duration = Duration::from_secs(20);
 const KEY: &str = "tenbin scale-out lab report key";
 const CONNS: usize = 48;
 
-fn mux_config(i: u8, backends: &[(String, String)]) -> String {
+fn mux_config(i: u8, seed: u32, backends: &[(String, String)]) -> String {
     let mut c = format!(
         r#"
 [mux]
 interface = "eth0"
-seed = 7
+seed = {seed}
 report_listen = "10.88.0.1{i}:7946"
 report_key = "{KEY}"
 report_timeout = "2s"
@@ -147,110 +147,152 @@ fn still_served(conns: &mut [(TcpStream, String)]) -> usize {
     ok
 }
 
+/// The running lab: namespaces and processes, the backends' service switches, the
+/// pass-through programs on the Muxes' bridge ports, and where BIRD and the client are.
+struct ScaleOut {
+    lab: Lab,
+    router: String,
+    client: String,
+    bridge: String,
+    services: Vec<Arc<AtomicBool>>,
+    _passes: Vec<tenbin_xdp::loader::Program>,
+}
+
+const ALL: [&str; 3] = ["10.88.0.11", "10.88.0.12", "10.88.0.13"];
+
+impl ScaleOut {
+    /// Builds the lab with per-Mux flow-hash seeds and waits for the 3-way ECMP route.
+    fn start(tag: &str, seeds: [u32; 3]) -> Option<ScaleOut> {
+        if !need_root("network namespaces, XDP, BIRD")
+            || !need_tools(&["bird", "birdc", "ip", "curl", "ethtool", "nft"])
+        {
+            return None;
+        }
+        let mut lab = Lab::empty(tag);
+        let sw = lab.net.add_ns("sw");
+        sh(&format!(
+            "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"
+        ));
+        let r = lab.net.plug(&sw, "r", "10.88.0.1/24");
+        bgp_lab::router_sysctls(&r);
+        // The client sits behind the router on a link of its own.
+        let cl = lab.net.add_ns("cl");
+        let p = lab.prefix().to_string();
+        sh(&format!(
+            "ip link add {p}-c type veth peer name rc netns {r} && ip link set {p}-c netns {cl} && \
+             ip -n {cl} link set {p}-c name eth0 && ip -n {cl} addr add 10.66.0.2/24 dev eth0 && \
+             ip -n {cl} link set eth0 up && ip -n {r} addr add 10.66.0.1/24 dev rc && ip -n {r} link set rc up && \
+             ip -n {cl} route add default via 10.66.0.1 && \
+             ip netns exec {cl} ethtool -K eth0 tx off >/dev/null && ip netns exec {r} ethtool -K rc tx off >/dev/null"
+        ));
+        let mut backends = Vec::new();
+        let mut services = Vec::new();
+        for i in 1..=3u8 {
+            let b = lab
+                .net
+                .plug(&sw, &format!("b{i}"), &format!("10.88.0.2{i}/24"));
+            sh(&format!("ip -n {b} route add default via 10.88.0.1"));
+            let mac = bgp_lab::netns::Lab::mac(&b);
+            let mac = mac
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            backends.push((format!("10.88.0.2{i}"), mac));
+            let conf = lab.write(&format!("agent{i}.toml"), &agent_config(i));
+            lab.spawn(
+                &format!("agent{i}"),
+                &b,
+                &[env!("CARGO_BIN_EXE_tenbin"), "agent", "-c", &conf],
+            );
+            wait_for("the agent's VIP on lo", LIMIT, || {
+                sh(&format!("ip -n {b} addr show dev lo"))
+                    .contains(VIP4)
+                    .then_some(())
+            });
+            let listener = in_ns(&b, || {
+                std::net::TcpListener::bind((VIP4, 80)).expect("bind VIP")
+            });
+            let stop = Arc::new(AtomicBool::new(false));
+            serve(listener, format!("backend-{i}"), stop.clone());
+            services.push(stop);
+        }
+        // XDP_TX into a veth is delivered only if the peer runs XDP: pass-through on Mux ports.
+        let mut passes = Vec::new();
+        for i in 1..=3u8 {
+            let m = lab
+                .net
+                .plug(&sw, &format!("m{i}"), &format!("10.88.0.1{i}/24"));
+            let port = format!("p-m{i}");
+            passes.push(in_ns(&sw, || {
+                let mut p = tenbin_xdp::loader::Program::pass().expect("pass program");
+                p.attach(&port).expect("attach pass");
+                p
+            }));
+            let conf = lab.write(
+                &format!("mux{i}.toml"),
+                &mux_config(i, seeds[usize::from(i - 1)], &backends),
+            );
+            lab.spawn(
+                &format!("mux{i}"),
+                &m,
+                &[
+                    env!("CARGO_BIN_EXE_tenbin"),
+                    "mux",
+                    "run",
+                    "-c",
+                    &conf,
+                    "--metrics",
+                    "127.0.0.1:9100",
+                ],
+            );
+        }
+        let bird_conf = lab.write("bird.conf", BIRD);
+        let ctl = lab.path("bird.ctl").display().to_string();
+        lab.spawn("bird", &r, &["bird", "-f", "-c", &bird_conf, "-s", &ctl]);
+        let up = Instant::now();
+        wait_for("three next hops", LIMIT, || {
+            (nexthops(&r, VIP4, false) == ALL).then_some(())
+        });
+        println!("ECMP route with 3 next hops after {:?}", up.elapsed());
+
+        Some(ScaleOut {
+            lab,
+            router: r,
+            client: cl,
+            bridge: sw,
+            services,
+            _passes: passes,
+        })
+    }
+
+    /// Opens `CONNS` keep-alive connections through the VIP, each with one answered request.
+    fn connections(&self) -> Vec<(TcpStream, String)> {
+        (0..CONNS)
+            .map(|_| {
+                let mut s = connect(&self.client).expect("connect through the VIP");
+                let who = get(&mut s).expect("first response");
+                (s, who)
+            })
+            .collect()
+    }
+
+    fn hops(&self) -> Vec<String> {
+        nexthops(&self.router, VIP4, false)
+    }
+}
+
 #[test]
 fn three_muxes_behind_bird_survive_a_kill_a_drain_and_backend_failures() {
-    if !need_root("network namespaces, XDP, BIRD")
-        || !need_tools(&["bird", "birdc", "ip", "curl", "ethtool"])
-    {
+    let Some(mut x) = ScaleOut::start("bgs", [7, 7, 7]) else {
         return;
-    }
-    let mut lab = Lab::empty("bgs");
-    let sw = lab.net.add_ns("sw");
-    sh(&format!(
-        "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"
-    ));
-    let r = lab.net.plug(&sw, "r", "10.88.0.1/24");
-    bgp_lab::router_sysctls(&r);
-    // The client sits behind the router on a link of its own.
-    let cl = lab.net.add_ns("cl");
-    let p = lab.prefix().to_string();
-    sh(&format!(
-        "ip link add {p}-c type veth peer name rc netns {r} && ip link set {p}-c netns {cl} && \
-         ip -n {cl} link set {p}-c name eth0 && ip -n {cl} addr add 10.66.0.2/24 dev eth0 && \
-         ip -n {cl} link set eth0 up && ip -n {r} addr add 10.66.0.1/24 dev rc && ip -n {r} link set rc up && \
-         ip -n {cl} route add default via 10.66.0.1 && \
-         ip netns exec {cl} ethtool -K eth0 tx off >/dev/null && ip netns exec {r} ethtool -K rc tx off >/dev/null"
-    ));
-    let mut backends = Vec::new();
-    let mut services = Vec::new();
-    for i in 1..=3u8 {
-        let b = lab
-            .net
-            .plug(&sw, &format!("b{i}"), &format!("10.88.0.2{i}/24"));
-        sh(&format!("ip -n {b} route add default via 10.88.0.1"));
-        let mac = bgp_lab::netns::Lab::mac(&b);
-        let mac = mac
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        backends.push((format!("10.88.0.2{i}"), mac));
-        let conf = lab.write(&format!("agent{i}.toml"), &agent_config(i));
-        lab.spawn(
-            &format!("agent{i}"),
-            &b,
-            &[env!("CARGO_BIN_EXE_tenbin"), "agent", "-c", &conf],
-        );
-        wait_for("the agent's VIP on lo", LIMIT, || {
-            sh(&format!("ip -n {b} addr show dev lo"))
-                .contains(VIP4)
-                .then_some(())
-        });
-        let listener = in_ns(&b, || {
-            std::net::TcpListener::bind((VIP4, 80)).expect("bind VIP")
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        serve(listener, format!("backend-{i}"), stop.clone());
-        services.push(stop);
-    }
-    // XDP_TX into a veth is delivered only if the peer runs XDP: pass-through on Mux ports.
-    let mut passes = Vec::new();
-    for i in 1..=3u8 {
-        let m = lab
-            .net
-            .plug(&sw, &format!("m{i}"), &format!("10.88.0.1{i}/24"));
-        let port = format!("p-m{i}");
-        passes.push(in_ns(&sw, || {
-            let mut p = tenbin_xdp::loader::Program::pass().expect("pass program");
-            p.attach(&port).expect("attach pass");
-            p
-        }));
-        let conf = lab.write(&format!("mux{i}.toml"), &mux_config(i, &backends));
-        lab.spawn(
-            &format!("mux{i}"),
-            &m,
-            &[
-                env!("CARGO_BIN_EXE_tenbin"),
-                "mux",
-                "run",
-                "-c",
-                &conf,
-                "--metrics",
-                "127.0.0.1:9100",
-            ],
-        );
-    }
-    let bird_conf = lab.write("bird.conf", BIRD);
-    let ctl = lab.path("bird.ctl").display().to_string();
-    lab.spawn("bird", &r, &["bird", "-f", "-c", &bird_conf, "-s", &ctl]);
-    let all = ["10.88.0.11", "10.88.0.12", "10.88.0.13"];
-    let up = Instant::now();
-    wait_for("three next hops", LIMIT, || {
-        (nexthops(&r, VIP4, false) == all).then_some(())
-    });
-    println!("ECMP route with 3 next hops after {:?}", up.elapsed());
-
+    };
     // New flows spread over the three Muxes and the three backends.
-    let mut conns: Vec<(TcpStream, String)> = (0..CONNS)
-        .map(|_| {
-            let mut s = connect(&cl).expect("connect through the VIP");
-            let who = get(&mut s).expect("first response");
-            (s, who)
-        })
-        .collect();
+    let mut conns = x.connections();
+    let cl = x.client.clone();
     // The counters are exported once per control-loop turn: wait for all the SYNs.
     let flows = wait_for("every connection counted on a Mux", LIMIT, || {
-        let f: Vec<u64> = (1..=3).map(|i| new_flows(&lab.mux(i))).collect();
+        let f: Vec<u64> = (1..=3).map(|i| new_flows(&x.lab.mux(i))).collect();
         (f.iter().sum::<u64>() >= CONNS as u64).then_some(f)
     });
     println!("new flows per Mux: {flows:?}");
@@ -266,9 +308,9 @@ fn three_muxes_behind_bird_survive_a_kill_a_drain_and_backend_failures() {
     // kill -9 of Mux 2: BIRD drops its next hop, and flows it carried move to the others,
     // which pick the same backend (same seed, same ring).
     let killed = Instant::now();
-    lab.signal("mux2", "KILL");
+    x.lab.signal("mux2", "KILL");
     wait_for("Mux 2's next hop to go", LIMIT, || {
-        (nexthops(&r, VIP4, false) == ["10.88.0.11", "10.88.0.13"]).then_some(())
+        (x.hops() == ["10.88.0.11", "10.88.0.13"]).then_some(())
     });
     let recovered = killed.elapsed();
     let survived = still_served(&mut conns);
@@ -286,24 +328,24 @@ fn three_muxes_behind_bird_survive_a_kill_a_drain_and_backend_failures() {
 
     // Graceful drain of Mux 3 (SIGTERM: withdraw, linger, close): requests keep flowing on
     // every connection the whole time, and none fails.
-    lab.signal("mux3", "TERM");
+    x.lab.signal("mux3", "TERM");
     let mut failed = 0;
     let mut rounds = 0;
     let drain = Instant::now();
     while drain.elapsed() < LIMIT {
         rounds += 1;
         failed += CONNS - still_served(&mut conns);
-        if nexthops(&r, VIP4, false) == ["10.88.0.11"] && lab.exited("mux3") {
+        if x.hops() == ["10.88.0.11"] && x.lab.exited("mux3") {
             break;
         }
     }
-    assert!(lab.wait_exit("mux3", LIMIT), "{}", lab.log("mux3"));
+    assert!(x.lab.wait_exit("mux3", LIMIT), "{}", x.lab.log("mux3"));
     failed += CONNS - still_served(&mut conns);
     println!("graceful drain: {rounds} rounds of {CONNS} requests, {failed} failed");
     assert_eq!(failed, 0);
 
     // A stopped service leaves the ring (its agent reports it), the VIP stays announced.
-    services[0].store(true, Ordering::Relaxed);
+    x.services[0].store(true, Ordering::Relaxed);
     wait_for("new flows to avoid backend 1", LIMIT, || {
         (0..6)
             .all(|_| {
@@ -313,16 +355,59 @@ fn three_muxes_behind_bird_survive_a_kill_a_drain_and_backend_failures() {
             })
             .then_some(())
     });
-    assert_eq!(
-        nexthops(&r, VIP4, false),
-        ["10.88.0.11"],
-        "nothing withdrawn"
-    );
+    assert_eq!(x.hops(), ["10.88.0.11"], "nothing withdrawn");
     // The last backends failing withdraw the VIP.
-    services[1].store(true, Ordering::Relaxed);
-    services[2].store(true, Ordering::Relaxed);
+    x.services[1].store(true, Ordering::Relaxed);
+    x.services[2].store(true, Ordering::Relaxed);
     wait_for("the VIP's withdrawal", LIMIT, || {
-        nexthops(&r, VIP4, false).is_empty().then_some(())
+        x.hops().is_empty().then_some(())
     });
-    drop(passes);
+}
+
+#[test]
+fn a_silently_cut_off_mux_leaves_the_route_within_the_hold_time() {
+    let Some(mut x) = ScaleOut::start("bgq", [7, 7, 7]) else {
+        return;
+    };
+    let mut conns = x.connections();
+    // Mux 2's bridge port drops everything, both ways: no FIN, no RST, the process lives on.
+    let sw = &x.bridge;
+    sh(&format!(
+        "ip netns exec {sw} nft add table bridge cut && \
+         ip netns exec {sw} nft add chain bridge cut fw '{{ type filter hook forward priority 0; }}' && \
+         ip netns exec {sw} nft add rule bridge cut fw iifname p-m2 drop && \
+         ip netns exec {sw} nft add rule bridge cut fw oifname p-m2 drop"
+    ));
+    let cut = Instant::now();
+    wait_for("BIRD's hold timer to drop Mux 2", LIMIT, || {
+        (x.hops() == ["10.88.0.11", "10.88.0.13"]).then_some(())
+    });
+    let recovered = cut.elapsed();
+    // Connections that went through Mux 2 lost packets for the hold time; TCP retransmits
+    // them through the survivors, to the same backend.
+    let survived = still_served(&mut conns);
+    println!(
+        "silent failure: route gone after {recovered:?} (hold time 3 s); {survived}/{CONNS} established connections kept working"
+    );
+    assert!(recovered < Duration::from_secs(5), "{recovered:?}");
+    assert_eq!(survived, CONNS);
+    assert!(!x.lab.exited("mux2"), "the cut-off Mux is still running");
+}
+
+#[test]
+fn without_a_shared_flow_hash_connections_moved_by_ecmp_break() {
+    // Plain ECMP in front of Muxes that do not hash alike: what the shared seed avoids.
+    let Some(mut x) = ScaleOut::start("bgn", [7, 8, 9]) else {
+        return;
+    };
+    let mut conns = x.connections();
+    x.lab.signal("mux2", "KILL");
+    wait_for("Mux 2's next hop to go", LIMIT, || {
+        (x.hops() == ["10.88.0.11", "10.88.0.13"]).then_some(())
+    });
+    let survived = still_served(&mut conns);
+    println!(
+        "kill -9 without a shared flow hash: {survived}/{CONNS} established connections kept working"
+    );
+    assert!(survived < CONNS, "some moved connections reach another backend");
 }
