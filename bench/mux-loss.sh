@@ -6,8 +6,10 @@
 #   kill -9          (TCP closes: BIRD withdraws at once)
 #   graceful drain   (SIGTERM: withdraw, linger, close; counted as failed requests)
 #   silent failure   (the Mux's port drops everything; the process lives: hold time, 3 s)
+#                    and the same with BFD (100 ms x 3)
 #   plain ECMP       (kill -9 with Muxes that do not share a flow hash: measured, not computed)
-# BFD is not implemented yet, so there is no "with BFD" row. Root only (namespaces, XDP).
+# kill -9 and drain do not wait for BFD (TCP closes, or the Mux withdraws first), so only
+# the silent failure has a BFD row. Root only (namespaces, XDP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +23,6 @@ echo "mux-loss: 3 Muxes, 48 established connections, hold time 3 s, linger 2 s"
 line "new flows per Mux"
 line "^kill -9: "
 line "^graceful drain"
-line "^silent failure"
+line "^silent failure: "
+line "^silent failure with BFD"
 line "^kill -9 without a shared flow hash"

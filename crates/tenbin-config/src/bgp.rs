@@ -11,9 +11,13 @@
 //! communities = ["65001:100"]
 //! large_communities = ["65001:1:2"]
 //!
+//! bfd_interval = "100ms"           # for neighbours with bfd = true; default 300ms
+//! bfd_multiplier = 3
+//!
 //! [[bgp.neighbor]]
 //! address = "10.88.11.1"
 //! remote_as = 65000                # = local_as: iBGP (LOCAL_PREF sent)
+//! bfd = true
 //! ```
 
 use std::collections::HashSet;
@@ -57,6 +61,12 @@ pub struct BgpSection {
     /// `"GLOBAL:LOCAL1:LOCAL2"`, each 32 bits (RFC 8092).
     #[serde(default)]
     pub large_communities: Vec<Spanned<String>>,
+    /// BFD transmit and receive interval for neighbours with `bfd = true`.
+    #[serde(default = "default_bfd_interval", with = "humantime_serde")]
+    pub bfd_interval: Duration,
+    /// Packets missed before BFD declares a neighbour down.
+    #[serde(default = "default_bfd_multiplier")]
+    pub bfd_multiplier: Spanned<u8>,
     pub neighbor: Vec<BgpNeighbor>,
 }
 
@@ -81,6 +91,9 @@ pub struct BgpNeighbor {
     pub ipv4: bool,
     #[serde(default = "yes")]
     pub ipv6: bool,
+    /// Run BFD (RFC 5880/5881, IPv4 neighbours) beside the session.
+    #[serde(default)]
+    pub bfd: bool,
 }
 
 /// A `[bgp]` value the schema accepts but the speaker cannot use, placed in the file.
@@ -128,6 +141,20 @@ impl BgpSection {
         }
         self.communities()?;
         self.large_communities()?;
+        if *self.bfd_multiplier.get_ref() == 0 {
+            return Err(invalid(
+                &self.bfd_multiplier,
+                "bgp.bfd_multiplier",
+                "must be at least 1",
+            ));
+        }
+        if self.bfd_interval < Duration::from_millis(10) {
+            return Err(BgpInvalid {
+                span: None,
+                key: "bgp.bfd_interval".into(),
+                message: "must be at least 10ms".into(),
+            });
+        }
         if self.neighbor.is_empty() {
             return Err(invalid(
                 &self.router_id,
@@ -155,6 +182,13 @@ impl BgpSection {
                         "must be of the neighbour's address family",
                     ));
                 }
+            }
+            if n.bfd && !n.address.get_ref().is_ipv4() {
+                return Err(invalid(
+                    &n.address,
+                    key("bfd"),
+                    "BFD runs with IPv4 neighbours only",
+                ));
             }
             if !n.ipv4 && !n.ipv6 {
                 return Err(invalid(
@@ -258,6 +292,14 @@ fn default_linger() -> Duration {
     Duration::from_secs(2)
 }
 
+fn default_bfd_interval() -> Duration {
+    Duration::from_millis(300)
+}
+
+fn default_bfd_multiplier() -> Spanned<u8> {
+    Spanned::new(0..0, 3)
+}
+
 fn default_port() -> u16 {
     179
 }
@@ -294,6 +336,8 @@ remote_as = 65000
         assert_eq!(b.neighbor[0].port, 179);
         assert!(b.neighbor[0].ipv4 && b.neighbor[0].ipv6 && !b.neighbor[0].passive);
         assert_eq!(b.linger, std::time::Duration::from_secs(2));
+        assert!(!b.neighbor[0].bfd);
+        assert_eq!(*b.bfd_multiplier.get_ref(), 3);
     }
 
     #[test]
@@ -321,6 +365,12 @@ remote_as = 65000
         )
         .unwrap_err();
         assert_eq!(e.key, "bgp.neighbor[0].remote_as");
+        let e = Config::parse(
+            &GOOD.replace("hold_time = 3", "hold_time = 3\nbfd_multiplier = 0"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (6, "bgp.bfd_multiplier"));
         let fam = GOOD.replace(
             "remote_as = 65000",
             "remote_as = 65000\nlocal_address = \"fd00::1\"",

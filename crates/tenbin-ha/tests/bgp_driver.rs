@@ -64,6 +64,7 @@ async fn active_speaker_connects_announces_withdraws_and_ceases() {
             port,
             local_address: None,
             session: peer_config(false),
+            bfd: None,
         }],
         listen: None,
     })
@@ -104,6 +105,7 @@ async fn passive_speaker_accepts_and_retries_after_a_peer_closes() {
             port: 179,
             local_address: None,
             session: peer_config(true),
+            bfd: None,
         }],
         listen: Some(listen),
     })

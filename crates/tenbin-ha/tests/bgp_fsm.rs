@@ -345,3 +345,18 @@ fn input_split_at_every_byte_is_reassembled() {
         withdrawn: 0
     })));
 }
+
+#[test]
+fn rfc9384_bfd_down_ends_the_session_with_cease_10() {
+    let mut lab = Lab::new(config());
+    lab.establish(90);
+    lab.outputs();
+    lab.s.abort(Notification::new(6, 10), lab.now);
+    let out = lab.outputs();
+    assert_eq!(out[0], Output::Send(msg(3, &[6, 10])));
+    assert!(out.contains(&Output::Close));
+    assert_eq!(lab.s.state(), State::Active, "and retries");
+    // Not connected: nothing to end.
+    lab.s.abort(Notification::new(6, 10), lab.now);
+    assert!(lab.outputs().is_empty());
+}

@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use ipnet::IpNet;
 use tenbin_config::bgp::BgpSection;
+use tenbin_ha::bfd::BfdConfig;
 use tenbin_ha::bgp::driver::{Neighbor, Speaker, SpeakerConfig};
 use tenbin_ha::bgp::{PeerConfig, Route, RouteAttrs};
 use tenbin_xdp::control::MuxSpec;
@@ -71,7 +72,8 @@ fn speaker_config(b: &BgpSection) -> SpeakerConfig {
     let neighbors: Vec<Neighbor> = b
         .neighbor
         .iter()
-        .map(|n| Neighbor {
+        .enumerate()
+        .map(|(i, n)| Neighbor {
             address: *n.address.get_ref(),
             port: n.port,
             local_address: n.local_address.as_ref().map(|a| *a.get_ref()),
@@ -88,6 +90,14 @@ fn speaker_config(b: &BgpSection) -> SpeakerConfig {
                 next_hop_v4: b.next_hop_v4,
                 next_hop_v6: b.next_hop_v6,
             },
+            bfd: n.bfd.then(|| BfdConfig {
+                desired_min_tx: b.bfd_interval,
+                required_min_rx: b.bfd_interval,
+                detect_mult: *b.bfd_multiplier.get_ref(),
+                local_discr: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                // Jitter only needs to differ between nodes and sessions.
+                seed: u64::from(u32::from(*b.router_id.get_ref())) << 8 | i as u64,
+            }),
         })
         .collect();
     let passive = neighbors.iter().any(|n| n.session.passive);

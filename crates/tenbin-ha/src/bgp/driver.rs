@@ -17,8 +17,11 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::error::{cease, code, Notification};
 use super::rib::Route;
 use super::session::{Event, Output, PeerConfig, Session, State, Stats};
+use crate::bfd::driver::{Bfd, BfdPeer};
+use crate::bfd::{BfdConfig, State as BfdState};
 
 /// One neighbour: where it is and how the session behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct Neighbor {
     /// Source address of our connections; default: chosen by the kernel.
     pub local_address: Option<IpAddr>,
     pub session: PeerConfig,
+    /// Run BFD with this neighbour (IPv4 only); its Up → Down ends the BGP session.
+    pub bfd: Option<BfdConfig>,
 }
 
 /// What a speaker runs.
@@ -58,6 +63,8 @@ enum Command {
     Announce(Route),
     Withdraw(IpNet),
     Drain(bool),
+    /// BFD saw the neighbour go down.
+    PeerDown,
     Stop,
 }
 
@@ -66,6 +73,7 @@ enum Command {
 pub struct Speaker {
     peers: Vec<(mpsc::UnboundedSender<Command>, JoinHandle<()>)>,
     listener: Option<JoinHandle<()>>,
+    bfd: Option<(Bfd, JoinHandle<()>)>,
     events: broadcast::Sender<SpeakerEvent>,
     status: watch::Receiver<Vec<PeerStatus>>,
 }
@@ -78,7 +86,7 @@ impl Speaker {
         let (status_tx, status) = watch::channel(initial);
         let mut inboxes = HashMap::new();
         let mut peers = Vec::new();
-        for (i, n) in cfg.neighbors.into_iter().enumerate() {
+        for (i, n) in cfg.neighbors.iter().cloned().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             let (in_tx, in_rx) = mpsc::channel(4);
             inboxes.insert(n.address, in_tx);
@@ -91,6 +99,43 @@ impl Speaker {
             };
             peers.push((tx, tokio::spawn(task.run(rx, in_rx))));
         }
+        let bfd_peers: Vec<BfdPeer> = cfg
+            .neighbors
+            .iter()
+            .filter_map(|n| match (n.address, n.local_address, n.bfd) {
+                (IpAddr::V4(peer), local, Some(cfg)) => Some(BfdPeer {
+                    peer,
+                    local: match local {
+                        Some(IpAddr::V4(l)) => Some(l),
+                        _ => None,
+                    },
+                    cfg,
+                }),
+                _ => None,
+            })
+            .collect();
+        let bfd = if bfd_peers.is_empty() {
+            None
+        } else {
+            let b = Bfd::start(bfd_peers).await?;
+            let mut rx = b.subscribe();
+            let tell: HashMap<IpAddr, mpsc::UnboundedSender<Command>> = cfg
+                .neighbors
+                .iter()
+                .zip(&peers)
+                .map(|(n, (tx, _))| (n.address, tx.clone()))
+                .collect();
+            let forward = tokio::spawn(async move {
+                while let Ok(e) = rx.recv().await {
+                    if e.from == BfdState::Up && e.to == BfdState::Down {
+                        if let Some(tx) = tell.get(&IpAddr::V4(e.peer)) {
+                            let _ = tx.send(Command::PeerDown);
+                        }
+                    }
+                }
+            });
+            Some((b, forward))
+        };
         let listener = match cfg.listen {
             Some(addr) => {
                 let l = TcpListener::bind(addr).await?;
@@ -101,6 +146,7 @@ impl Speaker {
         Ok(Speaker {
             peers,
             listener,
+            bfd,
             events,
             status,
         })
@@ -135,6 +181,10 @@ impl Speaker {
         }
         if let Some(l) = self.listener {
             l.abort();
+        }
+        if let Some((b, forward)) = self.bfd {
+            forward.abort();
+            b.shutdown().await;
         }
     }
 
@@ -203,6 +253,10 @@ impl Task {
                     Some(Command::Announce(r)) => self.session.announce(r, now()),
                     Some(Command::Withdraw(p)) => self.session.withdraw(p, now()),
                     Some(Command::Drain(d)) => self.session.set_drained(d, now()),
+                    Some(Command::PeerDown) => self.session.abort(
+                        Notification::new(code::CEASE, cease::BFD_DOWN),
+                        now(),
+                    ),
                     Some(Command::Stop) | None => {
                         self.session.stop();
                         stopping = true;

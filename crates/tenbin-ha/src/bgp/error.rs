@@ -82,6 +82,8 @@ pub mod cease {
     pub const PEER_DECONFIGURED: u8 = 3;
     pub const ADMINISTRATIVE_RESET: u8 = 4;
     pub const CONNECTION_REJECTED: u8 = 5;
+    /// RFC 9384.
+    pub const BFD_DOWN: u8 = 10;
 }
 
 /// A short human name for a code/subcode pair, for logs and events.
@@ -115,6 +117,7 @@ pub fn describe(code: u8, subcode: u8) -> &'static str {
         (6, 3) => "peer de-configured",
         (6, 4) => "administrative reset",
         (6, 5) => "connection rejected",
+        (6, 10) => "BFD down",
         (6, _) => "cease",
         _ => "unknown error code",
     }

@@ -200,6 +200,14 @@ impl Session {
         self.set_state(State::Idle);
     }
 
+    /// Ends a connected session from outside (BFD saw the peer go down): sends `n`, closes
+    /// and retries like any failure.
+    pub fn abort(&mut self, n: Notification, now: Instant) {
+        if self.is_connected() {
+            self.fail(n, now);
+        }
+    }
+
     /// Announces (or re-announces with new attributes) a prefix.
     pub fn announce(&mut self, route: Route, now: Instant) {
         self.wanted.insert(route.prefix, route.attrs);
