@@ -6,7 +6,7 @@
 #   kill -9          (TCP closes: BIRD withdraws at once)
 #   graceful drain   (SIGTERM: withdraw, linger, close; counted as failed requests)
 #   silent failure   (the Mux's port drops everything; the process lives: hold time, 3 s)
-#                    and the same with BFD (100 ms x 3)
+#                    and the same with BFD (200 ms x 3)
 #   plain ECMP       (kill -9 with Muxes that do not share a flow hash: measured, not computed)
 # kill -9 and drain do not wait for BFD (TCP closes, or the Mux withdraws first), so only
 # the silent failure has a BFD row. Root only (namespaces, XDP).

@@ -166,3 +166,26 @@ fn packets_for_another_discriminator_are_refused() {
     assert!(a.handle_input(&p.emit(), now).is_err());
     assert_eq!(a.state(), State::Down);
 }
+
+#[test]
+fn bird_packets_drive_the_handshake() {
+    // BIRD 2.0.12's first packet (Down, 1 s TX while not Up, 100 ms RX) and its Init with
+    // Poll once it heard us, read off a socket.
+    let down = include_bytes!("../../../fuzz/corpus/bfd_packet/bird-down");
+    let init = include_bytes!("../../../fuzz/corpus/bfd_packet/bird-init");
+    let c = Control::parse(down).unwrap();
+    assert_eq!((c.state, c.detect_mult, c.your_discr), (State::Down, 3, 0));
+    assert_eq!(c.desired_min_tx, Duration::from_secs(1));
+    assert_eq!(c.required_min_rx, Duration::from_millis(100));
+    let now = Instant::now();
+    let mut s = BfdSession::new(cfg(7), now);
+    s.handle_input(down, now).unwrap();
+    assert_eq!(s.state(), State::Init);
+    let (_, _) = drain(&mut s);
+    s.handle_input(init, now).unwrap();
+    assert_eq!(s.state(), State::Up);
+    let (sent, _) = drain(&mut s);
+    let fin = Control::parse(&sent[0]).unwrap();
+    assert!(fin.final_ && !fin.poll, "BIRD's Poll is answered with Final");
+    assert_eq!(fin.your_discr, c.my_discr);
+}

@@ -51,7 +51,7 @@ hold_time = 3
 connect_retry = "1s"
 connect_retry_max = "2s"
 linger = "2s"
-bfd_interval = "100ms"
+bfd_interval = "200ms"
 
 [[bgp.neighbor]]
 address = "10.88.0.1"
@@ -84,7 +84,7 @@ port = 80
 fn bird_config(bfd: bool) -> String {
     let (proto, on) = if bfd {
         (
-            "protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }",
+            "protocol bfd { interface \"*\" { min rx interval 200 ms; min tx interval 200 ms; multiplier 3; }; }",
             "bfd on;",
         )
     } else {
@@ -432,7 +432,7 @@ fn with_bfd_a_silently_cut_off_mux_leaves_in_a_detection_time() {
     });
     let (recovered, survived) = cut_off_mux_2(&mut x);
     println!(
-        "silent failure with BFD: route gone after {recovered:?} (3 x 100 ms); {survived}/{CONNS} established connections kept working"
+        "silent failure with BFD: route gone after {recovered:?} (3 x 200 ms); {survived}/{CONNS} established connections kept working"
     );
     assert!(
         recovered < Duration::from_secs(2),

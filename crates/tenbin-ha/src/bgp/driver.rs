@@ -208,8 +208,14 @@ fn idle(peer: IpAddr) -> PeerStatus {
 /// Hands each accepted connection to its neighbour; strangers are closed at once.
 async fn accept(l: TcpListener, inboxes: HashMap<IpAddr, mpsc::Sender<TcpStream>>) {
     loop {
-        let Ok((stream, from)) = l.accept().await else {
-            continue;
+        let (stream, from) = match l.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: wait rather than spin.
+                tracing::warn!("BGP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let ip = from.ip().to_canonical();
         match inboxes.get(&ip) {

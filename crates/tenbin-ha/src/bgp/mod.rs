@@ -9,7 +9,8 @@
 //! - [`rib`]: the routes the node wants announced and the UPDATEs that get a peer there.
 //! - [`session`]: the finite state machine (sans-IO, manual clock in tests).
 //! - [`driver`]: TCP connections and timers for a set of neighbours; plain inputs
-//!   (announce, withdraw, drain) in, [`driver::SpeakerEvent`]s out.
+//!   (announce, withdraw, drain) in, [`driver::SpeakerEvent`]s out. Neighbours with BFD
+//!   ([`crate::bfd`]) lose their session when BFD sees them go down.
 //!
 //! Received routes are parsed and validated (a malformed UPDATE ends the session with the
 //! right NOTIFICATION) and then ignored. TCP MD5 (RFC 2385) is not offered.
