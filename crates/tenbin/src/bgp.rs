@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use tenbin_config::bgp::BgpSection;
 use tenbin_ha::bfd::BfdConfig;
 use tenbin_ha::bgp::driver::{Neighbor, Speaker, SpeakerConfig};
-use tenbin_ha::bgp::{PeerConfig, Route, RouteAttrs};
+use tenbin_ha::bgp::{PeerConfig, Route, RouteAttrs, State};
 use tenbin_xdp::control::MuxSpec;
 
 /// A running speaker and what it announces.
@@ -134,6 +134,41 @@ impl Announcer {
             });
         }
         self.announced = healthy;
+    }
+
+    /// Appends each neighbour's session state, prefixes announced and flaps as Prometheus
+    /// text.
+    pub fn metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let status = self.speaker.status();
+        let peers = status.borrow();
+        for (name, kind, help) in [
+            (
+                "tenbin_bgp_session_established",
+                "gauge",
+                "1 while the session with the neighbour is Established.",
+            ),
+            (
+                "tenbin_bgp_prefixes_announced",
+                "gauge",
+                "Prefixes the neighbour has from us.",
+            ),
+            (
+                "tenbin_bgp_flaps_total",
+                "counter",
+                "Times the session left Established.",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for p in peers.iter() {
+                let v = match name {
+                    "tenbin_bgp_session_established" => u64::from(p.state == State::Established),
+                    "tenbin_bgp_prefixes_announced" => p.announced as u64,
+                    _ => p.stats.flaps,
+                };
+                let _ = writeln!(out, "{name}{{peer=\"{}\"}} {v}", p.peer);
+            }
+        }
     }
 
     /// Withdraws everything, waits `linger` so routers move flows elsewhere, then closes.

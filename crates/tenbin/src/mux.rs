@@ -203,7 +203,12 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
         }
         if let Some(text) = &exported {
             match tenbin_xdp::metrics::collect(&mux) {
-                Ok(t) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
+                Ok(mut t) => {
+                    if let Some(b) = &bgp {
+                        b.metrics(&mut t);
+                    }
+                    *text.lock().unwrap_or_else(|e| e.into_inner()) = t
+                }
                 Err(e) => tracing::warn!("collecting metrics: {e}"),
             }
         }

@@ -311,6 +311,19 @@ fn three_muxes_behind_bird_survive_a_kill_a_drain_and_backend_failures() {
         (f.iter().sum::<u64>() >= CONNS as u64).then_some(f)
     });
     println!("new flows per Mux: {flows:?}");
+    for i in 1..=3 {
+        let text = sh(&format!(
+            "ip netns exec {} curl -s --max-time 2 http://127.0.0.1:9100/metrics",
+            x.lab.mux(i)
+        ));
+        for want in [
+            "tenbin_bgp_session_established{peer=\"10.88.0.1\"} 1",
+            "tenbin_bgp_prefixes_announced{peer=\"10.88.0.1\"} 1",
+            "tenbin_bgp_flaps_total{peer=\"10.88.0.1\"} 0",
+        ] {
+            assert!(text.contains(want), "Mux {i} lacks `{want}`:\n{text}");
+        }
+    }
     assert!(
         flows.iter().all(|&f| f > 0),
         "every Mux took new flows: {flows:?}"
