@@ -7,12 +7,12 @@
 //! withdrawal, and the VIP is withdrawn when its last backend fails. Root only.
 mod bgp_lab;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bgp_lab::netns::get;
 use bgp_lab::{in_ns, nexthops, serve, sh, wait_for, Lab, VIP4};
 use tenbin_testkit::skip::{need_root, need_tools};
 
@@ -106,27 +106,6 @@ protocol bgp m2 from mux {{ neighbor 10.88.0.12 as 65001; }}
 protocol bgp m3 from mux {{ neighbor 10.88.0.13 as 65001; }}
 "#
     )
-}
-
-/// One keep-alive GET; the body names the backend.
-fn get(s: &mut TcpStream) -> std::io::Result<String> {
-    s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 256];
-    for _ in 0..50 {
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some(i) = text.find("\r\n\r\n") {
-            if text[i + 4..].ends_with('\n') {
-                return Ok(text[i + 4..].trim().to_string());
-            }
-        }
-    }
-    Err(std::io::Error::other("incomplete response"))
 }
 
 fn connect(client: &str) -> std::io::Result<TcpStream> {

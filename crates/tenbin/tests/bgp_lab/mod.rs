@@ -187,32 +187,15 @@ pub fn router_sysctls(ns: &str) {
 /// The `tenbin mux run` config of Mux `i`: two VIPs (IPv4, IPv6), one backend each in state
 /// `state`, and `[bgp]` towards the router with identical attributes on every Mux.
 pub fn mux_config(i: u8, state: &str, remote_as: u32) -> String {
-    format!(
+    let mut c = String::from("[mux]\ninterface = \"eth0\"\nseed = 7\n");
+    for (vip, backend) in [(VIP4, "10.77.0.1"), (VIP6, "fd77::1")] {
+        c.push_str(&format!(
+            "[[mux.vip]]\naddress = \"{vip}\"\nport = 80\nprotocol = \"tcp\"\nforward = \"ipip\"\n\
+             [[mux.vip.backend]]\naddress = \"{backend}\"\nmac = \"02:be:00:00:00:01\"\nstate = \"{state}\"\n"
+        ));
+    }
+    c.push_str(&format!(
         r#"
-[mux]
-interface = "eth0"
-seed = 7
-
-[[mux.vip]]
-address = "{VIP4}"
-port = 80
-protocol = "tcp"
-forward = "ipip"
-[[mux.vip.backend]]
-address = "10.77.0.1"
-mac = "02:be:00:00:00:01"
-state = "{state}"
-
-[[mux.vip]]
-address = "{VIP6}"
-port = 80
-protocol = "tcp"
-forward = "ipip"
-[[mux.vip.backend]]
-address = "fd77::1"
-mac = "02:be:00:00:00:01"
-state = "{state}"
-
 [bgp]
 router_id = "10.88.1{i}.2"
 local_as = 65001
@@ -229,7 +212,8 @@ next_hop_v6 = "fd88:1{i}::2"
 address = "10.88.1{i}.1"
 remote_as = {remote_as}
 "#
-    )
+    ));
+    c
 }
 
 /// Kernel next hops of `prefix` in namespace `ns` (`ip route`'s `via` addresses).
