@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::frontend::Frontend;
 use crate::pool::Pool;
-use crate::{dns, mux};
+use crate::{bgp, dns, mux};
 
 /// The configuration of a whole tenbin node. Each tier's section is optional: a node may run
 /// only the proxy, only the Mux, only the DNS, or any mix.
@@ -22,6 +22,7 @@ pub struct Config {
     pub dns: Option<dns::DnsSection>,
     pub mux: Option<mux::MuxSection>,
     pub agent: Option<mux::AgentSection>,
+    pub bgp: Option<bgp::BgpSection>,
 }
 
 /// `[admin]`: the admin API, `/metrics` and the dashboard.

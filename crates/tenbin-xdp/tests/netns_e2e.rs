@@ -3,13 +3,12 @@
 //! straight back to the client (DSR). Root only.
 mod netns;
 
-use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{backend_host, in_ns, serve, sh, spawn_in_ns, Lab};
+use netns::{backend_host, get, in_ns, serve, sh, spawn_in_ns, Lab};
 use tenbin_core::ServerState;
 use tenbin_testkit::skip;
 use tenbin_xdp::abi::{stat_index, Mode};
@@ -17,27 +16,6 @@ use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec
 use tenbin_xdp::loader::{Attached, Program};
 
 const VIP: &str = "10.99.100.1";
-
-/// One request on an open connection; returns the body.
-fn get(s: &mut TcpStream) -> std::io::Result<String> {
-    s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 256];
-    for _ in 0..50 {
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some(i) = text.find("\r\n\r\n") {
-            if text[i + 4..].ends_with('\n') {
-                return Ok(text[i + 4..].trim().to_string());
-            }
-        }
-    }
-    Err(std::io::Error::other("incomplete response"))
-}
 
 fn connect(client_ns: &str) -> TcpStream {
     let s = in_ns(client_ns, || {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod agent;
+mod bgp;
 mod check;
 mod demo;
 mod logging;

@@ -1,6 +1,7 @@
 //! `tenbin mux`: the XDP VIP Mux. `run` attaches the program to `[mux].interface`, programs
 //! it from the config, applies edits of the file hot (whole-ring swaps), logs counters and
-//! detaches on exit; `explain` shows where a 5-tuple goes and why.
+//! detaches on exit; with `[bgp]` it also announces its healthy VIPs ([`crate::bgp`]);
+//! `explain` shows where a 5-tuple goes and why.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -170,6 +171,7 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
     let mut base = spec(&m)?;
     let report = mux.apply(&base)?;
     tracing::info!(interface = %m.interface, vips = m.vip.len(), ?report, "mux attached");
+    let mut bgp = crate::bgp::start(path)?;
     let mut reports = Reports::new(&m)?;
     let exported = match metrics {
         Some(addr) => Some(metrics_endpoint(addr)?),
@@ -198,7 +200,11 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
             r.drain(started.elapsed());
             r.book.overlay(&mut desired, started.elapsed());
         }
-        match mux.apply(&desired) {
+        let applied = mux.apply(&desired);
+        if let Some(b) = &mut bgp {
+            b.follow(&desired, applied.is_ok());
+        }
+        match applied {
             Ok(r) if r != ApplyReport::default() => {
                 tracing::info!(report = ?r, "data plane updated")
             }
@@ -207,7 +213,12 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
         }
         if let Some(text) = &exported {
             match tenbin_xdp::metrics::collect(&mux) {
-                Ok(t) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
+                Ok(mut t) => {
+                    if let Some(b) = &bgp {
+                        b.metrics(&mut t);
+                    }
+                    *text.lock().unwrap_or_else(|e| e.into_inner()) = t
+                }
                 Err(e) => tracing::warn!("collecting metrics: {e}"),
             }
         }
@@ -217,6 +228,9 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
         }
     }
     log_counters(mux.writer());
+    if let Some(b) = bgp {
+        b.stop();
+    }
     tracing::info!("detaching");
     Ok(())
 }
