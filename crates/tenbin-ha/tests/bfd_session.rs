@@ -186,6 +186,9 @@ fn bird_packets_drive_the_handshake() {
     assert_eq!(s.state(), State::Up);
     let (sent, _) = drain(&mut s);
     let fin = Control::parse(&sent[0]).unwrap();
-    assert!(fin.final_ && !fin.poll, "BIRD's Poll is answered with Final");
+    assert!(
+        fin.final_ && !fin.poll,
+        "BIRD's Poll is answered with Final"
+    );
     assert_eq!(fin.your_discr, c.my_discr);
 }
