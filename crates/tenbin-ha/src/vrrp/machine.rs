@@ -315,11 +315,9 @@ impl Machine {
                     self.master_down(now);
                 }
             }
-            State::Fault if self.isolated && !self.fault => {
-                if result != Probe::Isolated {
-                    self.isolated = false;
-                    self.enter_backup(now, "network reachable again");
-                }
+            State::Fault if self.isolated && !self.fault && result != Probe::Isolated => {
+                self.isolated = false;
+                self.enter_backup(now, "network reachable again");
             }
             _ => {}
         }
