@@ -18,6 +18,7 @@ pub mod persist;
 pub mod pool;
 pub mod tls;
 mod validate;
+pub mod vrrp;
 
 use std::net::SocketAddr;
 
@@ -41,6 +42,7 @@ pub struct Config {
     pub dns: Option<dns::DnsSection>,
     pub mux: Option<mux::MuxSection>,
     pub agent: Option<mux::AgentSection>,
+    pub vrrp: Option<vrrp::VrrpSection>,
 }
 
 /// `[admin]`: the admin API, `/metrics` and the dashboard.

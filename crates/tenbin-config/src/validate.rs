@@ -59,6 +59,13 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
             message: e.to_string(),
         })?;
     }
+    if let Some(v) = &config.vrrp {
+        v.validate().map_err(|e| Invalid {
+            span: e.span,
+            key: e.key,
+            message: e.message,
+        })?;
+    }
     let mut frontend_names = HashSet::new();
     for (i, fe) in config.frontend.iter().enumerate() {
         if !frontend_names.insert(fe.name.get_ref().as_str()) {

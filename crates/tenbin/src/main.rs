@@ -8,6 +8,7 @@ mod demo;
 mod logging;
 mod mux;
 mod run;
+mod vrrp;
 mod wiring;
 
 use std::path::PathBuf;
@@ -48,6 +49,11 @@ enum Command {
     Mux(mux::MuxArgs),
     /// The host agent on a backend: decapsulation, VIPs on lo, local health reports.
     Agent(agent::AgentArgs),
+    /// Run the config's `[vrrp]` virtual routers on their own.
+    Vrrp {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -72,6 +78,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Vrrp { config } => vrrp::run(&config),
         Command::Version => {
             println!("tenbin {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -3,7 +3,9 @@
 //! - [`packet`]: the advertisement as a byte view and a checked [`packet::Repr`], both
 //!   checksum modes.
 //! - [`machine`]: one virtual router, sans-IO, with Fault and cable-safe promotion.
+//! - [`driver`]: raw sockets, netlink VIPs and link watch, ARP/NA, probes, notify hook.
 
+pub mod driver;
 pub mod machine;
 pub mod packet;
 
