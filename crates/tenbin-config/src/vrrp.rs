@@ -13,7 +13,8 @@
 //! preempt = true
 //! preempt_delay = "0s"
 //! vips = ["10.77.0.100/24"]
-//! checksum = "keepalived"       # keepalived (IPv4 pseudo-header, Debian's 2.2.7) | rfc5798
+//! checksum = "keepalived"       # IPv4 pseudo-header (Debian's keepalived 2.2.7) | rfc5798
+//!                               # (no pseudo-header) | keepalived-old-unicast
 //! unicast_peers = []            # empty: multicast 224.0.0.18 / ff02::12
 //! probe = ["10.77.0.254"]       # cable-safe promotion: ARP these before taking over
 //! track_interfaces = ["eth1"]
@@ -108,13 +109,16 @@ impl Vip {
 
 /// Which bytes the IPv4 checksum covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Checksum {
     /// With the IPv4 pseudo-header, as Debian's keepalived 2.2.7 sends and expects.
     #[default]
     Keepalived,
-    /// The VRRP message alone (keepalived's `old_unicast_checksum`, older stacks).
+    /// The VRRP message alone (FRR's `no checksum-with-ipv4-pseudoheader`, older routers).
     Rfc5798,
+    /// The pseudo-header with 224.0.0.18 as destination even for unicast: keepalived's
+    /// `old_unicast_checksum`.
+    KeepalivedOldUnicast,
 }
 
 /// `[[vrrp.instance.track]]`.

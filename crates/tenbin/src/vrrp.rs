@@ -75,6 +75,7 @@ fn instance(i: &VrrpInstance, section: &VrrpSection) -> InstanceConfig {
         checksum: match i.checksum {
             Checksum::Keepalived => ChecksumMode::PseudoHeader,
             Checksum::Rfc5798 => ChecksumMode::VrrpOnly,
+            Checksum::KeepalivedOldUnicast => ChecksumMode::PseudoHeaderGroup,
         },
         unicast_peers: i.unicast_peers.get_ref().clone(),
         source: i.source,

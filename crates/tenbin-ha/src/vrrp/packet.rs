@@ -10,8 +10,10 @@
 //!
 //! The checksum covers the VRRP message and, for IPv6 always, a pseudo-header of the IP
 //! addresses. For IPv4 implementations disagree: keepalived (through 2.2.7, Debian's) and the
-//! RFC's errata include the IPv4 pseudo-header, older stacks and keepalived's
-//! `old_unicast_checksum` do not. [`ChecksumMode`] chooses; parsing never panics.
+//! RFC's errata include the IPv4 pseudo-header, other stacks (FRR's
+//! `no checksum-with-ipv4-pseudoheader`, older routers) leave it out, and keepalived's
+//! `old_unicast_checksum` puts the multicast group in it even for unicast adverts.
+//! [`ChecksumMode`] chooses; parsing never panics.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -35,6 +37,9 @@ pub enum ChecksumMode {
     PseudoHeader,
     /// The VRRP message alone, as RFC 5798's IPv4 text is read by older implementations.
     VrrpOnly,
+    /// The IPv4 pseudo-header with 224.0.0.18 as destination whatever the real one:
+    /// keepalived before 1.3.8 for unicast, and its `old_unicast_checksum` since.
+    PseudoHeaderGroup,
 }
 
 /// Why bytes are not a valid advertisement.
@@ -202,7 +207,12 @@ impl Repr {
 fn checksum(msg: &[u8], src: IpAddr, dst: IpAddr, mode: ChecksumMode) -> u16 {
     let mut sum = Sum::default();
     match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) if mode == ChecksumMode::PseudoHeader => {
+        (IpAddr::V4(s), IpAddr::V4(d)) if mode != ChecksumMode::VrrpOnly => {
+            let d = if mode == ChecksumMode::PseudoHeaderGroup {
+                GROUP_V4
+            } else {
+                d
+            };
             sum.add(&s.octets());
             sum.add(&d.octets());
             sum.add(&[0, PROTOCOL]);
@@ -273,10 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn parses_keepalived_old_unicast_checksum_bytes() {
+        // keepalived 2.2.7 with `old_unicast_checksum`, 10.77.0.1 → 10.77.0.2 (unicast),
+        // priority 200, 10 cs: the pseudo-header names 224.0.0.18, not 10.77.0.2.
+        let ka = [
+            0x31, 0x33, 0xc8, 0x01, 0x00, 0x0a, 0x11, 0x33, 10, 77, 0, 100,
+        ];
+        let dst = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2));
+        let p = Packet::new_checked(&ka[..]).unwrap();
+        let r = Repr::parse(&p, SRC, dst, ChecksumMode::PseudoHeaderGroup).unwrap();
+        assert_eq!((r.priority, r.max_adver_int), (200, 10));
+        for other in [ChecksumMode::PseudoHeader, ChecksumMode::VrrpOnly] {
+            assert_eq!(Repr::parse(&p, SRC, dst, other), Err(ParseError::Checksum));
+        }
+        assert_eq!(r.emit(SRC, dst, ChecksumMode::PseudoHeaderGroup), ka);
+    }
+
+    #[test]
     fn emit_then_parse_round_trips_in_both_modes_and_families() {
         let v6src: IpAddr = "fe80::1".parse().unwrap();
         let v6dst = IpAddr::V6(GROUP_V6);
-        for mode in [ChecksumMode::PseudoHeader, ChecksumMode::VrrpOnly] {
+        for mode in [
+            ChecksumMode::PseudoHeader,
+            ChecksumMode::VrrpOnly,
+            ChecksumMode::PseudoHeaderGroup,
+        ] {
             for (src, dst, addr) in [(SRC, DST, "10.0.0.9"), (v6src, v6dst, "2001:db8::9")] {
                 let r = Repr {
                     vrid: 7,
