@@ -248,7 +248,11 @@ impl Lab {
     }
 
     pub fn has_vip(&self, h: &str) -> bool {
-        sh(&format!("ip -n {} -o addr show dev eth0", self.ns(h))).contains(&format!(" {VIP}/"))
+        self.has_addr(h, VIP)
+    }
+
+    pub fn has_addr(&self, h: &str, addr: &str) -> bool {
+        sh(&format!("ip -n {} -o addr show dev eth0", self.ns(h))).contains(&format!(" {addr}/"))
     }
 
     /// Waits (bounded) until `f` holds, panicking with `what` and the logs otherwise.
@@ -299,7 +303,10 @@ impl Lab {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             enter(&ns);
-            let l = TcpListener::bind("0.0.0.0:80").expect("bind :80");
+            // Dual-stack: answers on the IPv4 and the IPv6 VIP.
+            let l = TcpListener::bind("[::]:80")
+                .or_else(|_| TcpListener::bind("0.0.0.0:80"))
+                .expect("bind :80");
             l.set_nonblocking(true).expect("nonblocking");
             let _ = ready_tx.send(());
             while !stop.load(Ordering::Relaxed) {
@@ -327,11 +334,18 @@ impl Lab {
 
     /// One HTTP GET from the client to the VIP: the answering node's name, or `None`.
     pub fn get_vip(&self) -> Option<String> {
+        self.get(SocketAddr::from((
+            VIP.parse::<std::net::IpAddr>().ok()?,
+            80,
+        )))
+    }
+
+    /// One HTTP GET from the client to `addr`.
+    pub fn get(&self, addr: SocketAddr) -> Option<String> {
         let ns = self.ns("c");
         std::thread::scope(|s| {
             s.spawn(|| {
                 enter(&ns);
-                let addr: SocketAddr = format!("{VIP}:80").parse().ok()?;
                 let mut c = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
                 c.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
                 c.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
