@@ -107,7 +107,7 @@ impl Lab {
         std::fs::write(
             &notify,
             format!(
-                "#!/bin/sh\necho \"$NODE $3\" >> {}/notify.log\n",
+                "#!/bin/sh\necho \"$NODE $3 $2\" >> {}/notify.log\n",
                 lab.dir.display()
             ),
         )
@@ -239,11 +239,19 @@ impl Lab {
 
     /// The states node `h` reported through the notify hook, in order.
     pub fn states(&self, h: &str) -> Vec<String> {
+        self.states_of(h, None)
+    }
+
+    /// The states of one instance (all when `None`) of node `h`, in order.
+    pub fn states_of(&self, h: &str, instance: Option<&str>) -> Vec<String> {
         let log = std::fs::read_to_string(self.dir.join("notify.log")).unwrap_or_default();
         log.lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter(|(n, _)| *n == h)
-            .map(|(_, s)| s.to_owned())
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                Some((f.next()?, f.next()?, f.next()?))
+            })
+            .filter(|(n, _, i)| *n == h && instance.is_none_or(|want| want == *i))
+            .map(|(_, s, _)| s.to_owned())
             .collect()
     }
 
