@@ -53,6 +53,9 @@ enum Command {
     Vrrp {
         #[arg(short, long)]
         config: PathBuf,
+        /// Internal: be the VIP guard of a `tenbin vrrp` (stdin is its pipe).
+        #[arg(long, hide = true)]
+        guard: bool,
     },
     /// Print the version.
     Version,
@@ -78,7 +81,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
-        Command::Vrrp { config } => vrrp::run(&config),
+        Command::Vrrp { config, guard } => vrrp::run(&config, guard),
         Command::Version => {
             println!("tenbin {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,20 +1,36 @@
 //! `tenbin vrrp -c FILE`: runs the `[vrrp]` section's virtual routers on their own, until
 //! SIGINT/SIGTERM (a graceful stop: masters send priority 0). The node runtime will run the
 //! same driver beside the other tiers; this subcommand is the standalone form.
+//!
+//! It first starts its VIP guard, itself with `--guard`, tied to it by a pipe: when this
+//! process dies, even by SIGKILL, the guard removes the VIPs.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use anyhow::Context as _;
 use tenbin_config::vrrp::{Checksum, VrrpInstance, VrrpSection};
 use tenbin_ha::vrrp::driver::track::Track;
-use tenbin_ha::vrrp::driver::{Driver, Event, Input, InstanceConfig};
+use tenbin_ha::vrrp::driver::{guard_until_eof, Driver, Event, Input, InstanceConfig};
 use tenbin_ha::vrrp::ChecksumMode;
 
-pub fn run(path: &Path) -> anyhow::Result<()> {
+pub fn run(path: &Path, guard: bool) -> anyhow::Result<()> {
     let config = crate::check::load(path)?;
     let section = config
         .vrrp
         .with_context(|| format!("{}: no [vrrp] section", path.display()))?;
+    if guard {
+        return Ok(guard_until_eof(std::io::stdin(), &instances(&section))?);
+    }
+    // Held until this process ends; the guard's stdin then reaches end of file.
+    let _guard = Command::new(std::env::current_exe()?)
+        .arg("vrrp")
+        .arg("--guard")
+        .arg("-c")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("vrrp: cannot start the VIP guard")?;
     let (driver, handle) = Driver::new(instances(&section)).context("vrrp: cannot start")?;
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()

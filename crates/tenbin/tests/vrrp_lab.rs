@@ -26,18 +26,36 @@ fn pair(tag: &str, interval: &str, extra_a: &str, extra_b: &str) -> Lab {
 }
 
 #[test]
-fn kill_9_of_the_master_moves_the_vip_once_its_lifetime_ends() {
+fn kill_9_of_the_master_its_guard_removes_the_vip_and_the_backup_takes_over() {
     if !can_run(&[]) {
         return;
     }
     let mut lab = pair("vk", "100ms", "", "probe = [\"10.77.0.3\"]");
     lab.kill9("a");
-    // a's VIP outlives it for at most vip_lifetime: b takes over when it is gone.
-    lab.wait_state("b", "MASTER", 10 * S);
-    lab.wait("the VIP to leave the killed node", 10 * S, |l| {
+    lab.wait("the guard to remove the killed node's VIP", 10 * S, |l| {
         !l.has_vip("a")
     });
+    lab.wait_state("b", "MASTER", 10 * S);
     assert!(lab.has_vip("b"));
+    lab.wait_http_from("b", 10 * S);
+    assert!(
+        !lab.log("b").contains("a VIP answers from another host"),
+        "the VIP was gone before b's probe"
+    );
+}
+
+#[test]
+fn kill_9_of_the_master_and_its_guard_the_vip_lifetime_ends_and_the_backup_takes_over() {
+    if !can_run(&[]) {
+        return;
+    }
+    let mut lab = pair("vj", "100ms", "", "probe = [\"10.77.0.3\"]");
+    lab.kill9_with_children("a");
+    // Nobody removes a's VIP now: it lives out vip_lifetime (1 s) while b's probe sees it
+    // answered and refuses, then b takes over.
+    lab.wait_state("b", "MASTER", 10 * S);
+    assert!(!lab.has_vip("a"), "the VIP expired on the killed node");
+    assert!(lab.log("b").contains("a VIP answers from another host"));
     lab.wait_http_from("b", 10 * S);
 }
 

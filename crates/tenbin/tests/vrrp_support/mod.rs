@@ -228,6 +228,26 @@ impl Lab {
         self.signal(h, nix::sys::signal::Signal::SIGKILL);
     }
 
+    /// SIGKILL to node `h`'s children (tenbin's VIP guard) first, then to the node.
+    pub fn kill9_with_children(&mut self, h: &str) {
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.name == h)
+            .expect("process of node");
+        let pid = p.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        assert!(!children.trim().is_empty(), "node {h} has no guard process");
+        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        self.kill9(h);
+    }
+
     /// SIGTERM, waiting for the daemon to exit (a graceful stop).
     pub fn stop(&mut self, h: &str) {
         self.signal(h, nix::sys::signal::Signal::SIGTERM);

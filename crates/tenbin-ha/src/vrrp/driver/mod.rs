@@ -8,6 +8,8 @@
 //! - Outputs: adverts to the group or the unicast peers, VIPs through netlink (with a
 //!   lifetime the master refreshes), gratuitous ARP / unsolicited NA on takeover, probes run
 //!   on a short-lived thread, the notify script, and an [`Event`] per state change.
+//! - [`guard_until_eof`]: the body of a separate guard process that removes the VIPs when
+//!   the driver's process dies without releasing them.
 
 pub mod arp;
 pub mod netlink;
@@ -489,4 +491,30 @@ fn primary_of(iface: &NetworkInterface, vips: &[IpNet]) -> Option<IpAddr> {
                 IpAddr::V6(a) => v6 && a.segments()[0] & 0xffc0 == 0xfe80,
             }
     })
+}
+
+/// The VIP guard: blocks until `parent` reaches end of file (the driver's process is gone,
+/// whatever killed it, since the kernel closes its end of the pipe), then removes every VIP
+/// of `configs`. Run in a separate process, it takes a SIGKILLed master's VIPs away at once
+/// instead of at the end of their lifetime, so a backup's probe finds them free.
+pub fn guard_until_eof(mut parent: impl Read, configs: &[InstanceConfig]) -> io::Result<()> {
+    let mut buf = [0u8; 64];
+    loop {
+        match parent.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let mut nl = netlink::Netlink::new()?;
+    for cfg in configs {
+        let Ok(ix) = nix::net::if_::if_nametoindex(cfg.interface.as_str()) else {
+            continue;
+        };
+        for vip in &cfg.vips {
+            nl.del_vip(ix, *vip)?;
+        }
+    }
+    Ok(())
 }
