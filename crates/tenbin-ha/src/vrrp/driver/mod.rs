@@ -396,26 +396,7 @@ impl Driver {
                         .add_vip(inst.iface.index, *vip, inst.cfg.vip_lifetime)?;
                 }
                 inst.refreshed = Some(Instant::now());
-                let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = inst
-                    .cfg
-                    .vips
-                    .iter()
-                    .map(|v| v.addr())
-                    .partition(|a| a.is_ipv4());
-                let v4: Vec<Ipv4Addr> = v4
-                    .into_iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V4(a) => Some(a),
-                        _ => None,
-                    })
-                    .collect();
-                let v6: Vec<_> = v6
-                    .into_iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V6(a) => Some(a),
-                        _ => None,
-                    })
-                    .collect();
+                let (v4, v6) = split_families(&inst.cfg.vips);
                 if !v4.is_empty() {
                     arp::announce_v4(&inst.iface, &v4, inst.cfg.garp_repeat)?;
                 }
@@ -433,14 +414,7 @@ impl Driver {
                 let spec = arp::ProbeSpec {
                     targets: inst.cfg.probe_targets.clone(),
                     vips: if inst.cfg.probe_vips {
-                        inst.cfg
-                            .vips
-                            .iter()
-                            .filter_map(|v| match v.addr() {
-                                IpAddr::V4(a) => Some(a),
-                                _ => None,
-                            })
-                            .collect()
+                        split_families(&inst.cfg.vips).0
                     } else {
                         Vec::new()
                     },
@@ -517,4 +491,16 @@ pub fn guard_until_eof(mut parent: impl Read, configs: &[InstanceConfig]) -> io:
         }
     }
     Ok(())
+}
+
+fn split_families(vips: &[IpNet]) -> (Vec<Ipv4Addr>, Vec<std::net::Ipv6Addr>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for v in vips {
+        match v {
+            IpNet::V4(n) => v4.push(n.addr()),
+            IpNet::V6(n) => v6.push(n.addr()),
+        }
+    }
+    (v4, v6)
 }
