@@ -19,13 +19,25 @@ const MODES: [ChecksumMode; 3] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let mode = MODES[usize::from(sel) % 3];
     // Seeds from the wire are whole IPv4 packets; anything else is a bare VRRP payload.
     let (src, dst, ttl, payload): (IpAddr, IpAddr, u8, Vec<u8>) = match parse_ipv4(rest) {
         Some(d) => (d.src, d.dst, d.ttl, d.payload),
-        None if sel & 0x80 != 0 => ("fe80::1".parse().unwrap(), IpAddr::V6(GROUP_V6), 255, rest.to_vec()),
-        None => ("10.0.0.1".parse().unwrap(), "224.0.0.18".parse().unwrap(), 255, rest.to_vec()),
+        None if sel & 0x80 != 0 => (
+            "fe80::1".parse().unwrap(),
+            IpAddr::V6(GROUP_V6),
+            255,
+            rest.to_vec(),
+        ),
+        None => (
+            "10.0.0.1".parse().unwrap(),
+            "224.0.0.18".parse().unwrap(),
+            255,
+            rest.to_vec(),
+        ),
     };
     if let Ok(r) = Packet::new_checked(&payload[..]).and_then(|p| Repr::parse(&p, src, dst, mode)) {
         let again = r.emit(src, dst, mode);
@@ -42,16 +54,35 @@ fuzz_target!(|data: &[u8]| {
             preempt: true,
             preempt_delay: Duration::ZERO,
             primary: primary.parse().unwrap(),
-            vips: vec![if src.is_ipv4() { "10.0.0.100" } else { "2001:db8::1" }.parse().unwrap()],
+            vips: vec![if src.is_ipv4() {
+                "10.0.0.100"
+            } else {
+                "2001:db8::1"
+            }
+            .parse()
+            .unwrap()],
             checksum: mode,
             probe: sel & 0x40 != 0,
         },
         t0,
     );
     m.startup(t0);
-    m.handle_input(&Received { src, dst, ttl, payload: &payload }, t0);
+    m.handle_input(
+        &Received {
+            src,
+            dst,
+            ttl,
+            payload: &payload,
+        },
+        t0,
+    );
     let c = m.counters();
-    let seen = c.own + c.received + c.dropped_ttl + c.dropped_malformed + c.dropped_checksum + c.other_vrid;
+    let seen = c.own
+        + c.received
+        + c.dropped_ttl
+        + c.dropped_malformed
+        + c.dropped_checksum
+        + c.other_vrid;
     assert_eq!(seen, 1);
     if let Some(t) = m.poll_timeout() {
         m.handle_timeout(t);
