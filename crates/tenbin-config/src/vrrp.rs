@@ -19,7 +19,7 @@
 //! probe = ["10.77.0.254"]       # cable-safe promotion: ARP these before taking over
 //! track_interfaces = ["eth1"]
 //!
-//! [[vrrp.instance.track]]
+//! [[vrrp.instance.track]]             # fed by the node runtime; `tenbin vrrp` alone feeds none
 //! name = "pool/web"             # a name the node reports up or down
 //! weight = 50                   # priority decrement while down; omitted: Fault
 //! ```
