@@ -27,6 +27,7 @@ pub mod pool;
 mod spans;
 pub mod tls;
 mod validate;
+pub mod vrrp;
 
 pub use config::{Admin, Config};
 pub use error::ConfigError;

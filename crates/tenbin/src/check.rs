@@ -105,6 +105,18 @@ pub fn summary(config: &Config) -> String {
             agent.check.len()
         );
     }
+    for i in config.vrrp.iter().flat_map(|v| &v.instance) {
+        let vips: Vec<String> = i.vips.get_ref().iter().map(|v| v.0.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "vrrp {} on {}: vrid {}, priority {}, vips {}",
+            i.name.get_ref(),
+            i.interface.get_ref(),
+            i.vrid.get_ref(),
+            i.priority.get_ref(),
+            vips.join(", ")
+        );
+    }
     if let Some(admin) = &config.admin {
         let _ = writeln!(out, "admin on {}", admin.listen);
     }

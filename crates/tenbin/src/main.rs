@@ -9,6 +9,7 @@ mod demo;
 mod logging;
 mod mux;
 mod run;
+mod vrrp;
 mod wiring;
 
 use std::path::PathBuf;
@@ -49,6 +50,14 @@ enum Command {
     Mux(mux::MuxArgs),
     /// The host agent on a backend: decapsulation, VIPs on lo, local health reports.
     Agent(agent::AgentArgs),
+    /// Run the config's `[vrrp]` virtual routers on their own.
+    Vrrp {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Internal: be the VIP guard of a `tenbin vrrp` (stdin is its pipe).
+        #[arg(long, hide = true)]
+        guard: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -73,6 +82,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Vrrp { config, guard } => vrrp::run(&config, guard),
         Command::Version => {
             println!("tenbin {}", env!("CARGO_PKG_VERSION"));
             Ok(())

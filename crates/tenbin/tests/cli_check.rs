@@ -34,7 +34,7 @@ fn check_accepts_every_example() {
         );
         assert!(stdout.contains(": ok"), "{stdout}");
         assert!(
-            ["pool ", "dns on ", "mux on ", "agent on "]
+            ["pool ", "dns on ", "mux on ", "agent on ", "vrrp "]
                 .iter()
                 .any(|t| stdout.contains(t)),
             "summary lists what the file runs: {stdout}"

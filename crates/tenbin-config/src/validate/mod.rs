@@ -42,6 +42,13 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
     if let Some(section) = &config.agent {
         mux::agent(section)?;
     }
+    if let Some(section) = &config.vrrp {
+        section.validate().map_err(|e| Invalid {
+            span: e.span,
+            key: e.key,
+            message: e.message,
+        })?;
+    }
     if let Some(section) = &config.bgp {
         section.validate().map_err(|e| Invalid {
             span: e.span,
