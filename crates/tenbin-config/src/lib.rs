@@ -9,6 +9,7 @@
 //! It does no I/O beyond parsing the text it is handed: the binary reads files.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod diff;
 pub mod dns;
 mod error;

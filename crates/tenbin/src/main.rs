@@ -7,6 +7,7 @@ mod check;
 mod demo;
 mod logging;
 mod mux;
+mod node;
 mod run;
 mod wiring;
 
@@ -41,6 +42,13 @@ enum Command {
         /// Runtime worker threads (default: env TENBIN_THREADS, else one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// How long in-flight requests may take to finish at shutdown (and a removed
+        /// frontend's connections after a reload), e.g. `10s`, `500ms`.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+        /// Do not watch the config and certificate files (SIGHUP still reloads).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Run the embedded demo: backends, a proxy in front, traffic, a failure.
     Demo(demo::DemoArgs),
@@ -68,7 +76,19 @@ fn main() -> std::process::ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { config } => check::run(&config),
-        Command::Run { config, threads } => run::run(&config, threads),
+        Command::Run {
+            config,
+            threads,
+            grace,
+            no_watch,
+        } => run::run(
+            &config,
+            threads,
+            node::RunOptions {
+                grace,
+                watch: !no_watch,
+            },
+        ),
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
