@@ -3,37 +3,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{dig, free_port, have_dig, Daemon};
+use common::{admin_request, dig, free_port, have_dig, Daemon};
 
-/// One HTTP/1.1 request to the admin API; returns the status code (bounded connect wait).
+/// One request to the admin API; the status code.
 fn admin(port: u16, method: &str, path: &str, body: &str) -> u16 {
-    let mut conn = None;
-    for _ in 0..100 {
-        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
-            conn = Some(c);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut c = conn.expect("admin API listens");
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        c,
-        "{method} {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = c.read_to_string(&mut resp);
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    admin_request(SocketAddr::from(([127, 0, 0, 1], port)), method, path, body).0
 }
 
 #[test]
