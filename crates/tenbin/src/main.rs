@@ -1,9 +1,11 @@
-//! The tenbin binary: CLI, daemon wiring, admin API, metrics and dashboard. No algorithms.
+//! The tenbin binary: CLI (with `ctl` for running nodes), the node runtime, admin API. No
+//! algorithms.
 #![forbid(unsafe_code)]
 
 mod admin;
 mod agent;
 mod check;
+mod ctl;
 mod demo;
 mod logging;
 mod mux;
@@ -56,6 +58,8 @@ enum Command {
     Mux(mux::MuxArgs),
     /// The host agent on a backend: decapsulation, VIPs on lo, local health reports.
     Agent(agent::AgentArgs),
+    /// Operate a running node through its admin API (status, drain, weight, reload...).
+    Ctl(ctl::CtlArgs),
     /// Print the version.
     Version,
 }
@@ -63,6 +67,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_json);
+    if let Command::Ctl(args) = cli.command {
+        return ctl::run(args);
+    }
     match dispatch(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -92,6 +99,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Ctl(args) => {
+            // Handled in main for its own exit codes.
+            let _ = ctl::run(args);
+            Ok(())
+        }
         Command::Version => {
             println!("tenbin {}", env!("CARGO_PKG_VERSION"));
             Ok(())
