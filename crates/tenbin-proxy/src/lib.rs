@@ -9,7 +9,8 @@
 //! It must not do XDP or DNS, run health checks itself (states arrive through
 //! [`pool::Pool::apply_health`]) or read configuration files (certificate and key files
 //! excepted): the binary converts validated config into the runtime types here and hands in
-//! bound sockets and a shutdown signal.
+//! bound sockets and a shutdown signal, or hands [`tier::ProxyTier`] the validated config,
+//! which binds the frontends' addresses itself.
 #![forbid(unsafe_code)]
 
 pub mod http;

@@ -186,6 +186,12 @@ address = "{}"
         "b got {to_b} of 200 at weight 3:1"
     );
     assert_eq!(server_state(admin, "b")["weight"], 3);
+    // The pool's one persistence table survived those applies.
+    assert_eq!(
+        get(web, Some(&pinned)).await,
+        "a",
+        "persistence lost on apply"
+    );
 
     // A server added and removed at run time.
     ok(&ctl(

@@ -24,6 +24,8 @@ struct Knobs {
     cert: usize,
     algorithm: &'static str,
     with_t3: bool,
+    /// An extra frontend on an address someone else holds (a reload that cannot bind).
+    busy: Option<SocketAddr>,
 }
 
 struct World {
@@ -65,6 +67,11 @@ default_pool = "echo"
         cert = w.certs[k.cert].0,
         key = w.certs[k.cert].1,
     );
+    if let Some(addr) = k.busy {
+        c += &format!(
+            "\n[[frontend]]\nname = \"web3\"\nbind = [\"{addr}\"]\nmode = \"http\"\ndefault_pool = \"app\"\n"
+        );
+    }
     if k.extra {
         let binds: Vec<String> = k.web2_binds.iter().map(|b| format!("\"{b}\"")).collect();
         c += &format!(
@@ -145,6 +152,7 @@ async fn ten_reloads_under_load_fail_no_request() {
     let dir = TempDir::new("live-reload");
     let (c1, der1) = cert_pair(&dir, "one");
     let (c2, der2) = cert_pair(&dir, "two");
+    let (_, der3) = cert_pair(&dir, "three");
     let w = World {
         a: http().name("a").spawn().await,
         b: http().name("b").spawn().await,
@@ -165,6 +173,7 @@ async fn ten_reloads_under_load_fail_no_request() {
         cert: 0,
         algorithm: "wrr",
         with_t3: false,
+        busy: None,
     };
     let file = dir.write("tenbin.toml", &config(&w, &k));
     let daemon = LoggedDaemon::run(&file, &dir.0.join("tenbin.log"), &["--grace", "3s"]);
@@ -176,10 +185,11 @@ async fn ten_reloads_under_load_fail_no_request() {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(der1.clone().into()).unwrap();
     roots.add(der2.clone().into()).unwrap();
+    roots.add(der3.clone().into()).unwrap();
     let ka = traffic::keep_alive(web);
     let fresh = traffic::fresh(web);
     let tcp = traffic::tcp(tcp_fe);
-    let tls = traffic::https(secure, roots, vec![der1, der2]);
+    let tls = traffic::https(secure, roots, vec![der1, der2, der3]);
     let clients = [&ka, &fresh, &tcp, &tls];
     for c in clients {
         c.next_answers(0, 20).await;
@@ -299,6 +309,31 @@ async fn ten_reloads_under_load_fail_no_request() {
             "{addr} still accepts after web2 was removed"
         );
     }
+
+    // Beyond the ten: a file whose new frontend cannot bind is refused whole.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    k.busy = Some(held.local_addr().unwrap());
+    dir.write("tenbin.toml", &config(&w, &k));
+    let (status, body) = admin(admin_addr, "POST", "/reload").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("cannot bind"), "{body}");
+    assert_eq!(
+        generation(admin_addr).await,
+        gen,
+        "a failed bind changed the node"
+    );
+    k.busy = None;
+    dir.write("tenbin.toml", &config(&w, &k));
+
+    // The certificate file rewritten in place: the watcher reloads it, no config change.
+    let three = std::fs::read(dir.0.join("three.crt")).unwrap();
+    let three_key = std::fs::read(dir.0.join("three.key")).unwrap();
+    dir.write("two.key", &String::from_utf8(three_key).unwrap());
+    dir.write("two.crt", &String::from_utf8(three).unwrap());
+    tls.wait_for(tls.count(), "the rewritten certificate", |c, _| {
+        c == "cert3"
+    })
+    .await;
 
     for c in clients {
         let n = c.count();

@@ -216,13 +216,16 @@ async fn tcp_once(addr: SocketAddr) -> Result<String, String> {
 /// A TLS connection (SNI `www.tenbin.test`, trusting `roots`) per GET; records which of
 /// `certs` (DER) the server presented, by index.
 pub fn https(addr: SocketAddr, roots: rustls::RootCertStore, certs: Vec<Vec<u8>>) -> Load {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
+    // A resumed session reports the certificate it was first authenticated with; every
+    // handshake here is a full one, so each sees what the server serves now.
+    config.resumption = rustls::client::Resumption::disabled();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let certs = Arc::new(certs);
     repeat("https", move || {
