@@ -1,22 +1,28 @@
 //! What changed between two configs, so a running node applies only that (Sōzu-style: config
-//! changes are data). The admin API sends the same [`Change`] values.
+//! changes are data). Every [`Change`] that adds or changes something carries the new
+//! section, so whoever applies it needs nothing but the change; the node runtime applies the
+//! same values whether they came from a reload of the file or from an operator's command.
 
-use crate::{Config, Frontend, Pool};
+use crate::dns::DnsSection;
+use crate::mux::{AgentSection, MuxSection};
+use crate::{Admin, Config, Frontend, Pool, Server};
 
 /// One unit of change. Servers are compared by name inside a pool, so a changed address or
 /// weight is a `ServerChanged`, and a renamed server is a removal plus an addition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    FrontendAdded(String),
+    FrontendAdded(Box<Frontend>),
     FrontendRemoved(String),
-    FrontendChanged(String),
-    PoolAdded(String),
+    FrontendChanged(Box<Frontend>),
+    /// A new pool, with its servers (they are not listed again as `ServerAdded`).
+    PoolAdded(Box<Pool>),
     PoolRemoved(String),
-    /// Algorithm, checks or other pool-wide settings changed: rebuild the pool's balancer.
-    PoolSettingsChanged(String),
+    /// Algorithm, checks or other pool-wide settings changed (the section carries the
+    /// servers too, as they are after the change).
+    PoolSettingsChanged(Box<Pool>),
     ServerAdded {
         pool: String,
-        server: String,
+        server: Box<Server>,
     },
     ServerRemoved {
         pool: String,
@@ -24,10 +30,59 @@ pub enum Change {
     },
     ServerChanged {
         pool: String,
-        server: String,
+        server: Box<Server>,
     },
-    /// A section handled by another tier (`dns`, `mux`, `agent`, `admin`).
-    SectionChanged(&'static str),
+    /// `[admin]` as it is now (`None`: removed).
+    Admin(Option<Admin>),
+    Dns(Option<Box<DnsSection>>),
+    Mux(Option<Box<MuxSection>>),
+    Agent(Option<Box<AgentSection>>),
+}
+
+impl Change {
+    /// One line for logs and for the caller of a reload.
+    pub fn describe(&self) -> String {
+        let set = |what: &str, some: bool| {
+            if some {
+                format!("[{what}] changed")
+            } else {
+                format!("[{what}] removed")
+            }
+        };
+        match self {
+            Change::FrontendAdded(f) => format!("frontend {} added", f.name.get_ref()),
+            Change::FrontendRemoved(n) => format!("frontend {n} removed"),
+            Change::FrontendChanged(f) => format!("frontend {} changed", f.name.get_ref()),
+            Change::PoolAdded(p) => format!("pool {} added", p.name.get_ref()),
+            Change::PoolRemoved(n) => format!("pool {n} removed"),
+            Change::PoolSettingsChanged(p) => format!("pool {} settings changed", p.name.get_ref()),
+            Change::ServerAdded { pool, server } => {
+                format!("pool {pool}: server {} added", server.name.get_ref())
+            }
+            Change::ServerRemoved { pool, server } => {
+                format!("pool {pool}: server {server} removed")
+            }
+            Change::ServerChanged { pool, server } => {
+                format!("pool {pool}: server {} changed", server.name.get_ref())
+            }
+            Change::Admin(a) => set("admin", a.is_some()),
+            Change::Dns(d) => set("dns", d.is_some()),
+            Change::Mux(m) => set("mux", m.is_some()),
+            Change::Agent(a) => set("agent", a.is_some()),
+        }
+    }
+
+    /// The pool this change is about, if any.
+    pub fn pool(&self) -> Option<&str> {
+        match self {
+            Change::PoolAdded(p) | Change::PoolSettingsChanged(p) => Some(p.name.get_ref()),
+            Change::PoolRemoved(n) => Some(n),
+            Change::ServerAdded { pool, .. }
+            | Change::ServerRemoved { pool, .. }
+            | Change::ServerChanged { pool, .. } => Some(pool),
+            _ => None,
+        }
+    }
 }
 
 /// The ordered list of changes from `old` to `new`.
@@ -39,16 +94,19 @@ pub struct ConfigDiff {
 impl ConfigDiff {
     pub fn between(old: &Config, new: &Config) -> ConfigDiff {
         let mut changes = Vec::new();
-        diff_named(
-            &old.frontend,
-            &new.frontend,
-            |f: &Frontend| f.name.get_ref().clone(),
-            |a, b| a == b,
-            Change::FrontendAdded,
-            Change::FrontendRemoved,
-            Change::FrontendChanged,
-            &mut changes,
-        );
+        let name = |f: &Frontend| f.name.get_ref().clone();
+        for o in &old.frontend {
+            if !new.frontend.iter().any(|n| name(n) == name(o)) {
+                changes.push(Change::FrontendRemoved(name(o)));
+            }
+        }
+        for n in &new.frontend {
+            match old.frontend.iter().find(|o| name(o) == name(n)) {
+                None => changes.push(Change::FrontendAdded(Box::new(n.clone()))),
+                Some(o) if o != n => changes.push(Change::FrontendChanged(Box::new(n.clone()))),
+                Some(_) => {}
+            }
+        }
         for p in &old.pool {
             if new.pool(p.name.get_ref()).is_none() {
                 changes.push(Change::PoolRemoved(p.name.get_ref().clone()));
@@ -56,21 +114,21 @@ impl ConfigDiff {
         }
         for p in &new.pool {
             match old.pool(p.name.get_ref()) {
-                None => changes.push(Change::PoolAdded(p.name.get_ref().clone())),
+                None => changes.push(Change::PoolAdded(Box::new(p.clone()))),
                 Some(o) => diff_pool(o, p, &mut changes),
             }
         }
         if old.admin != new.admin {
-            changes.push(Change::SectionChanged("admin"));
+            changes.push(Change::Admin(new.admin.clone()));
         }
         if old.dns != new.dns {
-            changes.push(Change::SectionChanged("dns"));
+            changes.push(Change::Dns(new.dns.clone().map(Box::new)));
         }
         if old.mux != new.mux {
-            changes.push(Change::SectionChanged("mux"));
+            changes.push(Change::Mux(new.mux.clone().map(Box::new)));
         }
         if old.agent != new.agent {
-            changes.push(Change::SectionChanged("agent"));
+            changes.push(Change::Agent(new.agent.clone().map(Box::new)));
         }
         ConfigDiff { changes }
     }
@@ -81,56 +139,34 @@ impl ConfigDiff {
 }
 
 fn diff_pool(old: &Pool, new: &Pool, changes: &mut Vec<Change>) {
-    let pool = new.name.get_ref().clone();
+    let pool = new.name.get_ref();
     let settings = |p: &Pool| Pool {
         server: Vec::new(),
         ..p.clone()
     };
     if settings(old) != settings(new) {
-        changes.push(Change::PoolSettingsChanged(pool.clone()));
+        changes.push(Change::PoolSettingsChanged(Box::new(new.clone())));
     }
-    let (p1, p2, p3) = (pool.clone(), pool.clone(), pool);
-    diff_named(
-        &old.server,
-        &new.server,
-        |s| s.name.get_ref().clone(),
-        |a, b| a == b,
-        move |server| Change::ServerAdded {
-            pool: p1.clone(),
-            server,
-        },
-        move |server| Change::ServerRemoved {
-            pool: p2.clone(),
-            server,
-        },
-        move |server| Change::ServerChanged {
-            pool: p3.clone(),
-            server,
-        },
-        changes,
-    );
-}
-
-#[allow(clippy::too_many_arguments)]
-fn diff_named<T>(
-    old: &[T],
-    new: &[T],
-    name: impl Fn(&T) -> String,
-    same: impl Fn(&T, &T) -> bool,
-    added: impl Fn(String) -> Change,
-    removed: impl Fn(String) -> Change,
-    changed: impl Fn(String) -> Change,
-    out: &mut Vec<Change>,
-) {
-    for o in old {
-        if !new.iter().any(|n| name(n) == name(o)) {
-            out.push(removed(name(o)));
+    let name = |s: &Server| s.name.get_ref().clone();
+    for o in &old.server {
+        if !new.server.iter().any(|n| name(n) == name(o)) {
+            changes.push(Change::ServerRemoved {
+                pool: pool.clone(),
+                server: name(o),
+            });
         }
     }
-    for n in new {
-        match old.iter().find(|o| name(o) == name(n)) {
-            None => out.push(added(name(n))),
-            Some(o) if !same(o, n) => out.push(changed(name(n))),
+    for n in &new.server {
+        let server = Box::new(n.clone());
+        match old.server.iter().find(|o| name(o) == name(n)) {
+            None => changes.push(Change::ServerAdded {
+                pool: pool.clone(),
+                server,
+            }),
+            Some(o) if o != n => changes.push(Change::ServerChanged {
+                pool: pool.clone(),
+                server,
+            }),
             Some(_) => {}
         }
     }

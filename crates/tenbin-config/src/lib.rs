@@ -15,6 +15,7 @@
 //! It does no I/O beyond parsing the text it is handed: the binary reads files.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod bgp;
 mod config;
 pub mod diff;

@@ -87,7 +87,7 @@ impl AlgorithmName {
 }
 
 /// Admin state a server is configured in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AdminState {
     #[default]

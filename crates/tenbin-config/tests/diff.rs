@@ -40,24 +40,23 @@ fn server_level_changes_are_reported_per_server() {
             "[[pool.server]]\nname = \"c\"\naddress = \"127.0.0.1:9003\"\n",
         );
     let d = ConfigDiff::between(&parse(BASE), &parse(&new));
-    let s = |x: &str| x.to_string();
+    let lines: Vec<String> = d.changes.iter().map(Change::describe).collect();
     assert_eq!(
-        d.changes,
-        vec![
-            Change::ServerRemoved {
-                pool: s("app"),
-                server: s("a")
-            },
-            Change::ServerAdded {
-                pool: s("app"),
-                server: s("c")
-            },
-            Change::ServerChanged {
-                pool: s("app"),
-                server: s("b")
-            },
+        lines,
+        [
+            "pool app: server a removed",
+            "pool app: server c added",
+            "pool app: server b changed"
         ]
     );
+    // Changes carry the new section: the changed server with its new weight.
+    match &d.changes[2] {
+        Change::ServerChanged { pool, server } => {
+            assert_eq!(pool, "app");
+            assert_eq!(*server.weight.get_ref(), 5);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -69,11 +68,26 @@ fn pool_settings_and_frontends_are_reported() {
         )
         .replace("bind = [\"127.0.0.1:8080\"]", "bind = [\"127.0.0.1:8081\"]");
     let d = ConfigDiff::between(&parse(BASE), &parse(&new));
-    assert_eq!(
-        d.changes,
-        vec![
-            Change::FrontendChanged("web".into()),
-            Change::PoolSettingsChanged("app".into()),
-        ]
-    );
+    let lines: Vec<String> = d.changes.iter().map(Change::describe).collect();
+    assert_eq!(lines, ["frontend web changed", "pool app settings changed"]);
+    match &d.changes[..] {
+        [Change::FrontendChanged(f), Change::PoolSettingsChanged(p)] => {
+            assert_eq!(f.bind[0].get_ref().port(), 8081);
+            assert_eq!(p.algorithm, tenbin_config::AlgorithmName::Leastconn);
+            assert_eq!(p.server.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sections_carry_their_new_value() {
+    let new = format!("[admin]\nlisten = \"127.0.0.1:9900\"\n{BASE}");
+    let d = ConfigDiff::between(&parse(BASE), &parse(&new));
+    match &d.changes[..] {
+        [Change::Admin(Some(a))] => assert_eq!(a.listen.port(), 9900),
+        other => panic!("{other:?}"),
+    }
+    let back = ConfigDiff::between(&parse(&new), &parse(BASE));
+    assert_eq!(back.changes, [Change::Admin(None)]);
 }

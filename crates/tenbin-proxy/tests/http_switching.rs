@@ -226,7 +226,7 @@ async fn any_stream_can_be_served_and_tls_streams_say_https() {
     ));
     // An in-memory stream stands in for a decrypted TLS connection.
     let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let peer = "127.0.0.9:4443".parse().unwrap();
     tokio::spawn(async move { service.serve_connection(server, peer, true, stop).await });
     client

@@ -1,13 +1,16 @@
-//! The tenbin binary: CLI, daemon wiring, admin API, metrics and dashboard. No algorithms.
+//! The tenbin binary: CLI (with `ctl` for running nodes), the node runtime, admin API. No
+//! algorithms.
 #![forbid(unsafe_code)]
 
 mod admin;
 mod agent;
 mod bgp;
 mod check;
+mod ctl;
 mod demo;
 mod logging;
 mod mux;
+mod node;
 mod run;
 mod vrrp;
 mod wiring;
@@ -43,6 +46,13 @@ enum Command {
         /// Runtime worker threads (default: env TENBIN_THREADS, else one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// How long in-flight requests may take to finish at shutdown (and a removed
+        /// frontend's connections after a reload), e.g. `10s`, `500ms`.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+        /// Do not watch the config and certificate files (SIGHUP still reloads).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Run the embedded demo: backends, a proxy in front, traffic, a failure.
     Demo(demo::DemoArgs),
@@ -58,6 +68,8 @@ enum Command {
         #[arg(long, hide = true)]
         guard: bool,
     },
+    /// Operate a running node through its admin API (status, drain, weight, reload...).
+    Ctl(ctl::CtlArgs),
     /// Print the version.
     Version,
 }
@@ -65,6 +77,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_json);
+    if let Command::Ctl(args) = cli.command {
+        return ctl::run(args);
+    }
     match dispatch(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -78,11 +93,28 @@ fn main() -> std::process::ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { config } => check::run(&config),
-        Command::Run { config, threads } => run::run(&config, threads),
+        Command::Run {
+            config,
+            threads,
+            grace,
+            no_watch,
+        } => run::run(
+            &config,
+            threads,
+            node::RunOptions {
+                grace,
+                watch: !no_watch,
+            },
+        ),
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Vrrp { config, guard } => vrrp::run(&config, guard),
+        Command::Ctl(args) => {
+            // Handled in main for its own exit codes.
+            let _ = ctl::run(args);
+            Ok(())
+        }
         Command::Version => {
             println!("tenbin {}", env!("CARGO_PKG_VERSION"));
             Ok(())

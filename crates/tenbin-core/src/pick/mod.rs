@@ -107,6 +107,16 @@ impl Balancer {
         &self.algorithm
     }
 
+    /// Switches the picking algorithm. Per-server state (connection counts, latency
+    /// averages, slow-start ramps) is kept; plans and tables are rebuilt at the next pick.
+    pub fn set_algorithm(&mut self, algorithm: Algorithm) {
+        if self.algorithm != algorithm {
+            self.algorithm = algorithm;
+            self.dirty = true;
+            self.tables_dirty = true;
+        }
+    }
+
     /// Ramps the effective weight of servers that come up from now on (`None`: no ramp).
     pub fn set_slow_start(&mut self, slow_start: Option<SlowStart>) {
         self.slow_start = slow_start;
@@ -156,7 +166,10 @@ impl Balancer {
         self.index.get(&id).map(|&i| &self.servers[i])
     }
 
-    /// Moves `id` to `state`; a move to `Active` starts its slow-start ramp at `now`.
+    /// Moves `id` to `state`. A server that returns to `Active` from `Down` or
+    /// `Maintenance` starts its slow-start ramp at `now`; its first verdict (`Unchecked`) and
+    /// the end of a drain do not ramp (HAProxy's rule: slow start applies only to a server
+    /// previously seen as failed, so a starting node does not throttle every server at once).
     pub fn set_state(&mut self, id: BackendId, state: ServerState, now: Duration) {
         let Some(&i) = self.index.get(&id) else {
             return;
@@ -165,7 +178,8 @@ impl Balancer {
         if old == state {
             return;
         }
-        self.tracks[i].up_since = (state == ServerState::Active).then_some(now);
+        let returning = matches!(old, ServerState::Down | ServerState::Maintenance);
+        self.tracks[i].up_since = (state == ServerState::Active && returning).then_some(now);
         if old.accepts_new() != state.accepts_new() {
             self.dirty = true;
         }
@@ -243,6 +257,23 @@ impl Balancer {
             }
         }?;
         Some(servers[i].spec.id)
+    }
+
+    /// `id`'s weight as picking uses it at `now`: configured weight x load factor x
+    /// slow-start ramp, rounded down to whole weight points (0 while it takes no new
+    /// sessions).
+    pub fn effective_weight(&self, id: BackendId, now: Duration) -> u32 {
+        let Some(&i) = self.index.get(&id) else {
+            return 0;
+        };
+        let s = &self.servers[i];
+        if !s.state.accepts_new() {
+            return 0;
+        }
+        let base = u64::from(s.spec.weight.get()) * u64::from(s.load_factor) / 100;
+        let ramp = scope::ramp(self.slow_start, &self.tracks[i], now);
+        let w = base * u64::from(ramp) / u64::from(SlowStart::SCALE);
+        u32::try_from(w).unwrap_or(u32::MAX)
     }
 
     /// Whether a persisted session may still go to `id` (active or draining, below maxconn).

@@ -14,7 +14,7 @@ pub fn request_key<B>(pool: &Pool, req: &Request<B>, client: SocketAddr) -> Opti
     if !pool.is_hashing() {
         return None;
     }
-    key_of(pool.hash_on(), req, client, |ip| pool.source_key(ip))
+    pool.with_hash_on(|h| key_of(h, req, client, |ip| pool.source_key(ip)))
 }
 
 fn key_of<B>(

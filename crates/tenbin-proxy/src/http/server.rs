@@ -1,5 +1,7 @@
 //! The client side: accept loop, one hyper connection per client (HTTP/1.1 or h2c by prior
-//! knowledge), slowloris and idle timeouts, graceful shutdown.
+//! knowledge), slowloris and idle timeouts, graceful shutdown, and live reconfiguration
+//! ([`HttpService::reconfigure`]: every request reads the frontend current when it arrives,
+//! so requests in flight finish on the snapshot they started with).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,13 +11,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::forward::State;
 use super::HttpFrontend;
@@ -28,7 +31,7 @@ where
     F: Future<Output = ()>,
 {
     let service = HttpService::new(frontend);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -36,20 +39,20 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let (service, stop) = (service.clone(), stop_rx.clone());
+                    let (service, stop) = (service.clone(), stop.clone());
                     tokio::spawn(async move {
                         service.serve_connection(stream, peer, false, stop).await;
                     });
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {
-                    tracing::warn!(error = %e, frontend = %service.state.fe.name, "accept failed");
+                    tracing::warn!(error = %e, frontend = %service.state.load().fe.name, "accept failed");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
         }
     }
-    let _ = stop_tx.send(true);
+    stop.cancel();
     Ok(())
 }
 
@@ -57,25 +60,38 @@ where
 /// [`serve`], or streams the TLS layer has already decrypted. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct HttpService {
-    state: Arc<State>,
+    state: Arc<ArcSwap<State>>,
 }
 
 impl HttpService {
     pub fn new(frontend: HttpFrontend) -> Self {
         HttpService {
-            state: Arc::new(State::new(frontend)),
+            state: Arc::new(ArcSwap::from_pointee(State::new(frontend))),
         }
     }
 
-    /// Serves one client connection until the client closes it, it idles out, or `stop`
-    /// changes (then current requests finish first). `secure` marks a TLS client connection
+    /// Replaces the frontend (rules, pools, headers, timeouts, persistence, upstream TLS)
+    /// for every request that arrives from now on, on connections open now too. Requests in
+    /// flight keep the frontend they started with. Connection-level timeouts (header read,
+    /// idle) apply to connections opened after the change.
+    pub fn reconfigure(&self, frontend: HttpFrontend) {
+        self.state.store(Arc::new(State::new(frontend)));
+    }
+
+    /// The frontend's name.
+    pub fn name(&self) -> String {
+        self.state.load().fe.name.clone()
+    }
+
+    /// Serves one client connection until the client closes it, it idles out, or `stop` is
+    /// cancelled (then current requests finish first). `secure` marks a TLS client connection
     /// (`X-Forwarded-Proto: https`).
     pub async fn serve_connection<IO>(
         &self,
         io: IO,
         peer: SocketAddr,
         secure: bool,
-        stop: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -84,16 +100,16 @@ impl HttpService {
 }
 
 async fn connection<IO>(
-    state: Arc<State>,
+    state: Arc<ArcSwap<State>>,
     stream: IO,
     peer: SocketAddr,
     secure: bool,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let proto = if secure { "https" } else { "http" };
-    let timeouts = state.fe.timeouts;
+    let timeouts = state.load().fe.timeouts;
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(stream);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -105,7 +121,7 @@ async fn connection<IO>(
     builder.http2().timer(TokioTimer::new());
     let act = Arc::clone(&activity);
     let svc = service_fn(move |req| {
-        let state = Arc::clone(&state);
+        let state = state.load_full();
         let guard = act.begin();
         async move {
             let resp = state.handle(peer, proto, req).await;
@@ -124,7 +140,7 @@ async fn connection<IO>(
                     break;
                 }
             }
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
         }
     }
     conn.as_mut().graceful_shutdown();

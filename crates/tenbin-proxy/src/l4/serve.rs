@@ -139,7 +139,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     let s = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

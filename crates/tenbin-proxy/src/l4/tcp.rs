@@ -88,7 +88,7 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let fe = Arc::clone(&frontend);
-                    tokio::spawn(async move { session(stream, peer, fe).await });
+                    tokio::spawn(async move { serve_connection(stream, peer, fe).await });
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
@@ -150,7 +150,8 @@ pub async fn connect(
     Err(ConnectError::AllFailed(tried))
 }
 
-async fn session(mut client: TcpStream, peer: SocketAddr, fe: Arc<TcpFrontend>) {
+/// One accepted client connection, relayed to a server until either side is done.
+pub async fn serve_connection(mut client: TcpStream, peer: SocketAddr, fe: Arc<TcpFrontend>) {
     L4Stats::bump(&fe.stats.accepted);
     let _active = ActiveGuard::new(&fe.stats);
     let key = client_key(&fe.pool, peer.ip());

@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -72,6 +73,19 @@ pub async fn run<F>(socket: UdpSocket, frontend: Arc<UdpFrontend>, shutdown: F) 
 where
     F: Future<Output = ()>,
 {
+    run_live(socket, Arc::new(ArcSwap::new(frontend)), shutdown).await
+}
+
+/// [`run`] with a frontend that may be replaced while it runs: each new session takes the
+/// frontend current when its first datagram arrives; open sessions keep theirs.
+pub async fn run_live<F>(
+    socket: UdpSocket,
+    live: Arc<ArcSwap<UdpFrontend>>,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()>,
+{
     tokio::pin!(shutdown);
     let socket = Arc::new(socket);
     let table: Table = Arc::default();
@@ -96,20 +110,23 @@ where
         };
         let session = match existing {
             Some(s) => s,
-            None => match open(&frontend, &table, client).await {
-                Some((s, lease)) => {
-                    sessions.spawn(relay_back(
-                        Arc::clone(&s),
-                        lease,
-                        client,
-                        Arc::clone(&socket),
-                        Arc::clone(&table),
-                        Arc::clone(&frontend),
-                    ));
-                    s
+            None => {
+                let fe = live.load_full();
+                match open(&fe, &table, client).await {
+                    Some((s, lease)) => {
+                        sessions.spawn(relay_back(
+                            Arc::clone(&s),
+                            lease,
+                            client,
+                            Arc::clone(&socket),
+                            Arc::clone(&table),
+                            fe,
+                        ));
+                        s
+                    }
+                    None => continue,
                 }
-                None => continue,
-            },
+            }
         };
         if let Err(e) = session.upstream.send(&buf[..n]).await {
             debug!(client = %client, error = %e, "udp send upstream");

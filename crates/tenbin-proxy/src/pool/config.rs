@@ -82,6 +82,7 @@ impl PoolConfig {
                 .unwrap_or_default(),
             source_prefix_v4: *p.source_prefix_v4.get_ref(),
             source_prefix_v6: *p.source_prefix_v6.get_ref(),
+            slow_start: Some(p.slow_start).filter(|d| !d.is_zero()),
         }
     }
 }

@@ -20,8 +20,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use tenbin_core::health::SlowStart;
 use tenbin_core::pick::{Algorithm, Balancer};
 use tenbin_core::{BackendId, ServerState};
 use tokio::time::Instant;
@@ -88,6 +90,9 @@ pub struct PoolConfig {
     /// Source hashing keeps this many leading bits of the client address.
     pub source_prefix_v4: u8,
     pub source_prefix_v6: u8,
+    /// A server returning from down or maintenance ramps to its full weight over this
+    /// (`None`: at once).
+    pub slow_start: Option<Duration>,
 }
 
 impl PoolConfig {
@@ -101,6 +106,7 @@ impl PoolConfig {
             hash_on: HashOn::Source,
             source_prefix_v4: 32,
             source_prefix_v6: 128,
+            slow_start: None,
         }
     }
 }
@@ -113,6 +119,19 @@ pub struct Server {
     pub addr: SocketAddr,
 }
 
+/// One server as [`Pool::status`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerStatus {
+    pub server: Server,
+    pub state: ServerState,
+    /// Sessions on it now.
+    pub active: u32,
+    /// The configured weight.
+    pub weight: u32,
+    /// Weight x load factor x slow-start ramp now (0 while it takes no new sessions).
+    pub effective_weight: u32,
+}
+
 /// A cheap-to-clone handle on one pool.
 #[derive(Clone, Debug)]
 pub struct Pool {
@@ -122,10 +141,33 @@ pub struct Pool {
 #[derive(Debug)]
 struct Shared {
     name: String,
-    hash_on: HashOn,
-    prefixes: (u8, u8),
+    /// Read per request without the lock; replaced whole by [`Pool::reconfigure`].
+    keys: ArcSwap<KeySettings>,
     epoch: Instant,
     inner: Mutex<Inner>,
+}
+
+/// What a hashing pool hashes, and how much of a client address.
+#[derive(Debug)]
+struct KeySettings {
+    hash_on: HashOn,
+    prefixes: (u8, u8),
+}
+
+impl KeySettings {
+    fn of(config: &PoolConfig) -> Arc<Self> {
+        Arc::new(KeySettings {
+            hash_on: config.hash_on.clone(),
+            prefixes: (config.source_prefix_v4, config.source_prefix_v6),
+        })
+    }
+}
+
+fn slow_start(config: &PoolConfig) -> Option<SlowStart> {
+    config
+        .slow_start
+        .filter(|d| !d.is_zero())
+        .map(|duration| SlowStart { duration })
 }
 
 impl Pool {
@@ -153,12 +195,13 @@ impl Pool {
             agent_maxconn: HashMap::new(),
         };
         let epoch = Instant::now();
+        inner.balancer.set_slow_start(slow_start(&config));
+        let keys = ArcSwap::new(KeySettings::of(&config));
         inner.set_servers(config.servers, Duration::ZERO);
         Pool {
             shared: Arc::new(Shared {
                 name: config.name,
-                hash_on: config.hash_on,
-                prefixes: (config.source_prefix_v4, config.source_prefix_v6),
+                keys,
                 epoch,
                 inner: Mutex::new(inner),
             }),
@@ -169,8 +212,14 @@ impl Pool {
         &self.shared.name
     }
 
-    pub fn hash_on(&self) -> &HashOn {
-        &self.shared.hash_on
+    /// What the pool hashes now (it may change on reconfiguration).
+    pub fn hash_on(&self) -> HashOn {
+        self.shared.keys.load().hash_on.clone()
+    }
+
+    /// Runs `f` on what the pool hashes, without copying it (the per-request path).
+    pub fn with_hash_on<R>(&self, f: impl FnOnce(&HashOn) -> R) -> R {
+        f(&self.shared.keys.load().hash_on)
     }
 
     /// Whether the pool's algorithm uses the caller's key at all.
@@ -183,34 +232,69 @@ impl Pool {
 
     /// The hashing key of a client address under this pool's source prefixes.
     pub fn source_key(&self, ip: std::net::IpAddr) -> u64 {
-        source_key(ip, self.shared.prefixes.0, self.shared.prefixes.1)
+        let (v4, v6) = self.shared.keys.load().prefixes;
+        source_key(ip, v4, v6)
     }
 
-    /// Replaces the server set and queue limits. Servers keep their id, state and counters
-    /// across the change when their name survives; new servers start in their configured state.
+    /// Applies a new description of the same pool (its name stays): servers, algorithm,
+    /// slow start, hashing key and queue limits. Servers keep their id, state, counters and
+    /// latency averages across the change when their name survives; new servers start in
+    /// their configured state. Leases held across the change complete normally.
     pub fn reconfigure(&self, config: PoolConfig) {
         let now = self.now();
+        self.shared.keys.store(KeySettings::of(&config));
         let mut inner = self.lock();
         inner.queue_size = config.queue_size;
         inner.queue_timeout = config.queue_timeout;
+        inner.balancer.set_algorithm(config.algorithm.clone());
+        inner.balancer.set_slow_start(slow_start(&config));
         inner.set_servers(config.servers, now);
         inner.serve_waiters(&self.shared, now);
     }
 
-    /// Where the pool's servers stand now.
+    /// Where the pool's servers stand now: record, state, active sessions.
     pub fn servers(&self) -> Vec<(Server, ServerState, u32)> {
+        self.status()
+            .into_iter()
+            .map(|s| (s.server, s.state, s.active))
+            .collect()
+    }
+
+    /// Every server with what the balancer does with it now, in id order.
+    pub fn status(&self) -> Vec<ServerStatus> {
+        let now = self.now();
         let inner = self.lock();
-        let mut out: Vec<_> = inner
+        let mut out: Vec<ServerStatus> = inner
             .balancer
             .servers()
             .iter()
             .filter_map(|v| {
                 let s = inner.servers.get(&v.spec.id)?;
-                Some((s.clone(), v.state, v.active))
+                Some(ServerStatus {
+                    server: s.clone(),
+                    state: v.state,
+                    active: v.active,
+                    weight: v.spec.weight.get(),
+                    effective_weight: inner.balancer.effective_weight(v.spec.id, now),
+                })
             })
             .collect();
-        out.sort_by_key(|(s, _, _)| s.id);
+        out.sort_by_key(|s| s.server.id);
         out
+    }
+
+    /// The algorithm picking now, by its config name.
+    pub fn algorithm_name(&self) -> &'static str {
+        match self.lock().balancer.algorithm() {
+            Algorithm::RoundRobin => "roundrobin",
+            Algorithm::WeightedRoundRobin => "wrr",
+            Algorithm::LeastConn => "leastconn",
+            Algorithm::PeakEwma { .. } => "peak-ewma",
+            Algorithm::LeastRequest { .. } => "least-request",
+            Algorithm::SourceHash => "source-hash",
+            Algorithm::Maglev { .. } => "maglev",
+            Algorithm::Ketama => "ketama",
+        }
     }
 
     /// The id of the server named `name`.
@@ -352,5 +436,7 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+mod ramp_tests;
 #[cfg(test)]
 mod tests;

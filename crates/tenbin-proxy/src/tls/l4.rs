@@ -60,22 +60,7 @@ impl L4Tls {
             Ok(r)
         };
         match tls.mode {
-            TlsMode::Passthrough => {
-                let routes = f
-                    .sni_route
-                    .iter()
-                    .map(|r| route(r.sni.get_ref(), r.pool.get_ref()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let default = f
-                    .default_pool
-                    .as_ref()
-                    .map(|p| route("", p.get_ref()))
-                    .transpose()?;
-                let mut pass = Passthrough::new(routes, default);
-                pass.hello_timeout = f.timeouts.client_header;
-                pass.idle_timeout = f.timeouts.tcp_idle;
-                Ok(Some(L4Tls::Passthrough(Arc::new(pass))))
-            }
+            TlsMode::Passthrough => Ok(Some(L4Tls::Passthrough(Arc::new(passthrough(f, route)?)))),
             TlsMode::Terminate => {
                 let name = f.default_pool.as_ref().map(|p| p.get_ref().as_str());
                 let pool = pool_of(name.unwrap_or(""))?;
@@ -118,6 +103,28 @@ impl L4Tls {
             }
         }
     }
+}
+
+/// A passthrough frontend's SNI routes (and default route) from `f`, each built by
+/// `route(sni, pool name)`, with the frontend's hello and idle timeouts.
+pub fn passthrough<E>(
+    f: &tenbin_config::Frontend,
+    route: impl Fn(&str, &str) -> Result<Route, E>,
+) -> Result<Passthrough, E> {
+    let routes = f
+        .sni_route
+        .iter()
+        .map(|r| route(r.sni.get_ref(), r.pool.get_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let default = f
+        .default_pool
+        .as_ref()
+        .map(|p| route("", p.get_ref()))
+        .transpose()?;
+    let mut pass = Passthrough::new(routes, default);
+    pass.hello_timeout = f.timeouts.client_header;
+    pass.idle_timeout = f.timeouts.tcp_idle;
+    Ok(pass)
 }
 
 /// The rustls server config and certificate store of a terminating `[frontend.tls]`.

@@ -110,11 +110,14 @@ pub async fn serve(
             },
         };
         let pass = Arc::clone(&pass);
-        tokio::spawn(async move {
-            if let Err(e) = relay(tcp, &pass).await {
-                tracing::debug!("passthrough: {e}");
-            }
-        });
+        tokio::spawn(async move { serve_connection(tcp, &pass).await });
+    }
+}
+
+/// Relays one accepted connection by the SNI of its ClientHello.
+pub async fn serve_connection(tcp: TcpStream, pass: &Passthrough) {
+    if let Err(e) = relay(tcp, pass).await {
+        tracing::debug!("passthrough: {e}");
     }
 }
 

@@ -142,21 +142,24 @@ pub async fn terminate_tcp(
             },
         };
         let (acceptor, pool) = (acceptor.clone(), pool.clone());
-        tokio::spawn(async move {
-            let Ok(mut tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let Ok(lease) = pool.acquire(None, &[]).await else {
-                let _ = tls.shutdown().await;
-                return;
-            };
-            let Ok(mut upstream) = TcpStream::connect(lease.addr()).await else {
-                lease.report(crate::pool::Outcome::ConnectFailed);
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
-        });
+        tokio::spawn(async move { terminate_connection(&acceptor, tcp, &pool).await });
     }
+}
+
+/// One connection of [`terminate_tcp`]: handshake, lease, relay the plaintext.
+pub async fn terminate_connection(acceptor: &TlsAcceptor, tcp: TcpStream, pool: &Pool) {
+    let Ok(mut tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    let Ok(lease) = pool.acquire(None, &[]).await else {
+        let _ = tls.shutdown().await;
+        return;
+    };
+    let Ok(mut upstream) = TcpStream::connect(lease.addr()).await else {
+        lease.report(crate::pool::Outcome::ConnectFailed);
+        return;
+    };
+    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
 }
 
 /// The server side of a TLS handshake on an accepted connection, bounded by `limit` (a client
@@ -187,7 +190,7 @@ pub async fn serve_https(
     handshake_timeout: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -202,12 +205,12 @@ pub async fn serve_https(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let (service, config, stop) = (service.clone(), Arc::clone(&config), stop_rx.clone());
+        let (service, config, stop) = (service.clone(), Arc::clone(&config), stop.clone());
         tokio::spawn(async move {
             if let Some(tls) = handshake(&config, tcp, handshake_timeout).await {
                 service.serve_connection(tls, peer, true, stop).await;
             }
         });
     }
-    let _ = stop_tx.send(true);
+    stop.cancel();
 }

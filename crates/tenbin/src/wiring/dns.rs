@@ -31,14 +31,18 @@ use tenbin_health::scheduler::{spawn_check, SharedRng};
 use tenbin_health::{CheckSpec, HealthHub, TargetKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The hub "pool" of a datacenter's VIPs.
 const POOL_PREFIX: &str = "dns/";
 
-/// A running DNS tier. Dropping it stops the VIP checks.
+/// A running DNS tier. Dropping it stops the VIP checks; [`DnsTier::stop`] closes its
+/// sockets.
 #[derive(Debug)]
 pub struct DnsTier {
-    pub task: JoinHandle<std::io::Result<()>>,
+    stop: CancellationToken,
+    listen: Vec<SocketAddr>,
     engine: Arc<Engine>,
     health: watch::Sender<Arc<HealthSnapshot>>,
     loads: DcLoads,
@@ -106,9 +110,14 @@ impl Drop for Checks {
 }
 
 impl DnsTier {
-    /// Binds `[dns].listen`, starts the VIP checks and serves until `stop` turns true. Must run
-    /// inside a tokio runtime.
-    pub fn start(dns: &DnsSection, mut stop: watch::Receiver<bool>) -> anyhow::Result<DnsTier> {
+    /// Binds `[dns].listen`, starts the VIP checks and serves on `tracker` until `stop` is
+    /// cancelled (or [`DnsTier::stop`]). Must run inside a tokio runtime.
+    pub fn start(
+        dns: &DnsSection,
+        stop: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> anyhow::Result<DnsTier> {
+        let stop = stop.child_token();
         let engine = Arc::new(Engine::new(dns).context("dns: cannot build the zones")?);
         let (health, health_rx) = watch::channel(Arc::new(HealthSnapshot::default()));
         let loads = DcLoads {
@@ -122,22 +131,40 @@ impl DnsTier {
         for addr in sockets.tcp.iter().filter_map(|l| l.local_addr().ok()) {
             tracing::info!(%addr, "listening (dns)");
         }
-        let shutdown = async move {
-            let _ = stop.wait_for(|v| *v).await;
-        };
-        let task = tokio::spawn(tenbin_dns::serve(
+        let serve = tenbin_dns::serve(
             engine.clone(),
             health_rx,
             sockets,
-            shutdown,
-        ));
+            stop.clone().cancelled_owned(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!("dns: {e}");
+            }
+        });
         Ok(DnsTier {
-            task,
+            stop,
+            listen: dns.listen.clone(),
             engine,
             health,
             loads,
             checks,
         })
+    }
+
+    /// Closes the tier's sockets and stops its checks.
+    pub fn stop(self) {
+        self.stop.cancel();
+    }
+
+    /// The addresses the tier listens on.
+    pub fn listen(&self) -> &[SocketAddr] {
+        &self.listen
+    }
+
+    /// The health snapshot the tier answers with now (VIP states, admin overrides, loads).
+    pub fn health(&self) -> Arc<HealthSnapshot> {
+        self.health.borrow().clone()
     }
 
     /// Where datacenter loads are pushed.

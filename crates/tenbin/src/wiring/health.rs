@@ -1,72 +1,149 @@
 //! Health for the proxy tier: register every pool's servers with one `HealthHub`, run their
 //! checks and agents, apply each published snapshot to the runtime pools, and feed
 //! live-traffic outcomes back to the hub as passive signals.
+//!
+//! [`ProxyHealth::apply`] follows config changes: pools that stay keep their servers' health
+//! (the hub keeps a target registered again under the same name), a pool whose section
+//! changed gets its checks restarted, pools that left are forgotten. A server's admin state
+//! (`state = "draining"` in the file, or an operator's drain) is the hub's admin intent, so
+//! a passing check never undoes it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use rand::SeedableRng;
 use tenbin_config::Config;
 use tenbin_health::from_config::{register_pool, spawn_pool_checks};
 use tenbin_health::scheduler::SharedRng;
-use tenbin_health::{HealthHub, PassiveHandle, PassiveSignal};
+use tenbin_health::{HealthHub, HealthSnapshot, PassiveHandle, PassiveSignal};
 use tenbin_proxy::pool::{Outcome, Pool, Server, SignalSink};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// The running health machinery of a proxy node. Dropping it stops checks and the link.
-#[derive(Debug)]
+type Pools = Arc<RwLock<BTreeMap<String, Pool>>>;
+
+/// The running health machinery of a proxy node.
 pub struct ProxyHealth {
-    // The tasks own the hub; dropping them ends it.
-    tasks: Vec<JoinHandle<()>>,
+    hub: Arc<HealthHub>,
+    pools: Pools,
+    rng: SharedRng,
+    /// Each pool's section as its checks were started from, and those checks.
+    checks: BTreeMap<String, (tenbin_config::Pool, Vec<JoinHandle<()>>)>,
 }
 
-impl Drop for ProxyHealth {
-    fn drop(&mut self) {
-        self.tasks.iter().for_each(JoinHandle::abort);
+impl std::fmt::Debug for ProxyHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyHealth")
+            .field("pools", &self.checks.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
 impl ProxyHealth {
-    /// Registers every pool of `config`, starts their checks, and links the hub to the
-    /// runtime `pools` (by name) both ways. Must run inside a tokio runtime.
-    pub fn start(config: &Config, pools: &BTreeMap<String, Pool>) -> anyhow::Result<ProxyHealth> {
+    /// The hub and the task that applies its snapshots, both running until `stop`.
+    pub fn start(stop: &CancellationToken, tracker: &TaskTracker) -> ProxyHealth {
         let hub = HealthHub::new();
+        let pools: Pools = Arc::default();
+        let timers = hub.clone().run_timers();
+        let stop_timers = stop.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                () = timers => {}
+                () = stop_timers.cancelled() => {}
+            }
+        });
+        let apply = apply_snapshots(hub.clone(), pools.clone());
+        let stop_apply = stop.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                () = apply => {}
+                () = stop_apply.cancelled() => {}
+            }
+        });
+        ProxyHealth {
+            hub,
+            pools,
+            rng: Arc::new(Mutex::new(rand::rngs::StdRng::from_entropy())),
+            checks: BTreeMap::new(),
+        }
+    }
+
+    /// Follows `config` with the runtime `pools` (by name) built from it; the pools show
+    /// the resulting health before this returns.
+    pub fn apply(&mut self, config: &Config, pools: BTreeMap<String, Pool>) -> anyhow::Result<()> {
         let now = Instant::now();
-        let rng: SharedRng = Arc::new(Mutex::new(rand::rngs::StdRng::from_entropy()));
-        let mut tasks = Vec::new();
+        let gone: Vec<String> = self
+            .checks
+            .keys()
+            .filter(|n| config.pool(n).is_none())
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some((_, tasks)) = self.checks.remove(&name) {
+                tasks.iter().for_each(JoinHandle::abort);
+            }
+            self.hub.remove_pool(&name, now);
+        }
         for pool_cfg in &config.pool {
-            register_pool(&hub, pool_cfg, now);
-            tasks.extend(spawn_pool_checks(&hub, pool_cfg, &rng)?);
-            if let Some(pool) = pools.get(pool_cfg.name.get_ref()) {
+            let name = pool_cfg.name.get_ref();
+            register_pool(&self.hub, pool_cfg, now);
+            if self.checks.get(name).is_none_or(|(c, _)| c != pool_cfg) {
+                let tasks = spawn_pool_checks(&self.hub, pool_cfg, &self.rng)?;
+                if let Some((_, old)) = self.checks.insert(name.clone(), (pool_cfg.clone(), tasks))
+                {
+                    old.iter().for_each(JoinHandle::abort);
+                }
+            }
+            if let Some(pool) = pools.get(name) {
                 pool.set_signal_sink(Arc::new(PassiveLink {
-                    handle: hub.passive_handle(),
+                    handle: self.hub.passive_handle(),
                 }));
             }
         }
-        tasks.push(tokio::spawn(hub.clone().run_timers()));
-        tasks.push(tokio::spawn(apply_snapshots(hub.clone(), pools.clone())));
-        Ok(ProxyHealth { tasks })
+        apply_snapshot(&self.hub.snapshot(), &pools);
+        *self.pools.write().unwrap_or_else(|e| e.into_inner()) = pools;
+        Ok(())
+    }
+
+    /// The hub's current view (the admin API reads check reasons and transitions here).
+    pub fn snapshot(&self) -> Arc<HealthSnapshot> {
+        self.hub.snapshot()
+    }
+
+    /// Stops every check.
+    pub fn stop(&mut self) {
+        for (_, tasks) in std::mem::take(&mut self.checks).into_values() {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
     }
 }
 
 /// Applies every published snapshot to the runtime pools, for as long as the hub lives.
-async fn apply_snapshots(hub: Arc<HealthHub>, pools: BTreeMap<String, Pool>) {
+async fn apply_snapshots(hub: Arc<HealthHub>, pools: Pools) {
     let mut rx = hub.subscribe();
     loop {
         let snapshot = rx.borrow_and_update().clone();
-        for (key, health) in &snapshot.targets {
-            let Some(pool) = pools.get(&*key.pool) else {
-                continue;
-            };
-            if let Some(id) = pool.id_of(&key.server) {
-                pool.apply_health(id, health.state, health.load_percent);
-                // An agent's `maxconn:N` reply limits the server (no-op when unchanged).
-                pool.set_agent_maxconn(id, health.maxconn);
-            }
+        {
+            let pools = pools.read().unwrap_or_else(|e| e.into_inner());
+            apply_snapshot(&snapshot, &pools);
         }
         if rx.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+fn apply_snapshot(snapshot: &HealthSnapshot, pools: &BTreeMap<String, Pool>) {
+    for (key, health) in &snapshot.targets {
+        let Some(pool) = pools.get(&*key.pool) else {
+            continue;
+        };
+        if let Some(id) = pool.id_of(&key.server) {
+            pool.apply_health(id, health.state, health.load_percent);
+            // An agent's `maxconn:N` reply limits the server (no-op when unchanged).
+            pool.set_agent_maxconn(id, health.maxconn);
         }
     }
 }

@@ -8,5 +8,5 @@
 mod dns;
 mod health;
 
-pub use dns::{DcLoads, DnsTier, LoadError};
+pub use dns::{DnsTier, LoadError};
 pub use health::ProxyHealth;

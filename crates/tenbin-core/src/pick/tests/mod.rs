@@ -112,6 +112,34 @@ fn slow_start_ramps_a_returning_server() {
 }
 
 #[test]
+fn slow_start_spares_a_first_verdict_and_an_ended_drain() {
+    let mut b = Balancer::new(Algorithm::WeightedRoundRobin, servers(&[10, 10]));
+    b.set_slow_start(Some(SlowStart {
+        duration: Duration::from_secs(10),
+    }));
+    b.set_state(BackendId(0), ServerState::Active, Duration::from_secs(100));
+    b.set_state(
+        BackendId(1),
+        ServerState::Draining,
+        Duration::from_secs(100),
+    );
+    b.set_state(BackendId(1), ServerState::Active, Duration::from_secs(100));
+    let mut p = Picker::new();
+    p.now = Duration::from_secs(101);
+    assert_eq!(p.counts(&mut b, 2, 1000), [500, 500]);
+}
+
+#[test]
+fn switching_algorithm_keeps_connection_counts() {
+    let mut b = pool(Algorithm::RoundRobin, servers(&[1, 1]));
+    b.on_dispatch(BackendId(0));
+    b.on_dispatch(BackendId(0));
+    b.set_algorithm(Algorithm::LeastConn);
+    assert_eq!(b.server(BackendId(0)).unwrap().active, 2);
+    assert_eq!(Picker::new().pick(&mut b, None, &[]), Some(1));
+}
+
+#[test]
 fn least_conn_prefers_idle_and_weighs_capacity() {
     let mut b = pool(Algorithm::LeastConn, servers(&[1, 1, 1]));
     let mut p = Picker::new();

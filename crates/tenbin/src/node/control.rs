@@ -1,0 +1,346 @@
+//! [`Control`]: the one handle through which a running node is read and changed.
+//!
+//! SIGHUP, the file watcher and the admin API all call [`Control::apply`]; every command
+//! becomes a new effective config (`file + operator overrides`), diffed against the one
+//! running and applied tier by tier. Applies are serialised by one lock, so a reload and an
+//! operator's drain never interleave.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tenbin_config::api::{Applied, ApplyError, Command, NodeState};
+use tenbin_config::diff::{Change, ConfigDiff};
+use tenbin_config::Config;
+use tenbin_proxy::tier::{ProxyTier, TierContext};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::overlay::Overrides;
+use crate::wiring::{DnsTier, LoadError, ProxyHealth};
+
+/// The node's shutdown tokens and task tracker (see `node`'s module docs).
+#[derive(Clone, Debug)]
+pub struct NodeContext {
+    pub shutdown: CancellationToken,
+    pub abort: CancellationToken,
+    pub tracker: TaskTracker,
+    pub grace: Duration,
+}
+
+/// A cheap-to-clone handle on the running node.
+#[derive(Clone, Debug)]
+pub struct Control {
+    inner: Arc<Mutex<Node>>,
+}
+
+/// Everything the node runs, behind [`Control`]'s lock.
+#[derive(Debug)]
+pub(super) struct Node {
+    pub path: PathBuf,
+    /// The file as last read successfully.
+    pub file: Config,
+    pub overrides: Overrides,
+    /// `file + overrides`: what the tiers run.
+    pub effective: Config,
+    pub generation: u64,
+    pub ctx: NodeContext,
+    pub proxy: ProxyTier,
+    pub health: ProxyHealth,
+    pub dns: Option<DnsTier>,
+    pub admin: Option<AdminListener>,
+    myself: Weak<Mutex<Node>>,
+}
+
+#[derive(Debug)]
+pub(super) struct AdminListener {
+    pub addr: std::net::SocketAddr,
+    pub configured: std::net::SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Control {
+    /// Starts every tier `config` (read from `path`) describes.
+    pub async fn start(path: &Path, config: Config, ctx: NodeContext) -> anyhow::Result<Control> {
+        let tier_ctx = TierContext {
+            shutdown: ctx.shutdown.clone(),
+            abort: ctx.abort.clone(),
+            tracker: ctx.tracker.clone(),
+            grace: ctx.grace,
+            splice: false,
+        };
+        let proxy = ProxyTier::start(&config, tier_ctx).await?;
+        let mut health = ProxyHealth::start(&ctx.shutdown, &ctx.tracker);
+        health.apply(&config, proxy.pools())?;
+        let dns = match &config.dns {
+            Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker)?),
+            None => None,
+        };
+        if proxy.frontends().is_empty() && dns.is_none() {
+            anyhow::bail!("{}: no frontend to run", path.display());
+        }
+        let node = Node {
+            path: path.to_path_buf(),
+            file: config.clone(),
+            overrides: Overrides::default(),
+            effective: config.clone(),
+            generation: 1,
+            ctx,
+            proxy,
+            health,
+            dns,
+            admin: None,
+            myself: Weak::new(),
+        };
+        let inner = Arc::new(Mutex::new(node));
+        {
+            let mut node = inner.lock().await;
+            node.myself = Arc::downgrade(&inner);
+            if let Some(admin) = &config.admin {
+                node.admin = Some(node.bind_admin(admin.listen).await?);
+            }
+        }
+        Ok(Control { inner })
+    }
+
+    /// The whole node's state, as the admin API returns it.
+    pub async fn state(&self) -> NodeState {
+        self.inner.lock().await.state()
+    }
+
+    /// Applies `cmd` through the node's one apply path. On error nothing changed (and the
+    /// error, for a file that does not validate, names file:line:column and key).
+    pub async fn apply(&self, cmd: Command) -> Result<Applied, ApplyError> {
+        let mut node = self.inner.lock().await;
+        let result = node.apply(&cmd).await;
+        match &result {
+            Ok(a) if a.changes.is_empty() => tracing::info!(?cmd, "apply: no change"),
+            Ok(a) => tracing::info!(generation = a.generation, changes = ?a.changes, "applied"),
+            Err(e) => tracing::error!("apply refused, still running the previous config: {e}"),
+        }
+        result
+    }
+
+    /// Re-reads certificate files that changed (the file watcher calls this).
+    pub async fn reload_certificates(&self) {
+        let node = self.inner.lock().await;
+        for (frontend, r) in node.proxy.reload_certificates() {
+            match r {
+                Ok(()) => tracing::info!(%frontend, "tls: certificates reloaded"),
+                Err(e) => tracing::warn!(
+                    %frontend,
+                    "tls: certificate reload failed, keeping the old ones: {e}"
+                ),
+            }
+        }
+    }
+
+    /// The files whose change the watcher acts on: the config file and every certificate
+    /// and key a terminating frontend serves.
+    pub async fn watched_files(&self) -> (PathBuf, Vec<PathBuf>) {
+        let node = self.inner.lock().await;
+        (node.path.clone(), node.proxy.certificate_files())
+    }
+
+    /// Stops the health checks (at shutdown; listeners follow the node's token).
+    pub async fn stop(&self) {
+        self.inner.lock().await.health.stop();
+    }
+}
+
+impl Node {
+    async fn apply(&mut self, cmd: &Command) -> Result<Applied, ApplyError> {
+        let (file, overrides) = match cmd {
+            Command::Reload => {
+                let file =
+                    crate::check::load(&self.path).map_err(|e| ApplyError::InvalidConfig {
+                        message: format!("{e:#}"),
+                    })?;
+                let mut overrides = self.overrides.clone();
+                overrides.prune(&file);
+                (file, overrides)
+            }
+            Command::SetDatacenterLoad { datacenter, load } => {
+                return self.set_load(datacenter, *load);
+            }
+            other => (
+                self.file.clone(),
+                self.overrides.with(other, &self.effective)?,
+            ),
+        };
+        let effective = overrides.effective(&file);
+        let diff = ConfigDiff::between(&self.effective, &effective);
+        let mut applied = effective.clone();
+        let mut lines = Vec::new();
+        if !diff.is_empty() {
+            self.apply_diff(&diff, &effective, &mut applied, &mut lines)
+                .await?;
+            self.generation += 1;
+        }
+        self.file = file;
+        self.overrides = overrides;
+        self.effective = applied;
+        Ok(Applied {
+            generation: self.generation,
+            changes: lines,
+        })
+    }
+
+    /// Applies `diff` (towards `target`). `applied` ends as what the tiers run: sections
+    /// that need a restart keep their old value there, so a later reload reports them
+    /// again.
+    async fn apply_diff(
+        &mut self,
+        diff: &ConfigDiff,
+        target: &Config,
+        applied: &mut Config,
+        lines: &mut Vec<String>,
+    ) -> Result<(), ApplyError> {
+        // Bind a moved admin listener first: it is the last change that can fail late.
+        let mut admin = None;
+        for change in &diff.changes {
+            if let Change::Admin(Some(a)) = change {
+                if self.admin.as_ref().is_none_or(|l| l.configured != a.listen) {
+                    admin = Some(self.bind_admin(a.listen).await.map_err(failed)?);
+                }
+            }
+        }
+        let proxy = diff.changes.iter().any(|c| {
+            matches!(
+                c,
+                Change::FrontendAdded(_)
+                    | Change::FrontendRemoved(_)
+                    | Change::FrontendChanged(_)
+                    | Change::PoolAdded(_)
+                    | Change::PoolRemoved(_)
+                    | Change::PoolSettingsChanged(_)
+                    | Change::ServerAdded { .. }
+                    | Change::ServerRemoved { .. }
+                    | Change::ServerChanged { .. }
+            )
+        });
+        if proxy {
+            if let Err(e) = self.proxy.apply(target).await {
+                if let Some(unused) = admin.take() {
+                    unused.stop.cancel();
+                }
+                return Err(failed(e));
+            }
+            // Checks that fail to start leave the pools unchecked but serving.
+            if let Err(e) = self.health.apply(target, self.proxy.pools()) {
+                tracing::error!("health: {e:#}");
+                lines.push(format!("health checks not restarted: {e:#}"));
+            }
+        }
+        for change in &diff.changes {
+            match change {
+                Change::Dns(section) => {
+                    if let Err(e) = self.apply_dns(section.as_deref()) {
+                        // The proxy part is in; keep reporting the DNS change.
+                        applied.dns = self.effective.dns.clone();
+                        tracing::error!("reload: {e:#}");
+                        lines.push(format!("[dns] not applied: {e:#}"));
+                        continue;
+                    }
+                }
+                Change::Admin(a) => {
+                    if a.is_none() {
+                        if let Some(old) = self.admin.take() {
+                            old.stop.cancel();
+                        }
+                    } else if let Some(new) = admin.take() {
+                        if let Some(old) = self.admin.replace(new) {
+                            old.stop.cancel();
+                        }
+                    }
+                }
+                Change::Mux(_) | Change::Agent(_) => {
+                    tracing::warn!(change = %change.describe(), "applied at the next restart");
+                    applied.mux = self.effective.mux.clone();
+                    applied.agent = self.effective.agent.clone();
+                    lines.push(format!("{} (at the next restart)", change.describe()));
+                    continue;
+                }
+                _ => {}
+            }
+            lines.push(change.describe());
+        }
+        Ok(())
+    }
+
+    fn apply_dns(
+        &mut self,
+        section: Option<&tenbin_config::dns::DnsSection>,
+    ) -> anyhow::Result<()> {
+        match (self.dns.as_mut(), section) {
+            (Some(tier), Some(s)) if tier.listen() == s.listen.as_slice() => tier.reload(s),
+            (tier, s) => {
+                // New sockets: the old tier closes first so the new one may bind them.
+                if tier.is_some() {
+                    if let Some(old) = self.dns.take() {
+                        old.stop();
+                    }
+                }
+                if let Some(s) = s {
+                    self.dns = Some(DnsTier::start(s, &self.ctx.shutdown, &self.ctx.tracker)?);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn set_load(&mut self, datacenter: &str, load: f64) -> Result<Applied, ApplyError> {
+        let dns = self
+            .dns
+            .as_ref()
+            .ok_or_else(|| ApplyError::not_found("tier", "dns", Vec::new()))?;
+        match dns.loads().set(datacenter, load) {
+            Ok(()) => Ok(Applied {
+                generation: self.generation,
+                changes: vec![format!("datacenter {datacenter}: load {load}")],
+            }),
+            Err(LoadError::UnknownDatacenter(_)) => {
+                let known = self
+                    .effective
+                    .dns
+                    .iter()
+                    .flat_map(|d| d.datacenters.iter().map(|dc| dc.name.clone()));
+                Err(ApplyError::not_found("datacenter", datacenter, known))
+            }
+            Err(e @ LoadError::Invalid(_)) => Err(ApplyError::rejected(e.to_string())),
+        }
+    }
+
+    async fn bind_admin(&self, addr: std::net::SocketAddr) -> anyhow::Result<AdminListener> {
+        use anyhow::Context as _;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("admin: cannot bind {addr}"))?;
+        let local = listener.local_addr().unwrap_or(addr);
+        tracing::info!(addr = %local, "listening (admin)");
+        let stop = self.ctx.shutdown.child_token();
+        let control = Control {
+            inner: self
+                .myself
+                .upgrade()
+                .context("admin: the node is shutting down")?,
+        };
+        let serve = crate::admin::serve(listener, control, stop.clone());
+        self.ctx.tracker.spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!("admin: {e}");
+            }
+        });
+        Ok(AdminListener {
+            addr: local,
+            configured: addr,
+            stop,
+        })
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::failed(e.to_string())
+}
