@@ -79,7 +79,7 @@ fn run_serves_a_tcp_frontend_from_the_config_file() {
     let config = format!(
         "[[frontend]]\nname = \"echo\"\nbind = [\"127.0.0.1:0\"]\nmode = \"tcp\"\ndefault_pool = \"echo\"\n\n[[pool]]\nname = \"echo\"\n[[pool.server]]\nname = \"e1\"\naddress = \"{backend_addr}\"\n"
     );
-    let (_daemon, addr) = start(&config, "tcp", "l4", Some("echo"));
+    let (_daemon, addr) = start(&config, "tcp", "tcp", Some("echo"));
     let mut conn = connect(addr);
     conn.write_all(b"hello tenbin").unwrap();
     let mut buf = [0u8; 64];

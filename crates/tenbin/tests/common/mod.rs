@@ -83,7 +83,7 @@ impl Daemon {
         })
     }
 
-    /// The address the daemon bound for `listening (KIND)` (`http`, `l4`, `dns`, `admin`, …),
+    /// The address the daemon bound for `listening (KIND)` (`http`, `https`, `tcp`, `tls`, `udp`, `dns`, `admin`),
     /// of `frontend` when given: port 0 in the config comes back resolved.
     pub fn bound(&self, kind: &str, frontend: Option<&str>) -> SocketAddr {
         let prefix = format!("listening ({kind})");
