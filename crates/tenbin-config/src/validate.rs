@@ -120,6 +120,7 @@ fn validate_frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result<(
         ));
     }
     crate::tls::validate_frontend(fe, i, pools)?;
+    crate::limits::validate_limits(&fe.limits, i)?;
     for (r, rule) in fe.rule.iter().enumerate() {
         let rk = |k: &str| key(&format!("rule[{r}].{k}"));
         known(&rule.pool, rk("pool"))?;

@@ -6,7 +6,12 @@
 //! - [`headers`]: hop-by-hop stripping, X-Forwarded-* / RFC 7239 `Forwarded`, edit rules.
 //! - [`key`]: the hashing key for consistent-hash pools (source, header, cookie, query).
 //! - `config`: [`HttpFrontend::from_config`], the plain conversion from `tenbin-config`.
-//! - `server`: the accept loop, per-connection timeouts (slowloris, idle) and shutdown.
+//! - `server`: the accept loop, per-connection timeouts (slowloris, idle), HTTP/1 and h2
+//!   protocol limits, the stream-reset budget, shutdown.
+//! - [`limits`]: [`HttpLimits`], what a client may send and hold; `admit` enforces the
+//!   connection and per-source limits, `strict` the RFC 9112 head checks hyper leaves to
+//!   us, `body` the body size and slow-body timeout.
+//! - [`stats`]: [`HttpStats`], every refusal counted by [`Reject`] reason.
 //! - `forward`: one request: route, lease a server from the [`crate::pool::Pool`], send with
 //!   connect/server/total timeouts, retry safely elsewhere, tunnel upgrades.
 //! - [`log`]: access log lines in JSON or the combined format.
@@ -14,14 +19,18 @@
 //! The binary builds an [`HttpFrontend`] from validated config and calls [`serve`] with a
 //! bound listener and a shutdown future. Nothing here reads files or runs health checks.
 
+mod admit;
 mod body;
 mod config;
 mod forward;
 pub mod headers;
 pub mod key;
+pub mod limits;
 pub mod log;
 pub mod rules;
 mod server;
+pub mod stats;
+mod strict;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +38,11 @@ use std::time::Duration;
 pub use config::FrontendConfigError;
 pub use headers::{ForwardedMode, HeaderRules};
 pub use key::request_key;
+pub use limits::HttpLimits;
 pub use log::{AccessLogFormat, AccessLogSink, StdoutSink};
 pub use rules::{PathSpec, Router, RuleError, RuleSpec};
 pub use server::{serve, HttpService};
+pub use stats::{HttpStats, Reject};
 
 use crate::pool::Pool;
 
@@ -43,6 +54,8 @@ pub struct HttpTimeouts {
     pub client_header: Duration,
     /// A client connection with no request in flight for this long is closed.
     pub client_idle: Duration,
+    /// The longest pause inside a request body (slow POST), else 408.
+    pub client_body: Duration,
     /// Establishing a connection to a server.
     pub connect: Duration,
     /// A server must answer with a response head within this after the request was sent.
@@ -56,6 +69,7 @@ impl Default for HttpTimeouts {
         HttpTimeouts {
             client_header: Duration::from_secs(10),
             client_idle: Duration::from_secs(60),
+            client_body: Duration::from_secs(60),
             connect: Duration::from_secs(3),
             server: Duration::from_secs(30),
             total: Duration::from_secs(120),
@@ -77,6 +91,9 @@ pub struct HttpFrontend {
     pub request_headers: HeaderRules,
     pub response_headers: HeaderRules,
     pub timeouts: HttpTimeouts,
+    pub limits: HttpLimits,
+    /// Refusal counters; clone the `Arc` before [`serve`] to read them while it runs.
+    pub stats: Arc<HttpStats>,
     pub access_log: AccessLogFormat,
     pub log_sink: Arc<dyn AccessLogSink>,
     /// Request bodies up to this size are buffered so a failed attempt can be replayed on
@@ -107,6 +124,8 @@ impl HttpFrontend {
             request_headers: HeaderRules::default(),
             response_headers: HeaderRules::default(),
             timeouts: HttpTimeouts::default(),
+            limits: HttpLimits::default(),
+            stats: Arc::default(),
             access_log: AccessLogFormat::Off,
             log_sink: Arc::new(StdoutSink),
             replay_limit: 64 * 1024,

@@ -6,6 +6,8 @@
 //! `/ws` accepts an Upgrade and then echoes bytes.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
