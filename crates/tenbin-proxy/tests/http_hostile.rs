@@ -417,3 +417,48 @@ async fn h2_resets_of_forwarded_streams_spend_the_budget() {
     counted(&s.stats, Reject::H2Reset, 1).await;
     assert_eq!(get(addr).await, 200);
 }
+
+#[tokio::test]
+async fn h2_settings_carry_the_stream_and_header_list_limits() {
+    let limits = HttpLimits {
+        h2_max_concurrent_streams: 7,
+        h2_max_header_list_bytes: 4096,
+        ..HttpLimits::default()
+    };
+    let s = raw_setup(limits, HttpTimeouts::default()).await;
+    let addr = s.proxy.addr;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (h2, mut conn) = h2::client::handshake(tcp).await.unwrap();
+    // Drive the connection until the server's SETTINGS arrived.
+    let mut h2 = tokio::select! {
+        r = h2.ready() => r.unwrap(),
+        _ = &mut conn => panic!("connection ended"),
+    };
+    let send = |h2: &mut h2::client::SendRequest<Bytes>, big: bool| {
+        let mut req = http::Request::get(format!("http://{addr}/h2"));
+        if big {
+            req = req.header("x-big", "v".repeat(8000));
+        }
+        h2.send_request(req.body(()).unwrap(), true).unwrap().0
+    };
+    let first = send(&mut h2, false);
+    let resp = tokio::select! {
+        r = first => r.unwrap(),
+        _ = &mut conn => panic!("connection ended"),
+    };
+    assert_eq!(resp.status(), 200);
+    assert_eq!(conn.max_concurrent_send_streams(), 7);
+    // A header list over the limit is refused (431 or a stream error), never forwarded.
+    let big = send(&mut h2, true);
+    let outcome = tokio::select! {
+        r = big => r.map(|r| r.status().as_u16()),
+        _ = &mut conn => panic!("connection ended"),
+    };
+    assert!(matches!(outcome, Ok(431) | Err(_)), "{outcome:?}");
+    let all = String::from_utf8_lossy(&s.rec.received().concat()).into_owned();
+    assert!(
+        !all.contains("x-big"),
+        "the oversized list reached the backend"
+    );
+    assert_eq!(get(addr).await, 200);
+}

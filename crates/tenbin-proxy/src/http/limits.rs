@@ -2,10 +2,10 @@
 //! rate arithmetic behind the per-source request limit.
 //!
 //! Where each limit is enforced:
-//! - request head bytes and header count: hyper's HTTP/1 parser (`max_header_size`,
-//!   `max_headers`, a read buffer bounded by the head limit), answering 431 itself;
-//! - request line, Host, framing, CONNECT, declared body size: [`super::strict`] on the
-//!   parsed head, before routing;
+//! - header count: hyper's HTTP/1 parser (`max_headers`); a half-sent head can fill at most
+//!   the read buffer (`max_header_bytes`, at least 64 KiB) before hyper answers 431;
+//! - request line, exact head size, Host, framing, CONNECT, declared body size: `strict` on
+//!   the parsed head, before routing;
 //! - streamed body size and the slow-body timeout: the request body wrapper in `body`;
 //! - connections per frontend and per source, requests per second per source: `admit`;
 //! - HTTP/2 streams, header list, keep-alive pings: hyper's HTTP/2 settings; stream resets:

@@ -18,6 +18,38 @@
 //!
 //! The binary builds an [`HttpFrontend`] from validated config and calls [`serve`] with a
 //! bound listener and a shutdown future. Nothing here reads files or runs health checks.
+//!
+//! # Strict HTTP/1.1 and limits
+//!
+//! Every refusal answers with a status and closes the HTTP/1 connection (nothing sent after
+//! a refused head is ever read as a request), is counted in [`HttpStats`] by [`Reject`]
+//! reason, and is logged at `info` up to ten lines a second per frontend (`debug` beyond).
+//!
+//! | rule | answer | default |
+//! |---|---|---|
+//! | obs-fold, space before `:`, CR/LF/NUL in a value, bad or differing Content-Length, TE not ending in `chunked`, TE on HTTP/1.0 | 400 (hyper's parser) | |
+//! | `chunked` twice or not last over all TE lines | 400 | |
+//! | a coding other than `chunked` (e.g. `gzip, chunked`) | 501 | |
+//! | TE with CL | CL removed, framed by chunked, connection closed after the response | |
+//! | invalid chunk size or framing | 400, upstream attempt aborted, no health signal | |
+//! | HTTP/1.1 without Host, several Host, Host ≠ absolute-form authority, userinfo | 400 | |
+//! | CONNECT | 405, never tunnelled | |
+//! | request line | 414 | `max_request_line` 8 KiB |
+//! | head bytes, header count | 431 | `max_header_bytes` 32 KiB, `max_headers` 100 |
+//! | body size | 413 | `max_body_bytes` unlimited |
+//! | head not complete in time | closed | `timeouts.client_header` 10s |
+//! | pause inside a body | 408 | `timeouts.client_body` 60s |
+//! | no request on a keep-alive connection | closed | `timeouts.client_idle` 60s |
+//! | connections per frontend | 503 | `max_connections` 10000 |
+//! | connections per source address | 429 | `max_connections_per_source` unlimited |
+//! | requests per second per source address | 429 | `requests_per_second_per_source` unlimited |
+//! | h2 streams at once, header list | SETTINGS | 100, 32 KiB |
+//! | h2 streams cancelled beyond completed ones (rapid reset) | connection cut | `h2_max_resets` 100, and h2's own limit on resets before accept |
+//! | h2 keep-alive | PING | every 30s, 20s to answer |
+//!
+//! Absolute-form targets are routed by their authority like Host and always sent to a pool
+//! server in origin form: tenbin is never an open proxy. A request line longer than the
+//! read buffer (`max_header_bytes`, at least 64 KiB) gets hyper's 431 rather than 414.
 
 mod admit;
 mod body;
@@ -43,6 +75,7 @@ pub use log::{AccessLogFormat, AccessLogSink, StdoutSink};
 pub use rules::{PathSpec, Router, RuleError, RuleSpec};
 pub use server::{serve, HttpService};
 pub use stats::{HttpStats, Reject};
+pub use strict::check as check_head;
 
 use crate::pool::Pool;
 

@@ -15,8 +15,9 @@ use http::{header, HeaderMap, Method, Request, Uri, Version};
 use super::limits::HttpLimits;
 use super::stats::Reject;
 
-/// Whether the request head may be forwarded.
-pub(crate) fn check<B>(req: &Request<B>, limits: &HttpLimits) -> Result<(), Reject> {
+/// Whether a parsed request head may be forwarded, or which rule refuses it. The proxy calls
+/// it before routing; it is public for the fuzz target and for other front ends.
+pub fn check<B>(req: &Request<B>, limits: &HttpLimits) -> Result<(), Reject> {
     if req.method() == Method::CONNECT {
         return Err(Reject::Connect);
     }
