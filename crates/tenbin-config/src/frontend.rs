@@ -32,8 +32,8 @@ pub struct Frontend {
     #[serde(default)]
     pub headers: HeaderRules,
     /// HTTP: request size, connection and rate limits (`[frontend.limits]`).
-    #[serde(default = "crate::limits::default_limits")]
-    pub limits: Spanned<crate::limits::Limits>,
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
     pub tls: Option<crate::tls::FrontendTls>,
     /// TLS passthrough: SNI → pool, tried before `default_pool`.
     #[serde(default)]

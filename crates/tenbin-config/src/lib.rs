@@ -6,9 +6,16 @@
 //! the admin API) can apply only that. Every error is a [`ConfigError`] naming file, line,
 //! column and the key's dotted path, and saying what would be accepted.
 //!
+//! The schema modules ([`Config`] and its sections [`frontend`], [`pool`], [`persist`],
+//! [`tls`], [`dns`], [`mux`]) are plain serde types with their defaults and import only each
+//! other. The checks live in the private `validate` modules, one per section, which read the
+//! schema and are read by nothing but [`Config::parse`]. A check names the key it is about;
+//! when it has no span at hand, `spans` finds where that key stands in the text.
+//!
 //! It does no I/O beyond parsing the text it is handed: the binary reads files.
 #![forbid(unsafe_code)]
 
+mod config;
 pub mod diff;
 pub mod dns;
 mod error;
@@ -17,39 +24,15 @@ pub mod limits;
 pub mod mux;
 pub mod persist;
 pub mod pool;
+mod spans;
 pub mod tls;
 mod validate;
 
-use std::net::SocketAddr;
-
-use serde::Deserialize;
-
+pub use config::{Admin, Config};
 pub use error::ConfigError;
 pub use frontend::{Frontend, Mode};
 pub use pool::{AlgorithmName, Pool, Server};
-
-/// The configuration of a whole tenbin node. Each tier's section is optional: a node may run
-/// only the proxy, only the Mux, only the DNS, or any mix.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default)]
-    pub admin: Option<Admin>,
-    #[serde(default)]
-    pub frontend: Vec<Frontend>,
-    #[serde(default)]
-    pub pool: Vec<Pool>,
-    pub dns: Option<dns::DnsSection>,
-    pub mux: Option<mux::MuxSection>,
-    pub agent: Option<mux::AgentSection>,
-}
-
-/// `[admin]`: the admin API, `/metrics` and the dashboard.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Admin {
-    pub listen: SocketAddr,
-}
+pub use validate::SectionError;
 
 impl Config {
     /// Parses and validates `text`; `file` only names the source in errors.
@@ -62,14 +45,13 @@ impl Config {
                 .to_string()
                 .replace(".$__serde_spanned_private_value", "");
             let inner = e.into_inner();
-            ConfigError::at(file, text, inner.span(), path, inner.message())
+            let span = inner.span().or_else(|| spans::span_of(text, &path));
+            ConfigError::at(file, text, span, path, inner.message())
         })?;
-        validate::validate(&config)
-            .map_err(|v| ConfigError::at(file, text, v.span, v.key, v.message))?;
+        validate::validate(&config).map_err(|v| {
+            let span = v.span.or_else(|| spans::span_of(text, &v.key));
+            ConfigError::at(file, text, span, v.key, v.message)
+        })?;
         Ok(config)
-    }
-
-    pub fn pool(&self, name: &str) -> Option<&Pool> {
-        self.pool.iter().find(|p| p.name.get_ref() == name)
     }
 }

@@ -1,33 +1,17 @@
-//! The engine: compiled config plus health views behind one `ArcSwap`, so queries read a
-//! consistent state without locks while reloads and health updates swap whole states.
+//! The engine: the current [`State`] behind one `ArcSwap`, so queries read a consistent state
+//! without locks while reloads and health updates swap whole states; and the counters.
 
 use crate::counters::{Counters, Stats};
-use crate::fast::{self, FastNames};
-use crate::geoip::GeoIp;
-use crate::gslb::locality::Locality;
-use crate::gslb::{view, Gslb, NameView};
 use crate::health::HealthSnapshot;
-use crate::query::{self, Transport};
-use crate::zone::{ZoneError, Zones};
+use crate::state::{State, Transport};
+use crate::zone::ZoneError;
+use crate::{fast, query};
 use arc_swap::ArcSwap;
 use rand_core::RngCore;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use tenbin_config::dns::DnsSection;
-
-/// Everything a query reads, immutable once published.
-#[derive(Debug)]
-pub struct State {
-    pub zones: Arc<Zones>,
-    pub gslb: Arc<Gslb>,
-    pub views: Vec<NameView>,
-    pub edns_udp_max: u16,
-    /// Answers per datacenter id (shared across health updates, carried over reloads).
-    pub dc_answers: Arc<Vec<AtomicU64>>,
-    /// GSLB names for the fast path.
-    pub fast: Arc<FastNames>,
-}
 
 /// The DNS tier's shared core: answer queries, take health, reload config.
 #[derive(Debug)]
@@ -41,7 +25,7 @@ impl Engine {
     /// Compiles `cfg` (validating it) with everything healthy.
     pub fn new(cfg: &DnsSection) -> Result<Engine, ZoneError> {
         let health = Arc::new(HealthSnapshot::default());
-        let state = compile(cfg, &health, None)?;
+        let state = State::compile(cfg, &health, None)?;
         Ok(Engine {
             state: ArcSwap::from_pointee(state),
             health: Mutex::new(health),
@@ -54,7 +38,7 @@ impl Engine {
     pub fn reload(&self, cfg: &DnsSection) -> Result<(), ZoneError> {
         let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.state.load();
-        let new = compile(cfg, &health, Some(&old))?;
+        let new = State::compile(cfg, &health, Some(&old))?;
         self.state.store(Arc::new(new));
         Ok(())
     }
@@ -62,16 +46,8 @@ impl Engine {
     /// Publishes a new health snapshot (rebuilds the per-name views off the query path).
     pub fn set_health(&self, snapshot: Arc<HealthSnapshot>) {
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.state.load_full();
-        let views = view::build(&old.gslb, &snapshot);
-        self.state.store(Arc::new(State {
-            zones: old.zones.clone(),
-            gslb: old.gslb.clone(),
-            views,
-            edns_udp_max: old.edns_udp_max,
-            dc_answers: old.dc_answers.clone(),
-            fast: old.fast.clone(),
-        }));
+        let new = self.state.load().with_health(&snapshot);
+        self.state.store(Arc::new(new));
         *health = snapshot;
     }
 
@@ -146,43 +122,4 @@ impl Engine {
             .collect();
         self.counters.stats(per_dc)
     }
-}
-
-fn compile(
-    cfg: &DnsSection,
-    health: &HealthSnapshot,
-    old: Option<&State>,
-) -> Result<State, ZoneError> {
-    let zones = Zones::new(cfg)?;
-    let geoip = cfg
-        .geoip
-        .as_ref()
-        .map(|g| GeoIp::open(g, |r| Locality::region_id(cfg, r)))
-        .transpose()
-        .map_err(|e| ZoneError::GeoIp(e.to_string()))?;
-    let gslb = Gslb::with_geoip(cfg, geoip.map(Arc::new));
-    let views = view::build(&gslb, health);
-    let dc_answers = gslb
-        .locality
-        .datacenters
-        .iter()
-        .map(|name| {
-            let before = old
-                .and_then(|o| {
-                    let i = o.gslb.locality.dc_id(name)?;
-                    o.dc_answers.get(i).map(|c| c.load(Relaxed))
-                })
-                .unwrap_or(0);
-            AtomicU64::new(before)
-        })
-        .collect();
-    let fast = Arc::new(fast::names(zones.gslb_names()));
-    Ok(State {
-        zones: Arc::new(zones),
-        gslb: Arc::new(gslb),
-        views,
-        edns_udp_max: cfg.edns_udp_max,
-        dc_answers: Arc::new(dc_answers),
-        fast,
-    })
 }

@@ -10,32 +10,12 @@
 
 use crate::counters::Counters;
 use crate::ecs::{self, ClientSubnet};
-use crate::engine::State;
-use crate::fasthash::FastMap;
-use crate::query::{Transport, CLASSIC_UDP};
+use crate::state::{State, Transport, CLASSIC_UDP};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, RecordType};
+use hickory_proto::rr::RecordType;
 use rand_core::RngCore;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
-
-/// GSLB names in lower-case wire form → GSLB id.
-pub type FastNames = FastMap<Box<[u8]>, usize>;
-
-/// Builds the table from the names the zones route to the GSLB.
-pub fn names(gslb: impl IntoIterator<Item = (LowerName, usize)>) -> FastNames {
-    gslb.into_iter()
-        .filter_map(|(name, id)| {
-            let mut wire = Vec::with_capacity(64);
-            for label in name.iter() {
-                wire.push(u8::try_from(label.len()).ok()?);
-                wire.extend(label.iter().map(u8::to_ascii_lowercase));
-            }
-            wire.push(0);
-            Some((wire.into_boxed_slice(), id))
-        })
-        .collect()
-}
 
 /// What the hand parser found.
 struct Parsed {

@@ -205,13 +205,3 @@ fn everything_else_is_left_to_the_full_path_untouched() {
         assert!(untouched, "counters moved for {q:02x?}");
     }
 }
-
-#[test]
-fn names_are_lower_case_wire_form() {
-    let n = names([(
-        LowerName::from(Name::from_ascii("WWW.Example.test.").unwrap()),
-        3,
-    )]);
-    assert_eq!(n.get(&b"\x03www\x07example\x04test\x00"[..]), Some(&3));
-    assert_eq!(n.len(), 1);
-}

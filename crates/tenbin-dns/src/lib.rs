@@ -7,11 +7,12 @@
 //! Must not: probe health itself (health arrives as a [`HealthSnapshot`] on a watch channel),
 //! read the clock or own an RNG inside the pipeline (both are injected).
 //!
-//! Tour: [`zone`] compiles zones; [`gslb`] is the pipeline (view → locality → capacity →
-//! select), with [`netmap`] and the optional MaxMind database of [`geoip`] placing clients;
-//! [`ecs`] checks client subnets; [`query`] turns bytes into bytes, after [`fast`] has had its
+//! Tour: [`records`] reads owner names and record data, [`zone`] compiles zones from them;
+//! [`gslb`] is the pipeline (view → locality → capacity → select), with [`netmap`] and the
+//! optional MaxMind database of [`geoip`] placing clients; [`ecs`] checks client subnets;
+//! [`state`] is what a query reads; [`query`] turns bytes into bytes, after [`fast`] has had its
 //! try at the common GSLB query (hand-parsed, written straight to bytes, byte-identical to
-//! [`query`]'s answer); [`engine`] holds the swappable state; [`server`] runs sockets. The
+//! [`query`]'s answer); [`engine`] swaps states and calls both; [`server`] runs sockets. The
 //! entry point is [`serve`]:
 //!
 //! ```no_run
@@ -37,11 +38,13 @@ pub mod gslb;
 pub mod health;
 pub mod netmap;
 pub mod query;
+pub mod records;
 pub mod server;
+pub mod state;
 pub mod zone;
 
 pub use counters::Stats;
 pub use engine::Engine;
 pub use health::{AddrState, AdminOverride, DcReport, HealthSnapshot};
-pub use query::Transport;
 pub use server::{serve, Sockets};
+pub use state::{State, Transport};

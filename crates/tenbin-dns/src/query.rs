@@ -3,8 +3,8 @@
 
 use crate::counters::Counters;
 use crate::ecs::{self, ClientSubnet};
-use crate::engine::State;
 use crate::gslb::Outcome;
+use crate::state::{State, Transport, CLASSIC_UDP};
 use crate::zone::{Lookup, Node, Zone};
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet as HickoryEcs, EdnsCode, EdnsOption};
@@ -14,17 +14,8 @@ use rand_core::RngCore;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// UDP payload without EDNS (RFC 1035 §4.2.1).
-pub const CLASSIC_UDP: usize = 512;
 /// Longest CNAME chain followed inside our zones.
 const MAX_CHAIN: usize = 8;
-
-/// How the query arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
 
 /// A header-only error response built from the raw query header, for queries hickory cannot
 /// (or must not) decode: echo id, opcode and RD.

@@ -4,7 +4,7 @@
 use crate::batch::Batch;
 use crate::engine::Engine;
 use crate::health::HealthSnapshot;
-use crate::query::Transport;
+use crate::state::Transport;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use socket2::{Domain, Protocol, Socket, Type};

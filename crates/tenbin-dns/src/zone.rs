@@ -2,17 +2,18 @@
 //! case-insensitively, with empty non-terminals so NODATA and NXDOMAIN are told apart.
 
 use crate::fasthash::FastMap;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, NULL, SOA, SRV, TXT};
+use crate::records::{self, absolute, RecordError};
+use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use tenbin_config::dns::{owner_name, DnsSection, RecordValue};
+use tenbin_config::dns::DnsSection;
 
 /// Why a zone could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ZoneError {
     #[error("dns config: {0}")]
-    Config(#[from] tenbin_config::dns::DnsConfigError),
-    #[error("dns: `{0}` is not a domain name hickory accepts")]
-    Name(String),
+    Config(#[from] tenbin_config::SectionError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
     #[error("dns: `{0}` has a CNAME and other data (RFC 1034 §3.6.2)")]
     CnameAndOther(String),
     /// The `[dns.geoip]` database cannot be read (the message names the file and the cause).
@@ -61,72 +62,17 @@ pub enum Lookup<'a> {
     Found(&'a Zone, &'a Node),
 }
 
-fn name(s: &str) -> Result<Name, ZoneError> {
-    Name::from_ascii(s).map_err(|_| ZoneError::Name(s.to_string()))
-}
-
-/// TXT strings are at most 255 bytes each; split on character boundaries.
-fn txt_chunks(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for c in s.chars() {
-        if cur.len() + c.len_utf8() > 255 {
-            out.push(std::mem::take(&mut cur));
-        }
-        cur.push(c);
-    }
-    out.push(cur);
-    out
-}
-
-fn rdata(v: RecordValue) -> Result<RData, ZoneError> {
-    Ok(match v {
-        RecordValue::A(a) => RData::A(A(a)),
-        RecordValue::Aaaa(a) => RData::AAAA(AAAA(a)),
-        RecordValue::Cname(n) => RData::CNAME(CNAME(name(&n)?)),
-        RecordValue::Ns(n) => RData::NS(NS(name(&n)?)),
-        RecordValue::Mx {
-            preference,
-            exchange,
-        } => RData::MX(MX::new(preference, name(&exchange)?)),
-        RecordValue::Txt(t) => RData::TXT(TXT::new(txt_chunks(&t))),
-        RecordValue::Srv {
-            priority,
-            weight,
-            port,
-            target,
-        } => RData::SRV(SRV::new(priority, weight, port, name(&target)?)),
-        RecordValue::Caa { flags, tag, value } => {
-            // RFC 8659 §4.1 wire form, kept opaque: flags, tag length, tag, value.
-            let mut b = vec![flags, tag.len() as u8];
-            b.extend_from_slice(tag.as_bytes());
-            b.extend_from_slice(value.as_bytes());
-            RData::Unknown {
-                code: RecordType::CAA,
-                rdata: NULL::with(b),
-            }
-        }
-    })
-}
-
 impl Zones {
     /// Compiles the zones and hangs the GSLB names (by index) on their nodes.
     pub fn new(cfg: &DnsSection) -> Result<Zones, ZoneError> {
         cfg.validate()?;
         let mut zones = Vec::new();
         for z in &cfg.zones {
-            let origin_s = tenbin_config::dns::absolute(&z.origin, None)?;
-            let origin = name(&origin_s)?;
+            let origin = absolute(&z.origin, None)?;
             let soa_cfg = &z.soa;
             let soa = SOA::new(
-                name(&tenbin_config::dns::absolute(
-                    &soa_cfg.mname,
-                    Some(&origin_s),
-                )?)?,
-                name(&tenbin_config::dns::absolute(
-                    &soa_cfg.rname,
-                    Some(&origin_s),
-                )?)?,
+                absolute(&soa_cfg.mname, Some(&origin))?,
+                absolute(&soa_cfg.rname, Some(&origin))?,
                 soa_cfg.serial,
                 soa_cfg.refresh as i32,
                 soa_cfg.retry as i32,
@@ -141,15 +87,15 @@ impl Zones {
             };
             zone.add(soa);
             for r in &z.records {
-                let owner = name(&owner_name(&r.name, &origin_s)?)?;
-                let data = rdata(r.value(&origin_s)?)?;
+                let owner = records::owner(&r.name, &origin)?;
+                let data = records::rdata(r, &origin)?;
                 zone.add(Record::from_rdata(owner, r.ttl.unwrap_or(z.ttl), data));
             }
             zones.push(zone);
         }
         let mut zs = Zones { zones };
         for (i, g) in cfg.gslb.iter().enumerate() {
-            let n = name(&tenbin_config::dns::absolute(&g.name, None)?)?;
+            let n = absolute(&g.name, None)?;
             let lower = LowerName::from(&n);
             if let Some(z) = zs.zone_mut(&lower) {
                 z.touch(&n).gslb = Some(i);
@@ -331,6 +277,5 @@ mod tests {
         assert!(matches!(Zones::new(&cfg), Err(ZoneError::CnameAndOther(_))));
         cfg.zones[0].records.pop();
         assert!(Zones::new(&cfg).is_ok());
-        assert_eq!(txt_chunks(&"x".repeat(600)).len(), 3);
     }
 }

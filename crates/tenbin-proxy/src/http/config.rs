@@ -74,7 +74,7 @@ impl HttpFrontend {
             server: t.server,
             total: t.total,
         };
-        out.limits = *fe.limits.get_ref();
+        out.limits = fe.limits;
         Ok(out)
     }
 }
