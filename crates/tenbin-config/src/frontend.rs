@@ -31,6 +31,9 @@ pub struct Frontend {
     pub rule: Vec<Rule>,
     #[serde(default)]
     pub headers: HeaderRules,
+    /// HTTP: request size, connection and rate limits (`[frontend.limits]`).
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
     pub tls: Option<crate::tls::FrontendTls>,
     /// TLS passthrough: SNI → pool, tried before `default_pool`.
     #[serde(default)]
@@ -87,6 +90,10 @@ pub struct Timeouts {
     /// Keep-alive idle time between requests.
     #[serde(with = "humantime_serde")]
     pub client_idle: Duration,
+    /// HTTP: longest wait for the next piece of a request body (slow POST), else 408
+    /// (NGINX `client_body_timeout`: 60s).
+    #[serde(with = "humantime_serde")]
+    pub client_body: Duration,
     #[serde(with = "humantime_serde")]
     pub connect: Duration,
     /// Time to the first response byte from a server.
@@ -110,6 +117,7 @@ impl Default for Timeouts {
         Timeouts {
             client_header: s(10),
             client_idle: s(60),
+            client_body: s(60),
             connect: s(3),
             server: s(30),
             total: s(120),

@@ -22,6 +22,7 @@ pub mod diff;
 pub mod dns;
 mod error;
 pub mod frontend;
+pub mod limits;
 pub mod mux;
 pub mod persist;
 pub mod pool;

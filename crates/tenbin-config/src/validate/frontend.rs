@@ -53,6 +53,7 @@ pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result
         ));
     }
     super::tls::frontend(fe, i, pools)?;
+    super::limits::limits(&fe.limits, i)?;
     for (r, rule) in fe.rule.iter().enumerate() {
         let rk = |k: &str| key(&format!("rule[{r}].{k}"));
         known(&rule.pool, rk("pool"))?;

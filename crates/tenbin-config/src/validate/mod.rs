@@ -8,6 +8,7 @@
 mod dns;
 mod frontend;
 mod invalid;
+mod limits;
 mod mux;
 mod persist;
 mod pool;

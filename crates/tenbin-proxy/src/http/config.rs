@@ -69,10 +69,12 @@ impl HttpFrontend {
         out.timeouts = HttpTimeouts {
             client_header: t.client_header,
             client_idle: t.client_idle,
+            client_body: t.client_body,
             connect: t.connect,
             server: t.server,
             total: t.total,
         };
+        out.limits = fe.limits;
         Ok(out)
     }
 }
@@ -132,6 +134,9 @@ forwarded = "both"
 [frontend.timeouts]
 client_header = "2s"
 server = "250ms"
+[frontend.limits]
+max_headers = 40
+requests_per_second_per_source = 5
 [[frontend.rule]]
 pool = "static"
 path_prefix = "/img/"
@@ -171,6 +176,13 @@ address = "127.0.0.1:9002"
         assert_eq!(fe.timeouts.client_header, Duration::from_secs(2));
         assert_eq!(fe.timeouts.server, Duration::from_millis(250));
         assert_eq!(fe.timeouts.total, Duration::from_secs(120));
+        assert_eq!(fe.timeouts.client_body, Duration::from_secs(60));
+        assert_eq!(fe.limits.max_headers, 40);
+        assert_eq!(fe.limits.requests_per_second_per_source, 5);
+        assert_eq!(
+            fe.limits.max_request_line,
+            super::super::HttpLimits::default().max_request_line
+        );
         assert_eq!(fe.request_headers.set.len(), 1);
         assert_eq!(fe.response_headers.delete.len(), 1);
         let route = |path: &str, kind: &str| {

@@ -21,11 +21,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tenbin_core::BackendId;
 use tokio::time::Instant;
 
-use super::body::{empty, error_response, full, LeaseBody, ProxyBody};
+use super::admit::Admission;
+use super::body::{
+    body_refusal, empty, error_response, full, refusal, BoxError, GuardedBody, LeaseBody, ProxyBody,
+};
 use super::headers::{add_forwarded, strip_hop_by_hop, wants_upgrade};
 use super::key::request_key;
 use super::log::Entry;
 use super::rules::host_of;
+use super::stats::Reject;
 use super::{AccessLogFormat, HttpFrontend};
 use crate::persist::{acquire, Sticky};
 use crate::pool::{Lease, Outcome, PoolError};
@@ -35,6 +39,7 @@ use crate::tls::connector::{upstream_connector, UpstreamConnector};
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) fe: HttpFrontend,
+    pub(crate) admission: Arc<Admission>,
     client: Client<UpstreamConnector, ProxyBody>,
     /// Server addresses as URI authorities, formatted once (read-mostly).
     authorities: RwLock<HashMap<SocketAddr, Authority>>,
@@ -82,7 +87,21 @@ impl Failure {
 }
 
 impl State {
-    pub(crate) fn new(fe: HttpFrontend) -> Self {
+    /// The state for `fe`; `previous`, when reconfiguring, hands over its refusal counters
+    /// and, while the limits are unchanged, its admission table (open connections keep their
+    /// slots counted).
+    pub(crate) fn new(mut fe: HttpFrontend, previous: Option<&State>) -> Self {
+        let admission = match previous {
+            Some(old) => {
+                fe.stats = Arc::clone(&old.fe.stats);
+                if old.fe.limits == fe.limits {
+                    Arc::clone(&old.admission)
+                } else {
+                    Admission::new(&fe.limits)
+                }
+            }
+            None => Admission::new(&fe.limits),
+        };
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(fe.timeouts.connect));
         connector.set_nodelay(true);
@@ -92,6 +111,7 @@ impl State {
             .pool_idle_timeout(Duration::from_secs(60))
             .build(upstream_connector(connector, &fe));
         State {
+            admission,
             fe,
             client,
             authorities: RwLock::default(),
@@ -157,9 +177,14 @@ impl State {
             pool: pool_index,
         };
         let deadline = started + self.fe.timeouts.total;
-        let mut body = match Prepared::new(body, self.fe.replay_limit, deadline).await {
+        let h1 = parts.version < Version::HTTP_2;
+        let mut body = match Prepared::new(body, &self.fe, deadline).await {
             Ok(b) => Some(b),
-            Err(status) => return self.log(&x, error_response(status), None, 0),
+            Err(reason) => {
+                self.fe.stats.reject(&self.fe.name, reason, client);
+                let status = reason.status().unwrap_or(StatusCode::BAD_REQUEST);
+                return self.log(&x, refusal(status, h1), None, 0);
+            }
         };
         let Some(pool) = pool_index.map(|i| &self.fe.pools[i]) else {
             // No rule took it and there is no default pool.
@@ -224,7 +249,17 @@ impl State {
                     let resp = self.respond(resp, lease, client_upgrade);
                     return self.log(&x, resp, name.as_deref(), attempts);
                 }
-                Ok(Err(e)) => classify(&e),
+                Ok(Err(e)) => match body_refusal(&e) {
+                    // The client's body was refused (malformed, too large, too slow): not
+                    // the server's fault, so no signal and no retry.
+                    Some(reason) => {
+                        drop(lease);
+                        self.fe.stats.reject(&self.fe.name, reason, client);
+                        let status = reason.status().unwrap_or(StatusCode::BAD_REQUEST);
+                        return self.log(&x, refusal(status, h1), None, attempts);
+                    }
+                    None => classify(&e),
+                },
                 Err(_) => Failure::ServerTimeout,
             };
             lease.report(failure.outcome());
@@ -289,7 +324,8 @@ impl State {
             }
         }
         let (parts, body) = resp.into_parts();
-        Response::from_parts(parts, LeaseBody::new(body, lease).boxed())
+        let body = LeaseBody::new(body, lease).map_err(BoxError::from);
+        Response::from_parts(parts, body.boxed())
     }
 
     /// Writes the access log line for `resp` (when enabled) and passes it on.
@@ -338,17 +374,20 @@ enum Prepared {
 }
 
 impl Prepared {
-    /// Buffers bodies known to be at most `limit` bytes; others stream once.
-    async fn new(body: Incoming, limit: usize, deadline: Instant) -> Result<Prepared, StatusCode> {
+    /// Buffers bodies known to be at most the replay limit; others stream once. Either way
+    /// the body is guarded by the frontend's size limit and slow-body timeout.
+    async fn new(body: Incoming, fe: &HttpFrontend, deadline: Instant) -> Result<Prepared, Reject> {
         if body.is_end_stream() {
             return Ok(Prepared::Buffered(Bytes::new()));
         }
-        match body.size_hint().exact() {
-            Some(n) if n <= limit as u64 => {
+        let exact = body.size_hint().exact();
+        let body = GuardedBody::new(body, fe.limits.max_body_bytes, fe.timeouts.client_body);
+        match exact {
+            Some(n) if n <= fe.replay_limit as u64 => {
                 match tokio::time::timeout_at(deadline, body.collect()).await {
                     Ok(Ok(c)) => Ok(Prepared::Buffered(c.to_bytes())),
-                    Ok(Err(_)) => Err(StatusCode::BAD_REQUEST),
-                    Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
+                    Ok(Err(e)) => Err(body_refusal(&*e).unwrap_or(Reject::BadBody)),
+                    Err(_) => Err(Reject::BodyTimeout),
                 }
             }
             _ => Ok(Prepared::Stream(body.boxed())),

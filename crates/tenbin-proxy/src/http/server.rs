@@ -1,27 +1,34 @@
 //! The client side: accept loop, one hyper connection per client (HTTP/1.1 or h2c by prior
-//! knowledge), slowloris and idle timeouts, graceful shutdown, and live reconfiguration
-//! ([`HttpService::reconfigure`]: every request reads the frontend current when it arrives,
-//! so requests in flight finish on the snapshot they started with).
+//! knowledge), admission (connection limits), hyper's protocol limits, slowloris and idle
+//! timeouts, the HTTP/2 stream-reset budget, graceful shutdown; refusals hyper makes on its
+//! own are counted from the error that ends the connection. Live reconfiguration
+//! ([`HttpService::reconfigure`]): every request reads the frontend current when it arrives,
+//! so requests in flight finish on the snapshot they started with.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use http::{Request, StatusCode, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::body::refusal;
 use super::forward::State;
-use super::HttpFrontend;
+use super::stats::Reject;
+use super::{strict, HttpFrontend};
 
 /// Serves `frontend` on `listener` until `shutdown` resolves. Then it stops accepting and
 /// asks open connections to finish their current requests and close; it returns without
@@ -66,16 +73,19 @@ pub struct HttpService {
 impl HttpService {
     pub fn new(frontend: HttpFrontend) -> Self {
         HttpService {
-            state: Arc::new(ArcSwap::from_pointee(State::new(frontend))),
+            state: Arc::new(ArcSwap::from_pointee(State::new(frontend, None))),
         }
     }
 
-    /// Replaces the frontend (rules, pools, headers, timeouts, persistence, upstream TLS)
-    /// for every request that arrives from now on, on connections open now too. Requests in
-    /// flight keep the frontend they started with. Connection-level timeouts (header read,
-    /// idle) apply to connections opened after the change.
+    /// Replaces the frontend (rules, pools, headers, timeouts, limits, persistence, upstream
+    /// TLS) for every request that arrives from now on, on connections open now too. Requests
+    /// in flight keep the frontend they started with. Connection-level settings (header read
+    /// and idle timeouts, protocol limits) apply to connections opened after the change; the
+    /// admission table and refusal counters carry over while the limits stay the same, so
+    /// open connections keep counting against them.
     pub fn reconfigure(&self, frontend: HttpFrontend) {
-        self.state.store(Arc::new(State::new(frontend)));
+        let old = self.state.load_full();
+        self.state.store(Arc::new(State::new(frontend, Some(&old))));
     }
 
     /// The frontend's name.
@@ -97,10 +107,20 @@ impl HttpService {
     {
         connection(Arc::clone(&self.state), io, peer, secure, stop).await;
     }
+
+    /// The frontend's refusal counters.
+    pub fn stats(&self) -> Arc<super::HttpStats> {
+        Arc::clone(&self.state.load().fe.stats)
+    }
+
+    /// Client connections currently holding a slot.
+    pub fn open_connections(&self) -> usize {
+        self.state.load().admission.open()
+    }
 }
 
 async fn connection<IO>(
-    state: Arc<ArcSwap<State>>,
+    live: Arc<ArcSwap<State>>,
     stream: IO,
     peer: SocketAddr,
     secure: bool,
@@ -109,23 +129,60 @@ async fn connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let proto = if secure { "https" } else { "http" };
-    let timeouts = state.load().fe.timeouts;
-    let activity = Arc::new(Activity::new());
+    // The frontend as the connection opens: admission, connection-level timeouts and limits.
+    let state = live.load_full();
+    let fe_stats = Arc::clone(&state.fe.stats);
+    let reject = |reason| fe_stats.reject(&state.fe.name, reason, peer);
+    let slot = match state.admission.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(reason) => {
+            reject(reason);
+            refuse_connection(stream, reason).await;
+            return;
+        }
+    };
+    let timeouts = state.fe.timeouts;
+    let limits = state.fe.limits;
+    let activity = Arc::new(Activity::new(limits.h2_max_resets));
     let io = TokioIo::new(stream);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.client_header)
+        .max_headers(limits.max_headers)
+        // Bounds what a half-sent head can make the connection buffer (hyper answers 431
+        // when it fills); `strict` checks the exact head size once parsed. Not smaller:
+        // the same buffer carries bodies both ways.
+        .max_buf_size(limits.max_header_bytes.max(64 * 1024))
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    let keepalive = &limits.h2_keepalive_interval;
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.h2_max_header_list_bytes)
+        .keep_alive_interval((!keepalive.is_zero()).then_some(*keepalive))
+        .keep_alive_timeout(limits.h2_keepalive_timeout);
     let act = Arc::clone(&activity);
-    let svc = service_fn(move |req| {
-        let state = state.load_full();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let state = live.load_full();
         let guard = act.begin();
+        let verdict = if slot.allow_request() {
+            strict::check(&req, &state.fe.limits)
+        } else {
+            Err(Reject::SourceRate)
+        };
         async move {
-            let resp = state.handle(peer, proto, req).await;
-            drop(guard);
+            let resp = match verdict {
+                Ok(()) => state.handle(peer, proto, req).await,
+                Err(reason) => {
+                    state.fe.stats.reject(&state.fe.name, reason, peer);
+                    let status = reason.status().unwrap_or(StatusCode::BAD_REQUEST);
+                    refusal(status, req.version() < Version::HTTP_2)
+                }
+            };
+            guard.finish();
             Ok::<_, Infallible>(resp)
         }
     });
@@ -134,11 +191,22 @@ async fn connection<IO>(
     loop {
         let wake = activity.idle_deadline(timeouts.client_idle);
         tokio::select! {
-            _ = conn.as_mut() => return,
+            ended = conn.as_mut() => {
+                if let Some(reason) = ended.err().and_then(|e| connection_refusal(&*e)) {
+                    reject(reason);
+                }
+                return;
+            }
             _ = tokio::time::sleep_until(wake) => {
                 if activity.is_idle(timeouts.client_idle) {
+                    reject(Reject::IdleTimeout);
                     break;
                 }
+            }
+            // Dropping the connection closes it at once: the client has spent its budget.
+            _ = activity.over_budget.notified() => {
+                reject(Reject::H2Reset);
+                return;
             }
             _ = stop.cancelled() => break,
         }
@@ -147,7 +215,68 @@ async fn connection<IO>(
     let _ = conn.await;
 }
 
-/// When a client connection last started or finished a request, and how many are in flight.
+/// What hyper refused on its own, from the error that ended the connection (`None`: the
+/// client just went away).
+fn connection_refusal(e: &(dyn std::error::Error + 'static)) -> Option<Reject> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return Some(Reject::HeaderTimeout);
+            }
+            if h.is_parse_too_large() {
+                return Some(Reject::HeaderTooLarge);
+            }
+            if h.is_parse() {
+                return Some(Reject::Malformed);
+            }
+        }
+        if let Some(h) = s.downcast_ref::<h2::Error>() {
+            if h.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) {
+                return Some(Reject::H2Reset);
+            }
+            if h.is_library() || (h.is_go_away() && !h.is_remote()) {
+                return Some(Reject::H2Protocol);
+            }
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// Answers a connection that got no slot with a plain HTTP/1.1 response, then reads what
+/// the client already sent (bounded) so closing does not reset the answer away.
+async fn refuse_connection<IO>(mut io: IO, reason: Reject)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let status = reason.status().unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let text = status.canonical_reason().unwrap_or("");
+    let head = format!(
+        "HTTP/1.1 {} {text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{} {text}\n",
+        status.as_u16(),
+        status.as_str().len() + text.len() + 2,
+        status.as_u16(),
+    );
+    let linger = async {
+        io.write_all(head.as_bytes()).await?;
+        io.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            let n = io.read(&mut sink).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        Ok::<_, io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), linger).await;
+}
+
+/// When a client connection last started or finished a request, how many are in flight,
+/// and how many its client cancelled (the HTTP/2 rapid-reset budget).
 /// Request boundaries are enough: between requests hyper's header timeout guards a half-sent
 /// head, and a response still streaming when the window ends is finished by the graceful
 /// shutdown before the connection closes. Not touching the clock per read and write keeps
@@ -157,14 +286,23 @@ struct Activity {
     base: Instant,
     last_nanos: AtomicU64,
     in_flight: AtomicUsize,
+    completed: AtomicU32,
+    cancelled: AtomicU32,
+    max_resets: u32,
+    /// Woken once the client cancelled `max_resets` more requests than completed.
+    over_budget: Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(max_resets: u32) -> Self {
         Activity {
             base: Instant::now(),
             last_nanos: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            completed: AtomicU32::new(0),
+            cancelled: AtomicU32::new(0),
+            max_resets,
+            over_budget: Notify::new(),
         }
     }
 
@@ -180,7 +318,18 @@ impl Activity {
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.touch();
-        InFlight(Arc::clone(self))
+        InFlight {
+            activity: Arc::clone(self),
+            done: false,
+        }
+    }
+
+    fn on_cancel(&self) {
+        let cancelled = self.cancelled.fetch_add(1, Ordering::Relaxed) + 1;
+        let completed = self.completed.load(Ordering::Relaxed);
+        if cancelled.saturating_sub(completed) > self.max_resets {
+            self.over_budget.notify_one();
+        }
     }
 
     fn idle_deadline(&self, idle: Duration) -> Instant {
@@ -196,13 +345,28 @@ impl Activity {
     }
 }
 
-/// A request being served: the connection is not idle meanwhile.
-struct InFlight(Arc<Activity>);
+/// A request being served: the connection is not idle meanwhile. Dropped before
+/// [`InFlight::finish`], the client cancelled it (an HTTP/2 reset, or a closed connection).
+struct InFlight {
+    activity: Arc<Activity>,
+    done: bool,
+}
+
+impl InFlight {
+    fn finish(mut self) {
+        self.done = true;
+        self.activity.completed.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let a = &self.activity;
+        a.touch();
+        a.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.done {
+            a.on_cancel();
+        }
     }
 }
 
@@ -214,7 +378,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_only_after_the_window_with_nothing_in_flight() {
-        let a = Arc::new(Activity::new());
+        let a = Arc::new(Activity::new(1));
         assert!(!a.is_idle(IDLE));
         tokio::time::advance(Duration::from_secs(59)).await;
         assert!(!a.is_idle(IDLE));
@@ -228,7 +392,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_is_never_idle() {
-        let a = Arc::new(Activity::new());
+        let a = Arc::new(Activity::new(1));
         let guard = a.begin();
         tokio::time::advance(IDLE * 3).await;
         assert!(
@@ -243,5 +407,19 @@ mod tests {
         );
         tokio::time::advance(IDLE).await;
         assert!(a.is_idle(IDLE));
+    }
+
+    #[tokio::test]
+    async fn cancels_beyond_completions_and_budget_wake_the_connection() {
+        let a = Arc::new(Activity::new(2));
+        a.begin().finish();
+        for _ in 0..3 {
+            drop(a.begin());
+        }
+        // 3 cancelled, 1 completed: within the budget of 2.
+        let woken = tokio::time::timeout(Duration::from_millis(1), a.over_budget.notified());
+        assert!(woken.await.is_err());
+        drop(a.begin());
+        a.over_budget.notified().await;
     }
 }

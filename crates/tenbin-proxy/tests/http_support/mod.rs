@@ -8,6 +8,8 @@
 //! echoes bytes.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -229,7 +229,9 @@ impl LoggedDaemon {
                 .iter()
                 .map(|l| &l["fields"])
                 .filter(|f| {
-                    f["message"].as_str().is_some_and(|m| m.starts_with("listening ("))
+                    f["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("listening ("))
                         && f["frontend"] == name
                 })
                 .filter_map(|f| f["addr"].as_str()?.parse().ok())
