@@ -1,6 +1,6 @@
 //! TLS against hostile clients and unreachable servers, with raw sockets on 127.0.0.1 and
 //! paused time (everything runs in-process): a client that sends nothing or half a ClientHello
-//! is closed after the hello/handshake timeout, both by passthrough and by termination, and a
+//! is closed after the hello/handshake timeout by passthrough, TCP offload and HTTPS, and a
 //! server whose accept queue drops SYNs fails passthrough's connect after its timeout.
 
 mod tls_common;
@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tenbin_core::pick::Algorithm;
+use tenbin_proxy::http::{HttpFrontend, HttpService};
 use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
 use tenbin_proxy::tls::passthrough::{Passthrough, Route};
+use tenbin_proxy::tls::server::serve_https;
 use tenbin_proxy::tls::{terminate_tcp, OffloadTimeouts};
 use tls_common::{passthrough_front, Ca};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -161,4 +163,29 @@ async fn termination_closes_a_client_that_stalls_its_handshake() {
         },
     ));
     stalled_clients_closed(addr, Duration::from_secs(10), &backend).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn https_closes_a_client_that_stalls_its_handshake() {
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    backend.set_nonblocking(true).unwrap();
+    let p = pool(backend.local_addr().unwrap());
+    let fe = HttpFrontend::new("https", &[], Some("p"), vec![p]).unwrap();
+    let config = Ca::new("test ca")
+        .leaf(&["shop.test"])
+        .server_config(&[&rustls::version::TLS13]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, rx) = oneshot::channel::<()>();
+    let limit = Duration::from_secs(10);
+    tokio::spawn(serve_https(
+        listener,
+        HttpService::new(fe),
+        config,
+        limit,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    stalled_clients_closed(addr, limit, &backend).await;
 }
