@@ -12,8 +12,11 @@
 //! optional MaxMind database of [`geoip`] placing clients; [`ecs`] checks client subnets;
 //! [`state`] is what a query reads; [`query`] turns bytes into bytes, after [`fast`] has had its
 //! try at the common GSLB query (hand-parsed, written straight to bytes, byte-identical to
-//! [`query`]'s answer); [`engine`] swaps states and calls both; [`server`] runs sockets. The
-//! entry point is [`serve`]:
+//! [`query`]'s answer); [`engine`] swaps states and calls both; [`server`] runs sockets, with
+//! [`tcp`] serving DNS over TCP under [`TcpLimits`] (defaults: a client idle or mid-message
+//! for [`tcp::TCP_IDLE`] is closed, so is one that does not take its answer within
+//! [`tcp::TCP_WRITE`]; at [`tcp::TCP_MAX_CONNS`] connections a new client closes the idlest).
+//! The entry point is [`serve`]:
 //!
 //! ```no_run
 //! # async fn f(cfg: tenbin_config::dns::DnsSection) -> Result<(), Box<dyn std::error::Error>> {
@@ -41,10 +44,12 @@ pub mod query;
 pub mod records;
 pub mod server;
 pub mod state;
+pub mod tcp;
 pub mod zone;
 
 pub use counters::Stats;
 pub use engine::Engine;
 pub use health::{AddrState, AdminOverride, DcReport, HealthSnapshot};
-pub use server::{serve, Sockets};
+pub use server::{serve, serve_with, Sockets};
 pub use state::{State, Transport};
+pub use tcp::TcpLimits;

@@ -5,6 +5,7 @@ use crate::batch::Batch;
 use crate::engine::Engine;
 use crate::health::HealthSnapshot;
 use crate::state::Transport;
+use crate::tcp::{tcp_loop, TcpLimits};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -13,15 +14,9 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::sync::{watch, Semaphore};
+use tokio::io::Interest;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-/// A TCP client gets this long between messages before we close (RFC 7766 §6.2.3).
-pub const TCP_IDLE: Duration = Duration::from_secs(10);
-/// Concurrent TCP connections served; more wait in the kernel's backlog.
-pub const TCP_MAX_CONNS: usize = 256;
 
 /// Bound sockets to serve on.
 #[derive(Debug, Default)]
@@ -93,11 +88,23 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// Serves until `shutdown` completes, following `health` (each new snapshot is applied).
-/// Reloads go through [`Engine::reload`] on the same `engine` while this runs.
+/// Reloads go through [`Engine::reload`] on the same `engine` while this runs. TCP runs under
+/// the default [`TcpLimits`].
 pub async fn serve(
+    engine: Arc<Engine>,
+    health: watch::Receiver<Arc<HealthSnapshot>>,
+    sockets: Sockets,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with(engine, health, sockets, TcpLimits::default(), shutdown).await
+}
+
+/// [`serve`] with the given TCP timeouts and connection cap.
+pub async fn serve_with(
     engine: Arc<Engine>,
     mut health: watch::Receiver<Arc<HealthSnapshot>>,
     sockets: Sockets,
+    tcp_limits: TcpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -126,7 +133,7 @@ pub async fn serve(
     }
     for t in sockets.tcp {
         let l = tokio::net::TcpListener::from_std(t)?;
-        tasks.spawn(tcp_loop(engine.clone(), l, stop_rx.clone()));
+        tasks.spawn(tcp_loop(engine.clone(), l, tcp_limits, stop_rx.clone()));
     }
     shutdown.await;
     let _ = stop_tx.send(true);
@@ -197,67 +204,5 @@ async fn udp_loop(
             }
             tokio::task::yield_now().await;
         }
-    }
-}
-
-async fn tcp_loop(
-    engine: Arc<Engine>,
-    listener: tokio::net::TcpListener,
-    mut stop: watch::Receiver<bool>,
-) -> io::Result<()> {
-    let limit = Arc::new(Semaphore::new(TCP_MAX_CONNS));
-    let mut conns = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => p.map_err(io::Error::other)?,
-            _ = stop.changed() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-            _ = stop.changed() => break,
-        };
-        let engine = engine.clone();
-        let stop = stop.clone();
-        conns.spawn(async move {
-            let _permit = permit;
-            let _ = tcp_conn(engine, stream, peer, stop).await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
-    conns.shutdown().await;
-    Ok(())
-}
-
-async fn tcp_conn(
-    engine: Arc<Engine>,
-    mut stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) -> io::Result<()> {
-    let mut rng = StdRng::seed_from_u64(rand::random());
-    let mut buf = Vec::new();
-    loop {
-        let len = tokio::select! {
-            r = tokio::time::timeout(TCP_IDLE, stream.read_u16()) => match r {
-                Ok(Ok(l)) => usize::from(l),
-                _ => return Ok(()),
-            },
-            _ = stop.changed() => return Ok(()),
-        };
-        buf.resize(len, 0);
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf)).await {
-            Ok(Ok(_)) => {}
-            _ => return Ok(()),
-        }
-        let Some(resp) = engine.respond(&buf, peer.ip(), Transport::Tcp, &mut rng) else {
-            return Ok(());
-        };
-        let Ok(rlen) = u16::try_from(resp.len()) else {
-            return Ok(());
-        };
-        let mut out = Vec::with_capacity(resp.len() + 2);
-        out.extend_from_slice(&rlen.to_be_bytes());
-        out.extend_from_slice(&resp);
-        stream.write_all(&out).await?;
     }
 }

@@ -5,16 +5,13 @@ mod tls_common;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tenbin_core::pick::Algorithm;
 use tenbin_core::ServerState;
 use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
-use tenbin_proxy::tls::passthrough::{serve, Passthrough, Route};
-use tls_common::{tls_backend, tls_exchange, Ca};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tenbin_proxy::tls::passthrough::{Passthrough, Route};
+use tls_common::{passthrough_front, tls_backend, tls_exchange, Ca};
 
 const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 
@@ -42,16 +39,6 @@ fn pool(name: &str, servers: &[(String, SocketAddr)]) -> Pool {
     ))
 }
 
-async fn front(pass: Passthrough) -> (SocketAddr, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, Arc::new(pass), async move {
-        let _ = rx.await;
-    }));
-    (addr, tx)
-}
-
 #[tokio::test]
 async fn routes_by_sni_without_decrypting() {
     let ca = Ca::new("test ca");
@@ -65,7 +52,7 @@ async fn routes_by_sni_without_decrypting() {
         ],
         Some(Route::new("", pool("default", &other))),
     );
-    let (addr, _stop) = front(pass).await;
+    let (addr, _stop) = passthrough_front(pass).await;
     let client = ca.client(&[]);
     let mut seen = HashSet::new();
     for _ in 0..6 {
@@ -95,7 +82,7 @@ async fn tls12_sessions_stick_by_session_id() {
         vec![Route::new("shop.test", sticky_pool.clone()).sticky(1000, Duration::from_secs(300))],
         None,
     );
-    let (addr, _stop) = front(pass).await;
+    let (addr, _stop) = passthrough_front(pass).await;
 
     // Several clients, each with its own session cache: each resumes on its first server.
     let mut homes = HashSet::new();
@@ -154,7 +141,7 @@ async fn without_stickiness_resumption_is_lost_to_round_robin() {
     let ca = Ca::new("test ca");
     let shop = backends(&ca, "shop", 2, &["shop.test"]).await;
     let pass = Passthrough::new(vec![Route::new("shop.test", pool("shop", &shop))], None);
-    let (addr, _stop) = front(pass).await;
+    let (addr, _stop) = passthrough_front(pass).await;
     let cfg = ca.client_with(&[], TLS12);
     let mut lines = HashSet::new();
     for _ in 0..4 {
@@ -178,7 +165,7 @@ async fn not_tls_or_unrouted_is_closed() {
     let ca = Ca::new("test ca");
     let shop = backends(&ca, "shop", 1, &["shop.test"]).await;
     let pass = Passthrough::new(vec![Route::new("shop.test", pool("shop", &shop))], None);
-    let (addr, _stop) = front(pass).await;
+    let (addr, _stop) = passthrough_front(pass).await;
     let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
     plain
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -12,8 +12,8 @@ use tenbin_core::pick::Algorithm;
 use tenbin_proxy::pool::{Pool, PoolConfig, ServerConfig};
 use tenbin_proxy::tls::server::server_config;
 use tenbin_proxy::tls::{
-    provider, terminate_tcp, CertFiles, CertStore, TerminateConfig, TlsVersion, Upstream,
-    UpstreamConfig,
+    provider, terminate_tcp, CertFiles, CertStore, OffloadTimeouts, TerminateConfig, TlsVersion,
+    Upstream, UpstreamConfig,
 };
 use tls_common::{tls_exchange, Ca, TempDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,9 +44,15 @@ async fn front(
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let config = server_config(&cfg, store).unwrap();
-    tokio::spawn(terminate_tcp(listener, config, pool, async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(terminate_tcp(
+        listener,
+        config,
+        pool,
+        OffloadTimeouts::default(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     (Front { addr, _stop: tx }, backend)
 }
 

@@ -17,6 +17,7 @@ use crate::l4::{L4Stats, TcpFrontend, UdpFrontend};
 use crate::persist::{PersistConfig, Persistence};
 use crate::pool::{Pool, PoolConfig};
 use crate::tls::passthrough::{Passthrough, Route};
+use crate::tls::server::OffloadTimeouts;
 use crate::tls::CertStore;
 
 /// One `[[pool]]` at run time, shared by every frontend that uses it.
@@ -210,6 +211,7 @@ pub(super) fn frontend(
                     let handler = Handler::Terminate {
                         tls: Arc::clone(&t.server),
                         pool: default.pool.clone(),
+                        timeouts: OffloadTimeouts::of(f),
                     };
                     return Ok(Built::Stream {
                         handler,

@@ -13,7 +13,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -21,7 +20,7 @@ use crate::http::HttpService;
 use crate::l4::{tcp, udp, TcpFrontend, UdpFrontend};
 use crate::pool::Pool;
 use crate::tls::passthrough::{self, Passthrough};
-use crate::tls::server::{handshake, terminate_connection};
+use crate::tls::server::{handshake, terminate_connection, OffloadTimeouts};
 
 /// What one accepted TCP connection of a frontend runs.
 #[derive(Debug)]
@@ -37,6 +36,7 @@ pub(super) enum Handler {
     Terminate {
         tls: Arc<ServerConfig>,
         pool: Pool,
+        timeouts: OffloadTimeouts,
     },
 }
 
@@ -69,10 +69,11 @@ impl Handler {
             }
             Handler::Tcp(fe) => tcp::serve_connection(stream, peer, Arc::clone(fe)).await,
             Handler::Passthrough(p) => passthrough::serve_connection(stream, p).await,
-            Handler::Terminate { tls, pool } => {
-                let acceptor = TlsAcceptor::from(Arc::clone(tls));
-                terminate_connection(&acceptor, stream, pool).await;
-            }
+            Handler::Terminate {
+                tls,
+                pool,
+                timeouts,
+            } => terminate_connection(tls, stream, pool, *timeouts).await,
         }
     }
 }

@@ -17,7 +17,8 @@ use tokio::task::JoinHandle;
 
 use super::passthrough::{self, Passthrough, Route};
 use super::{
-    provider, server, terminate_tcp, CertFiles, CertStore, TerminateConfig, TlsError, TlsVersion,
+    provider, server, terminate_tcp, CertFiles, CertStore, OffloadTimeouts, TerminateConfig,
+    TlsError, TlsVersion,
 };
 use crate::pool::Pool;
 
@@ -32,6 +33,7 @@ pub enum L4Tls {
         config: Arc<ServerConfig>,
         store: Arc<CertStore>,
         pool: Pool,
+        timeouts: OffloadTimeouts,
     },
 }
 
@@ -65,10 +67,12 @@ impl L4Tls {
                 let name = f.default_pool.as_ref().map(|p| p.get_ref().as_str());
                 let pool = pool_of(name.unwrap_or(""))?;
                 let (config, store) = terminate_config(tls)?;
+                let timeouts = OffloadTimeouts::of(f);
                 Ok(Some(L4Tls::Terminate {
                     config,
                     store,
                     pool,
+                    timeouts,
                 }))
             }
         }
@@ -92,11 +96,12 @@ impl L4Tls {
                 config,
                 store,
                 pool,
+                timeouts,
             } => {
                 let watcher = store.watch(RELOAD_POLL);
-                let (config, pool) = (Arc::clone(config), pool.clone());
+                let (config, pool, timeouts) = (Arc::clone(config), pool.clone(), *timeouts);
                 tokio::spawn(async move {
-                    terminate_tcp(listener, config, pool, shutdown).await;
+                    terminate_tcp(listener, config, pool, timeouts, shutdown).await;
                     watcher.abort();
                     Ok(())
                 })
@@ -124,6 +129,7 @@ pub fn passthrough<E>(
     let mut pass = Passthrough::new(routes, default);
     pass.hello_timeout = f.timeouts.client_header;
     pass.idle_timeout = f.timeouts.tcp_idle;
+    pass.connect_timeout = f.timeouts.connect;
     Ok(pass)
 }
 

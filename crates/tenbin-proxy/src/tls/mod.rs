@@ -4,7 +4,8 @@
 //! - [`certs`]: the [`CertStore`] rustls asks for a certificate on each handshake (exact and
 //!   wildcard names, a default), reloaded from disk by swapping the whole index.
 //! - [`server`]: a rustls `ServerConfig` from [`TerminateConfig`] (ALPN, versions, suites)
-//!   and [`terminate_tcp`], TLS offload in front of a plain TCP pool.
+//!   and [`terminate_tcp`], TLS offload in front of a plain TCP pool, its handshake and
+//!   connect bounded by [`OffloadTimeouts`].
 //! - [`upstream`]: the [`Upstream`] connector (CA bundle, optional client certificate, SNI).
 //! - [`hello`]: non-panicking ClientHello/ServerHello parsers.
 //! - [`passthrough`]: mode tcp without decrypting: SNI routes to pools, TLS 1.2 sessions stick
@@ -25,7 +26,7 @@ pub mod upstream;
 use std::path::PathBuf;
 
 pub use certs::{CertFiles, CertStore};
-pub use server::{terminate_tcp, TerminateConfig, TlsVersion};
+pub use server::{terminate_tcp, OffloadTimeouts, TerminateConfig, TlsVersion};
 pub use upstream::{Upstream, UpstreamConfig};
 
 /// What went wrong setting TLS up; each names the file or setting at fault.

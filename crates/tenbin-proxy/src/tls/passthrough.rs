@@ -3,7 +3,7 @@
 //!
 //! Per connection: read until the ClientHello parses (bounded in size and time), choose the
 //! route (exact SNI, then `*.parent`, then the default), look the offered session id up in the
-//! route's table, connect, replay the hello, read until the ServerHello parses and learn its
+//! route's table, connect (bounded by `connect_timeout`), replay the hello, read until the ServerHello parses and learn its
 //! session id (TLS 1.2 only: see [`super::hello`]), then relay bytes both ways untouched.
 
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct Passthrough {
     pub default: Option<Route>,
     /// How long a client may take to send its ClientHello (and a server its ServerHello).
     pub hello_timeout: Duration,
+    /// A server that has not accepted the connection by then fails it (reported to the pool).
+    pub connect_timeout: Duration,
     /// No byte in either direction for this long ends a relayed session.
     pub idle_timeout: Duration,
 }
@@ -66,6 +68,7 @@ impl Passthrough {
             routes,
             default,
             hello_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(300),
         }
     }
@@ -133,6 +136,8 @@ enum RelayError {
     Io(#[from] std::io::Error),
     #[error("timed out waiting for a hello")]
     Timeout,
+    #[error("timed out connecting to the server")]
+    ConnectTimeout,
 }
 
 async fn relay(mut client: TcpStream, pass: &Passthrough) -> Result<(), RelayError> {
@@ -155,11 +160,15 @@ async fn relay(mut client: TcpStream, pass: &Passthrough) -> Result<(), RelayErr
     decision.redispatch_always();
     let target = decision.target(&servers);
     let held = hold(&route.pool, target, None, &[]).await?;
-    let mut upstream = match TcpStream::connect(held.addr()).await {
-        Ok(s) => s,
-        Err(e) => {
+    let connect = tokio::time::timeout(pass.connect_timeout, TcpStream::connect(held.addr()));
+    let mut upstream = match connect.await {
+        Ok(Ok(s)) => s,
+        failed => {
             held.report(Outcome::ConnectFailed);
-            return Err(e.into());
+            return Err(match failed {
+                Ok(Err(e)) => e.into(),
+                _ => RelayError::ConnectTimeout,
+            });
         }
     };
     upstream.set_nodelay(true)?;

@@ -2,6 +2,7 @@
 //! plain TCP pool.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
 use rustls::{ServerConfig, SupportedProtocolVersion};
@@ -120,15 +121,45 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The timeouts of [`terminate_tcp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffloadTimeouts {
+    /// A client that has not finished its handshake by then is closed (nothing sent, or half a
+    /// ClientHello, holds no task for longer).
+    pub handshake: Duration,
+    /// A server that has not accepted the connection by then fails it (reported to the pool).
+    pub connect: Duration,
+}
+
+impl OffloadTimeouts {
+    /// A `[[frontend]]`'s `client_header` and `connect` timeouts.
+    pub fn of(f: &tenbin_config::Frontend) -> Self {
+        OffloadTimeouts {
+            handshake: f.timeouts.client_header,
+            connect: f.timeouts.connect,
+        }
+    }
+}
+
+impl Default for OffloadTimeouts {
+    /// The frontend defaults: `client_header` and `connect` of `[frontend.timeouts]`.
+    fn default() -> Self {
+        OffloadTimeouts {
+            handshake: Duration::from_secs(10),
+            connect: Duration::from_secs(3),
+        }
+    }
+}
+
 /// TLS offload for mode tcp: terminate each connection and relay the plaintext to a server
 /// leased from `pool`, until `shutdown` resolves.
 pub async fn terminate_tcp(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     pool: Pool,
+    timeouts: OffloadTimeouts,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(config);
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
@@ -141,21 +172,28 @@ pub async fn terminate_tcp(
                 }
             },
         };
-        let (acceptor, pool) = (acceptor.clone(), pool.clone());
-        tokio::spawn(async move { terminate_connection(&acceptor, tcp, &pool).await });
+        let (config, pool) = (Arc::clone(&config), pool.clone());
+        tokio::spawn(async move { terminate_connection(&config, tcp, &pool, timeouts).await });
     }
 }
 
-/// One connection of [`terminate_tcp`]: handshake, lease, relay the plaintext.
-pub async fn terminate_connection(acceptor: &TlsAcceptor, tcp: TcpStream, pool: &Pool) {
-    let Ok(mut tls) = acceptor.accept(tcp).await else {
+/// One connection of [`terminate_tcp`]: handshake (bounded), lease, connect (bounded), relay
+/// the plaintext.
+pub async fn terminate_connection(
+    config: &Arc<ServerConfig>,
+    tcp: TcpStream,
+    pool: &Pool,
+    timeouts: OffloadTimeouts,
+) {
+    let Some(mut tls) = handshake(config, tcp, timeouts.handshake).await else {
         return;
     };
     let Ok(lease) = pool.acquire(None, &[]).await else {
         let _ = tls.shutdown().await;
         return;
     };
-    let Ok(mut upstream) = TcpStream::connect(lease.addr()).await else {
+    let connect = tokio::time::timeout(timeouts.connect, TcpStream::connect(lease.addr()));
+    let Ok(Ok(mut upstream)) = connect.await else {
         lease.report(crate::pool::Outcome::ConnectFailed);
         return;
     };

@@ -204,3 +204,17 @@ pub async fn tls_backend(
     });
     (addr, task)
 }
+
+/// A passthrough frontend on 127.0.0.1; dropping the sender stops it.
+pub async fn passthrough_front(
+    pass: tenbin_proxy::tls::passthrough::Passthrough,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = tenbin_proxy::tls::passthrough::serve(listener, Arc::new(pass), async move {
+        let _ = rx.await;
+    });
+    tokio::spawn(serve);
+    (addr, tx)
+}
