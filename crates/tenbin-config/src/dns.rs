@@ -399,7 +399,10 @@ impl<'de> Deserialize<'de> for Cidr {
 pub enum DnsConfigError {
     #[error("dns: `{0}` is not a CIDR like 192.0.2.0/24 (no host bits, length within the family)")]
     Cidr(String),
-    #[error("dns: `{0}` is not a domain name (labels of 1..=63 bytes, 255 bytes in all)")]
+    #[error(
+        "dns: `{0}` is not a domain name (labels of 1..=63 letters, digits, `_`, `-` but not \
+         first, `*` only first; 255 bytes in all)"
+    )]
     Name(String),
     #[error("dns: {what} `{name}` is defined twice")]
     Duplicate { what: &'static str, name: String },
@@ -632,15 +635,20 @@ pub fn absolute(name: &str, origin: Option<&str>) -> Result<String, DnsConfigErr
     if full.len() > 254 {
         return Err(bad());
     }
-    if full != "." {
-        for label in full[..full.len() - 1].split('.') {
-            if label.is_empty() || label.len() > 63 || label.bytes().any(|b| b <= b' ' || b == 0x7f)
-            {
-                return Err(bad());
-            }
-        }
+    if full != "." && !full[..full.len() - 1].split('.').all(label_ok) {
+        return Err(bad());
     }
     Ok(full)
+}
+
+/// The labels the DNS tier can load (hickory's `Name::from_ascii`): 1..=63 ASCII letters,
+/// digits and `_`, with `-` anywhere but first and `*` only first. Checked here so that a name
+/// the tier would refuse at start is refused with its file position instead.
+fn label_ok(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric() || b == b'_' || (b == b'-' && i > 0) || (b == b'*' && i == 0)
+        })
 }
 
 /// Whether absolute `name` is at or below absolute `origin` (ASCII case-insensitive).
@@ -777,6 +785,19 @@ mod tests {
         assert!("2001:db8::/32".parse::<Cidr>().is_ok());
         assert!("0.0.0.0/0".parse::<Cidr>().is_ok());
         assert!("2001:db8::1/128".parse::<Cidr>().is_ok());
+    }
+
+    #[test]
+    fn names_the_dns_tier_cannot_load_are_refused_here() {
+        // Found by fuzz/fuzz_targets/config.rs: `_sipҨudp` passed validation, then the DNS
+        // engine refused it at start, without a file position.
+        assert!(absolute("_sip\u{4a8}udp", Some("example.test.")).is_err());
+        for bad in ["a b", "a\\.b", "-a", "a*", "a!b", "a..b", "caf\u{e9}"] {
+            assert!(absolute(bad, Some("example.test.")).is_err(), "{bad}");
+        }
+        for good in ["_sip._udp", "a-b", "*", "*.x", "xn--caf-dma", "A1", "a-"] {
+            assert!(absolute(good, Some("example.test.")).is_ok(), "{good}");
+        }
     }
 
     #[test]
