@@ -1,9 +1,12 @@
 //! Fuzz the whole DNS query path: any bytes, over UDP and TCP, from two kinds of peer.
 //! Invariants: no panic; an answer echoes the query id and sets QR; a UDP answer to a query
-//! without EDNS fits 512 bytes; the raw ECS checker agrees with itself on the same bytes.
+//! without EDNS fits 512 bytes; the fast path answers as the full path does; and the raw ECS
+//! checker (`ecs::find`) agrees with hickory-proto's independent EDNS decoding wherever
+//! hickory decodes the whole message.
 #![no_main]
 
 use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use libfuzzer_sys::fuzz_target;
 use rand::rngs::mock::StepRng;
 use std::sync::OnceLock;
@@ -70,9 +73,56 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    let a = tenbin_dns::ecs::find(data);
-    assert_eq!(a, tenbin_dns::ecs::find(data));
+    ecs_agrees_with_hickory(data);
     if data.len() >= 4 {
         let _ = tenbin_dns::ecs::parse_option(data);
     }
 });
+
+/// hickory checks none of RFC 7871's rules, and keeps every option of an OPT record unless the
+/// option list overruns the record, when it drops the whole list. So, where it decodes the
+/// message: tenbin finds an ECS option exactly when hickory does, with the same address and
+/// prefix, and refuses one only for a reason the raw bytes show, or when hickory kept no
+/// option at all (it dropped a list that tenbin, reading in order, refuses).
+fn ecs_agrees_with_hickory(data: &[u8]) {
+    use tenbin_dns::ecs::{self, EcsError};
+    let ours = ecs::find(data);
+    let Ok(msg) = Message::from_vec(data) else {
+        return;
+    };
+    let theirs: Vec<_> = msg
+        .edns
+        .iter()
+        .flat_map(|e| e.options().get_all(EdnsCode::Subnet))
+        .filter_map(|o| match o {
+            EdnsOption::Subnet(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let dropped = msg
+        .edns
+        .as_ref()
+        .is_some_and(|e| e.options().as_ref().is_empty());
+    match ours {
+        Err(_) if dropped => {}
+        Ok(None) => assert!(theirs.is_empty(), "hickory saw ECS {theirs:?}, tenbin none"),
+        Ok(Some(cs)) => {
+            assert_eq!(
+                theirs.len(),
+                1,
+                "tenbin saw one ECS option, hickory {theirs:?}"
+            );
+            let h = theirs[0];
+            assert_eq!(
+                (h.addr(), h.source_prefix()),
+                (cs.addr, cs.source),
+                "ECS differs"
+            );
+            assert_eq!(h.scope_prefix(), 0, "tenbin accepted a scope in a query");
+        }
+        Err(EcsError::Malformed) => panic!("hickory decoded a message tenbin calls malformed"),
+        Err(EcsError::Duplicate) => assert!(theirs.len() >= 2, "duplicate of {theirs:?}"),
+        Err(EcsError::ScopeInQuery(s)) => assert!(theirs.iter().any(|h| h.scope_prefix() == s)),
+        Err(e) => assert!(!theirs.is_empty(), "{e} without an ECS option per hickory"),
+    }
+}

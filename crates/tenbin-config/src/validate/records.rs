@@ -11,10 +11,14 @@ use crate::dns::RecordKind;
 const MAX_TXT: usize = 4000;
 
 /// `name` joined to `origin` when it has no final dot (`None`: the root), for comparing names
-/// across zones; labels of 1..=63 bytes without spaces or control bytes, 255 bytes in all.
+/// across zones; labels as [`label_ok`] says, 255 bytes in all.
 pub(crate) fn full_name(name: &str, origin: Option<&str>) -> Result<String, String> {
-    let bad =
-        || format!("`{name}` is not a domain name (labels of 1..=63 bytes, 255 bytes in all)");
+    let bad = || {
+        format!(
+            "`{name}` is not a domain name (labels of 1..=63 letters, digits, `_`, `-` but not \
+             first, `*` only first; 255 bytes in all)"
+        )
+    };
     let full = match (name, origin) {
         (".", _) => ".".to_string(),
         (n, _) if n.ends_with('.') => n.to_string(),
@@ -26,11 +30,22 @@ pub(crate) fn full_name(name: &str, origin: Option<&str>) -> Result<String, Stri
     }
     let labels = full.strip_suffix('.').filter(|l| !l.is_empty());
     for label in labels.into_iter().flat_map(|l| l.split('.')) {
-        if label.is_empty() || label.len() > 63 || label.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        if !label_ok(label) {
             return Err(bad());
         }
     }
     Ok(full)
+}
+
+/// The labels the DNS tier can load (hickory's `Name::from_ascii`): 1..=63 ASCII letters,
+/// digits and `_`, with `-` anywhere but first and `*` only first. Checked here so that a name
+/// the tier would refuse at start is refused with its file position instead (found by
+/// fuzz/fuzz_targets/config.rs).
+fn label_ok(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric() || b == b'_' || (b == b'-' && i > 0) || (b == b'*' && i == 0)
+        })
 }
 
 /// A record's owner: `@` is the origin itself.
@@ -95,6 +110,25 @@ pub(crate) fn record_data(kind: RecordKind, data: &str, origin: &str) -> Result<
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_the_dns_tier_cannot_load_are_refused_here() {
+        // Found by fuzz/fuzz_targets/config.rs: `_sipҨudp` passed validation, then the DNS
+        // engine refused it at start, without a file position.
+        assert!(super::full_name("_sip\u{4a8}udp", Some("example.test.")).is_err());
+        for bad in ["a b", "a\\.b", "-a", "a*", "a!b", "a..b", "caf\u{e9}"] {
+            assert!(
+                super::full_name(bad, Some("example.test.")).is_err(),
+                "{bad}"
+            );
+        }
+        for good in ["_sip._udp", "a-b", "*", "*.x", "xn--caf-dma", "A1", "a-"] {
+            assert!(
+                super::full_name(good, Some("example.test.")).is_ok(),
+                "{good}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

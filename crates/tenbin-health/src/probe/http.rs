@@ -19,8 +19,9 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 /// How the body of a response is delimited.
+#[doc(hidden)] // public only for the fuzz targets
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Framing {
+pub enum Framing {
     Length(usize),
     Chunked,
     UntilClose,
@@ -116,7 +117,8 @@ async fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, ProbeE
 }
 
 /// Parse the response head: `Some((status, framing, head length))` once complete.
-fn parse_head(buf: &[u8], method: &str) -> Result<Option<(u16, Framing, usize)>, ProbeError> {
+#[doc(hidden)] // public only for the fuzz targets
+pub fn parse_head(buf: &[u8], method: &str) -> Result<Option<(u16, Framing, usize)>, ProbeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf) {
@@ -125,6 +127,10 @@ fn parse_head(buf: &[u8], method: &str) -> Result<Option<(u16, Framing, usize)>,
         Err(_) => return Err(ProbeError::Malformed("invalid response head")),
     };
     let status = resp.code.ok_or(ProbeError::Malformed("no status code"))?;
+    // httparse takes any three digits; RFC 9110 §15 defines 100..=599 only.
+    if !(100..=599).contains(&status) {
+        return Err(ProbeError::Malformed("status code outside 100-599"));
+    }
     let mut framing = Framing::UntilClose;
     for hd in resp.headers.iter() {
         if hd.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -148,7 +154,8 @@ fn parse_head(buf: &[u8], method: &str) -> Result<Option<(u16, Framing, usize)>,
 
 /// Decode as much of a chunked body as `raw` holds: the data, and whether the last chunk was
 /// seen. Trailers are not needed for a check and are not read.
-fn decode_chunked(raw: &[u8]) -> Result<(Vec<u8>, bool), ProbeError> {
+#[doc(hidden)] // public only for the fuzz targets
+pub fn decode_chunked(raw: &[u8]) -> Result<(Vec<u8>, bool), ProbeError> {
     let mut out = Vec::new();
     let mut pos = 0;
     loop {
@@ -210,6 +217,25 @@ mod tests {
             parse_head(h, "HEAD").unwrap().map(|x| x.1),
             Some(Framing::Length(0))
         );
+    }
+
+    #[test]
+    fn status_codes_outside_rfc9110_are_malformed() {
+        // Found by fuzz/fuzz_targets/http_check_response.rs: httparse reads "020" as 20.
+        let h = b"HTTP/1.1 020 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
+        assert!(matches!(
+            parse_head(h, "GET"),
+            Err(ProbeError::Malformed(_))
+        ));
+        assert!(parse_head(b"HTTP/1.1 600 X\r\n\r\n", "GET").is_err());
+        assert!(parse_head(b"HTTP/1.1 099 X\r\n\r\n", "GET").is_err());
+        for ok in [100u16, 599] {
+            let head = format!("HTTP/1.1 {ok} X\r\n\r\n");
+            assert_eq!(
+                parse_head(head.as_bytes(), "GET").unwrap().map(|h| h.0),
+                Some(ok)
+            );
+        }
     }
 
     #[test]

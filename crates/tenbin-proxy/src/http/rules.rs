@@ -30,7 +30,8 @@ pub struct RuleSpec {
     pub header: Option<(String, String)>,
     /// A query parameter by name, with an exact raw value or, when `None`, just present.
     pub query: Option<(String, Option<String>)>,
-    /// Any of these file extensions of the last path segment, case-insensitive, without dot.
+    /// Any of these file extensions of the last path segment (`png`, `tar.gz`), without the
+    /// leading dot, case-insensitive.
     pub extensions: Vec<String>,
 }
 
@@ -212,10 +213,7 @@ impl Rule {
         }
         if !self.extensions.is_empty() {
             let last = path.rsplit('/').next().unwrap_or("");
-            let Some((_, ext)) = last.rsplit_once('.') else {
-                return false;
-            };
-            if !self.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
+            if !self.extensions.iter().any(|e| has_extension(last, e)) {
                 return false;
             }
         }
@@ -241,6 +239,15 @@ impl Rule {
         }
         true
     }
+}
+
+/// Whether file name `last` ends in `.ext`, ignoring ASCII case. A suffix rather than the text
+/// after the last dot, so a multi-part extension (`tar.gz`) matches too.
+fn has_extension(last: &str, ext: &str) -> bool {
+    let (last, ext) = (last.as_bytes(), ext.as_bytes());
+    last.len() > ext.len()
+        && last[last.len() - ext.len() - 1] == b'.'
+        && last[last.len() - ext.len()..].eq_ignore_ascii_case(ext)
 }
 
 /// The request's host without port: the URI authority (HTTP/2, absolute-form) or the Host
@@ -392,6 +399,32 @@ mod tests {
         assert!(Router::compile(&[], Some("zzz"), &["app"]).is_err());
         let no_default = Router::compile(&[], None, &["app"]).unwrap();
         assert_eq!(no_default.route(&req("GET", "x", "/")), None);
+    }
+
+    #[test]
+    fn extensions_match_as_suffixes_including_multi_part_ones() {
+        // Found by fuzz/fuzz_targets/http_rules.rs: `tar.gz` never matched, since only the
+        // text after the last dot was compared.
+        let r = router(vec![
+            RuleSpec {
+                pool: "static".into(),
+                extensions: vec![".PNG".into(), "".into()],
+                ..Default::default()
+            },
+            RuleSpec {
+                pool: "api".into(),
+                extensions: vec!["tar.gz".into()],
+                ..Default::default()
+            },
+        ]);
+        assert_eq!(r.route(&req("GET", "x", "/x.tar.gz")), Some(2));
+        assert_eq!(r.route(&req("GET", "x", "/x.TAR.GZ")), Some(2));
+        assert_eq!(r.route(&req("GET", "x", "/tar.gz")), Some(0));
+        assert_eq!(r.route(&req("GET", "x", "/xtar.gz")), Some(0));
+        assert_eq!(r.route(&req("GET", "x", "/a.png")), Some(1));
+        assert_eq!(r.route(&req("GET", "x", "/.png")), Some(1));
+        assert_eq!(r.route(&req("GET", "x", "/a.")), Some(1));
+        assert_eq!(r.route(&req("GET", "x", "/dir.png/file")), Some(0));
     }
 
     #[test]
