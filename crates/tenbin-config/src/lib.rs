@@ -9,6 +9,7 @@
 //! It does no I/O beyond parsing the text it is handed: the binary reads files.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod diff;
 pub mod dns;
@@ -20,10 +21,9 @@ pub mod pool;
 pub mod tls;
 mod validate;
 
-use std::net::SocketAddr;
-
 use serde::Deserialize;
 
+pub use admin::Admin;
 pub use error::ConfigError;
 pub use frontend::{Frontend, Mode};
 pub use pool::{AlgorithmName, Pool, Server};
@@ -44,18 +44,11 @@ pub struct Config {
     pub agent: Option<mux::AgentSection>,
 }
 
-/// `[admin]`: the admin API, `/metrics` and the dashboard.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Admin {
-    pub listen: SocketAddr,
-}
-
 impl Config {
     /// Parses and validates `text`; `file` only names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             // Spanned<T> shows up as a private map key in the path; users never wrote it.
             let path = e
                 .path()
@@ -64,6 +57,9 @@ impl Config {
             let inner = e.into_inner();
             ConfigError::at(file, text, inner.span(), path, inner.message())
         })?;
+        if let Some(admin) = config.admin.as_mut() {
+            admin.at.listen = admin::listen_span(text);
+        }
         validate::validate(&config)
             .map_err(|v| ConfigError::at(file, text, v.span, v.key, v.message))?;
         Ok(config)

@@ -17,7 +17,7 @@ pub(crate) struct Invalid {
     pub message: String,
 }
 
-fn invalid<T>(at: &Spanned<T>, key: String, message: impl Into<String>) -> Invalid {
+pub(crate) fn invalid<T>(at: &Spanned<T>, key: String, message: impl Into<String>) -> Invalid {
     let span = at.span();
     Invalid {
         span: (span != (0..0)).then_some(span),
@@ -37,6 +37,9 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
         validate_pool(pool, i)?;
+    }
+    if let Some(admin) = &config.admin {
+        crate::admin::validate(admin)?;
     }
     if let Some(dns) = &config.dns {
         dns.validate().map_err(|e| Invalid {

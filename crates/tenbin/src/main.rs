@@ -1,9 +1,11 @@
-//! The tenbin binary: CLI, daemon wiring, admin API, metrics and dashboard. No algorithms.
+//! The tenbin binary: CLI (with `ctl` for running nodes), the node runtime, admin API. No
+//! algorithms.
 #![forbid(unsafe_code)]
 
 mod admin;
 mod agent;
 mod check;
+mod ctl;
 mod demo;
 mod logging;
 mod mux;
@@ -56,6 +58,8 @@ enum Command {
     Mux(mux::MuxArgs),
     /// The host agent on a backend: decapsulation, VIPs on lo, local health reports.
     Agent(agent::AgentArgs),
+    /// Operate a running node through its admin API (status, drain, weight, reload...).
+    Ctl(ctl::CtlArgs),
     /// Print the version.
     Version,
 }
@@ -63,7 +67,12 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_json);
-    match dispatch(cli.command) {
+    // ctl has its own exit codes (see `ctl`).
+    let command = match cli.command {
+        Command::Ctl(args) => return ctl::run(args),
+        other => other,
+    };
+    match dispatch(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line a cause, no backtrace: the config errors already say where and why.
@@ -92,6 +101,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
+        // main runs ctl itself, for its exit codes.
+        Command::Ctl(_) => Ok(()),
         Command::Version => {
             println!("tenbin {}", env!("CARGO_PKG_VERSION"));
             Ok(())
