@@ -9,25 +9,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::admin::Written;
 use common::{free_port, Daemon};
 use tenbin_testkit::backend::http;
-
-/// A config file of this test's own, removed when dropped.
-struct Written(std::path::PathBuf);
-
-impl Written {
-    fn new(tag: &str, text: &str) -> Written {
-        let p = std::env::temp_dir().join(format!("tenbin-{tag}-{}.toml", std::process::id()));
-        std::fs::write(&p, text).unwrap();
-        Written(p)
-    }
-}
-
-impl Drop for Written {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn ctl(admin: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tenbin"))

@@ -2,6 +2,8 @@
 // Each test file uses a subset of these.
 #![allow(dead_code)]
 
+pub mod admin;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
