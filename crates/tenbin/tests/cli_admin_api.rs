@@ -64,6 +64,20 @@ fn a_token_is_required_on_every_route_but_healthz() {
     assert_eq!(json(&body)["pools"][0]["name"], "app");
     assert_eq!(call(port, "PUT", path, right, drain).0, 200);
 
+    // A reload that changes only the token applies at once (the file watcher may get there
+    // first, then the old token is already refused).
+    let text = std::fs::read_to_string(&file.0).unwrap();
+    std::fs::write(&file.0, text.replace("\"s3cret\"", "\"n3w\"")).unwrap();
+    let (status, body) = call(port, "POST", "/api/v1/reload", right, "");
+    assert!(status == 200 || status == 401, "{status}: {body}");
+    let new = "authorization: Bearer n3w\r\n";
+    assert_eq!(call(port, "GET", "/api/v1/state", right, "").0, 401);
+    assert_eq!(call(port, "GET", "/api/v1/state", new, "").0, 200);
+    std::fs::write(&file.0, text).unwrap();
+    let (status, body) = call(port, "POST", "/api/v1/reload", new, "");
+    assert!(status == 200 || status == 401, "{status}: {body}");
+    assert_eq!(call(port, "GET", "/api/v1/state", right, "").0, 200);
+
     // ctl: the token from the flag, the env var or a file; without it the node refuses.
     let ctl = |args: &[&str], env: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tenbin"));
