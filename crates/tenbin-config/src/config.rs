@@ -1,9 +1,8 @@
 //! The whole file: [`Config`], one optional section per tier, and `[admin]`.
 
-use std::net::SocketAddr;
-
 use serde::Deserialize;
 
+use crate::admin::Admin;
 use crate::frontend::Frontend;
 use crate::pool::Pool;
 use crate::{bgp, dns, mux, vrrp};
@@ -24,13 +23,6 @@ pub struct Config {
     pub agent: Option<mux::AgentSection>,
     pub bgp: Option<bgp::BgpSection>,
     pub vrrp: Option<vrrp::VrrpSection>,
-}
-
-/// `[admin]`: the admin API, `/metrics` and the dashboard.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Admin {
-    pub listen: SocketAddr,
 }
 
 impl Config {

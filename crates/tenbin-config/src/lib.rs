@@ -15,6 +15,7 @@
 //! It does no I/O beyond parsing the text it is handed: the binary reads files.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod bgp;
 mod config;
@@ -31,7 +32,8 @@ pub mod tls;
 mod validate;
 pub mod vrrp;
 
-pub use config::{Admin, Config};
+pub use admin::Admin;
+pub use config::Config;
 pub use error::ConfigError;
 pub use frontend::{Frontend, Mode};
 pub use pool::{AlgorithmName, Pool, Server};

@@ -10,7 +10,10 @@ use tenbin_config::{Config, Mode};
 pub fn load(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    Ok(Config::parse(&text, &path.display().to_string())?)
+    let file = path.display().to_string();
+    let mut config = Config::parse(&text, &file)?;
+    config.load_admin_token(&text, &file, |p| std::fs::read_to_string(p))?;
+    Ok(config)
 }
 
 pub fn run(path: &Path) -> anyhow::Result<()> {

@@ -77,10 +77,12 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_json);
-    if let Command::Ctl(args) = cli.command {
-        return ctl::run(args);
-    }
-    match dispatch(cli.command) {
+    // ctl has its own exit codes (see `ctl`).
+    let command = match cli.command {
+        Command::Ctl(args) => return ctl::run(args),
+        other => other,
+    };
+    match dispatch(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line a cause, no backtrace: the config errors already say where and why.
@@ -110,11 +112,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Vrrp { config, guard } => vrrp::run(&config, guard),
-        Command::Ctl(args) => {
-            // Handled in main for its own exit codes.
-            let _ = ctl::run(args);
-            Ok(())
-        }
+        // main runs ctl itself, for its exit codes.
+        Command::Ctl(_) => Ok(()),
         Command::Version => {
             println!("tenbin {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,101 +1,97 @@
-//! `tenbin ctl` against a running `tenbin run`: a drained server gets no new sessions while
-//! its health checks keep passing, sessions persisted to it still reach it, `enable` brings
-//! it back, `weight` moves the split, servers come and go; exit codes tell scripts what
-//! happened.
+//! `tenbin ctl` against a running `tenbin run`: drain keeps persisted sessions and sends no
+//! new one to the server, enable brings it back, weight changes the observed split; the
+//! exit codes tell refused (1), usage (2) and unreachable (3) apart.
 
 mod common;
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{LoggedDaemon, TempDir};
-use tenbin_testkit::backend::{http, HttpBackend};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::Daemon;
+use tenbin_testkit::backend::http;
 
-fn ctl(admin: SocketAddr, args: &[&str]) -> Output {
+fn ctl(admin: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tenbin"))
-        .args(["ctl", "--admin", &admin.to_string()])
+        .args(["ctl", "--admin", admin])
         .args(args)
+        .env_remove("TENBIN_TOKEN")
+        .env_remove("TENBIN_ADMIN")
         .output()
-        .unwrap()
+        .expect("tenbin ctl runs")
 }
 
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "ctl failed: {}",
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The state of `server` in pool `app`, from `ctl --json status`.
-fn server_state(admin: SocketAddr, server: &str) -> serde_json::Value {
-    let state: serde_json::Value =
-        serde_json::from_str(&ok(&ctl(admin, &["--json", "status"]))).unwrap();
-    state["pools"][0]["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == server)
-        .cloned()
-        .unwrap()
-}
-
-/// One GET on a new connection, with `X-Session: session` when given; the backend's name.
-async fn get(addr: SocketAddr, session: Option<&str>) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let header = session.map_or(String::new(), |v| format!("X-Session: {v}\r\n"));
-    s.write_all(
-        format!("GET / HTTP/1.1\r\nHost: t\r\n{header}Connection: close\r\n\r\n").as_bytes(),
+/// One GET through the proxy on a new connection: the backend's name and the `SRV` cookie
+/// the proxy set, if any.
+fn get(addr: SocketAddr, cookie: Option<&str>) -> (String, Option<String>) {
+    let mut s = TcpStream::connect(addr).expect("the frontend accepts");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie = cookie.map_or(String::new(), |c| format!("cookie: {c}\r\n"));
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nhost: web\r\n{cookie}connection: close\r\n\r\n"
     )
-    .await
     .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text.split_once("\r\n\r\n").unwrap().1.to_string()
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let set = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.trim().split(';').next().map(str::to_string))
+        .filter(|c| c.starts_with("SRV="));
+    (body.trim().to_string(), set)
 }
 
-fn checks(b: &HttpBackend) -> usize {
-    b.requests().iter().filter(|r| r.uri == "/health").count()
+/// How many of `n` new clients (no cookie) reached `a` and `b`.
+fn split(addr: SocketAddr, n: usize) -> (usize, usize) {
+    let (mut a, mut b) = (0, 0);
+    for _ in 0..n {
+        match get(addr, None).0.as_str() {
+            "a" => a += 1,
+            "b" => b += 1,
+            other => panic!("answer from {other}"),
+        }
+    }
+    (a, b)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drain_enable_weight_and_servers_through_ctl() {
-    let dir = TempDir::new("ctl");
-    let a = http().name("a").spawn().await;
-    let b = http().name("b").spawn().await;
-    let c = http().name("c").spawn().await;
-    let config = format!(
-        r#"[admin]
+#[test]
+fn drain_keeps_persisted_sessions_enable_returns_weight_moves_the_split() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let a = rt.block_on(http().name("a").spawn());
+    let b = rt.block_on(http().name("b").spawn());
+    let node = Daemon::start(
+        &format!(
+            r#"
+[admin]
 listen = "127.0.0.1:0"
 
 [[frontend]]
 name = "web"
 bind = ["127.0.0.1:0"]
-mode = "http"
 default_pool = "app"
 
 [[pool]]
 name = "app"
 algorithm = "wrr"
-[pool.health]
-kind = "http"
-path = "/health"
-interval = "100ms"
-timeout = "1s"
-rise = 1
-fall = 2
 [pool.persistence]
-mode = "header"
-header = "X-Session"
-learn = true
+mode = "cookie-insert"
+cookie = "SRV"
 [[pool.server]]
 name = "a"
 address = "{}"
@@ -103,133 +99,119 @@ address = "{}"
 name = "b"
 address = "{}"
 "#,
-        a.addr(),
-        b.addr()
+            a.addr(),
+            b.addr()
+        ),
+        "ctl",
     );
-    let file = dir.write("tenbin.toml", &config);
-    let daemon = LoggedDaemon::run(&file, &dir.0.join("tenbin.log"), &[]);
-    let admin = daemon.admin();
-    let web = daemon.listening("web", 0);
+    let admin = node.bound("admin", None).to_string();
+    let web: SocketAddr = node.bound("http", Some("web"));
+    // Bounded wait for the node: ctl exits 3 until the admin API listens.
+    let mut up = false;
     for _ in 0..200 {
-        if server_state(admin, "a")["state"] == "active"
-            && server_state(admin, "b")["state"] == "active"
-        {
+        if ctl(&admin, &["status"]).status.code() == Some(0) {
+            up = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(server_state(admin, "a")["state"], "active");
-
-    // A session that persistence pins to a.
-    let mut pinned = None;
-    for i in 0..20 {
-        let session = format!("s{i}");
-        if get(web, Some(&session)).await == "a" {
-            pinned = Some(session);
-            break;
-        }
-    }
-    let pinned = pinned.expect("some session lands on a");
-
-    let out = ok(&ctl(admin, &["drain", "app", "a"]));
-    assert!(out.contains("pool app: server a changed"), "{out}");
-    // Checks keep passing on a; the drain holds.
-    let seen = checks(&a);
-    for _ in 0..200 {
-        if checks(&a) >= seen + 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(checks(&a) >= seen + 3, "a is still checked while drained");
-    let s = server_state(admin, "a");
-    assert_eq!(
-        (s["state"].as_str(), s["admin"].as_str()),
-        (Some("draining"), Some("draining"))
-    );
-    for i in 0..40 {
-        let new = format!("new{i}");
-        assert_eq!(
-            get(web, Some(&new)).await,
-            "b",
-            "a new session went to drained a"
-        );
-    }
-    for _ in 0..5 {
-        assert_eq!(
-            get(web, Some(&pinned)).await,
-            "a",
-            "the persisted session left a"
-        );
-    }
-
-    ok(&ctl(admin, &["enable", "app", "a"]));
-    let mut back = false;
-    for i in 0..40 {
-        if get(web, Some(&format!("again{i}"))).await == "a" {
-            back = true;
-            break;
-        }
-    }
-    assert!(back, "enable brought a back for new sessions");
-
-    // Weight 3 on b: the split follows (requests without a session header).
-    ok(&ctl(admin, &["weight", "app", "b", "3"]));
-    let mut to_b = 0;
-    for _ in 0..200 {
-        if get(web, None).await == "b" {
-            to_b += 1;
-        }
-    }
+    assert!(up, "the node's admin API never answered");
+    let table = ok(&ctl(&admin, &["status"]));
     assert!(
-        (130..=170).contains(&to_b),
-        "b got {to_b} of 200 at weight 3:1"
-    );
-    assert_eq!(server_state(admin, "b")["weight"], 3);
-    // The pool's one persistence table survived those applies.
-    assert_eq!(
-        get(web, Some(&pinned)).await,
-        "a",
-        "persistence lost on apply"
-    );
-
-    // A server added and removed at run time.
-    ok(&ctl(
-        admin,
-        &["add-server", "app", "c", &c.addr().to_string()],
-    ));
-    let mut reached = false;
-    for _ in 0..100 {
-        if get(web, None).await == "c" {
-            reached = true;
-            break;
-        }
-    }
-    assert!(
-        reached,
-        "the added server takes traffic once its check passes"
-    );
-    ok(&ctl(admin, &["remove-server", "app", "c"]));
-    for _ in 0..50 {
-        assert_ne!(get(web, None).await, "c", "a removed server still answers");
-    }
-
-    // Exit codes: unknown names 3 (naming the known ones), refused values 1, no node 4.
-    let out = ctl(admin, &["drain", "app", "zz"]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("zz") && err.contains("a, b"), "{err}");
-    assert_eq!(
-        ctl(admin, &["weight", "app", "a", "999999999"])
-            .status
-            .code(),
-        Some(1)
-    );
-    let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    assert_eq!(ctl(nobody, &["status"]).status.code(), Some(4));
-    let table = ok(&ctl(admin, &["status"]));
-    assert!(
-        table.contains("pool app (wrr") && table.contains("frontend web"),
+        table.contains("SERVER") && table.contains("pool app"),
         "{table}"
+    );
+
+    // A client persisted to `a`.
+    let cookie = (0..10)
+        .map(|_| get(web, None))
+        .find_map(|(name, c)| (name == "a").then_some(c).flatten())
+        .expect("a new client reaches a and gets a cookie");
+
+    let out = ok(&ctl(&admin, &["drain", "app", "a"]));
+    assert!(out.contains("generation"), "{out}");
+    let state: serde_json::Value =
+        serde_json::from_str(&ok(&ctl(&admin, &["--json", "status"]))).unwrap();
+    assert_eq!(
+        state["pools"][0]["servers"][0]["admin"], "draining",
+        "{state}"
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            get(web, Some(&cookie)).0,
+            "a",
+            "a persisted client stays on a"
+        );
+    }
+    assert_eq!(split(web, 20), (0, 20), "no new client goes to drained a");
+
+    ok(&ctl(&admin, &["enable", "app", "a"]));
+    let (back, _) = split(web, 20);
+    assert!(back > 0, "after enable new clients reach a again");
+
+    let (a1, b1) = split(web, 40);
+    ok(&ctl(&admin, &["weight", "app", "b", "3"]));
+    let (a3, b3) = split(web, 40);
+    assert!(b1 < 2 * a1, "1:1 before: {a1}/{b1}");
+    assert!(a3 > 0 && b3 >= 2 * a3, "3:1 after: {a3}/{b3}");
+
+    // Refusals exit 1 with the node's message.
+    let out = ctl(&admin, &["drain", "app", "zzz"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown server `zzz` in pool `app`; known: a, b"),
+        "{err}"
+    );
+    let out = ctl(&admin, &["weight", "nopool", "a", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known: app"));
+
+    // add-server / remove-server show in the state at once.
+    let c = a.addr().to_string();
+    ok(&ctl(
+        &admin,
+        &["add-server", "app", "c", &c, "--weight", "2"],
+    ));
+    let state: serde_json::Value =
+        serde_json::from_str(&ok(&ctl(&admin, &["--json", "status"]))).unwrap();
+    let servers = state["pools"][0]["servers"].as_array().unwrap();
+    assert!(
+        servers.iter().any(|s| s["name"] == "c" && s["weight"] == 2),
+        "{state}"
+    );
+    ok(&ctl(&admin, &["remove-server", "app", "c"]));
+    let state: serde_json::Value =
+        serde_json::from_str(&ok(&ctl(&admin, &["--json", "status"]))).unwrap();
+    let names: Vec<&str> = state["pools"][0]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let out = ok(&ctl(&admin, &["reload"]));
+    assert!(out.contains("generation"), "{out}");
+}
+
+#[test]
+fn exit_codes_tell_usage_and_unreachable_apart() {
+    // Nothing listens on a port just freed.
+    let freed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = freed.local_addr().unwrap().to_string();
+    drop(freed);
+    let out = ctl(&closed, &["status"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+    // No address at all is a usage error, as is a bad argument.
+    let out = Command::new(env!("CARGO_BIN_EXE_tenbin"))
+        .args(["ctl", "status"])
+        .env_remove("TENBIN_ADMIN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        ctl(&closed, &["weight", "app", "a", "heavy"]).status.code(),
+        Some(2)
     );
 }

@@ -24,7 +24,7 @@ fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
     let changed = example.replace("192.0.2.25", "192.0.2.26");
     std::fs::write(&daemon.config, &changed).unwrap();
     daemon.hup();
-    daemon.wait_events("reload: dns applied", 1);
+    daemon.wait_events("applied", 1);
     assert_eq!(
         dig(dns, "mail.example.test"),
         "192.0.2.26",
@@ -39,7 +39,7 @@ fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
     );
     std::fs::write(&daemon.config, &fra_down).unwrap();
     daemon.hup();
-    daemon.wait_events("reload: dns applied", 2);
+    daemon.wait_events("applied", 2);
     let www = dig(dns, "www.example.test");
     assert!(
         !www.is_empty() && !www.contains("198.51.100."),
@@ -48,11 +48,11 @@ fn sighup_reloads_dns_and_a_broken_file_changes_nothing() {
 
     std::fs::write(&daemon.config, "[dns]\nbogus = 1\n").unwrap();
     daemon.hup();
-    daemon.wait_events("reload refused", 1);
+    daemon.wait_events("apply refused", 1);
     assert_eq!(
         dig(dns, "mail.example.test"),
         "192.0.2.26",
         "a broken file keeps the running config"
     );
-    assert_eq!(daemon.events("reload: dns applied").len(), 2);
+    assert_eq!(daemon.events("applied").len(), 2);
 }

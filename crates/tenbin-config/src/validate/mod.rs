@@ -5,6 +5,7 @@
 //! A check returns the first [`Invalid`] it finds: the key's path and what is wrong, with the
 //! span when a spanned field holds it. `Config::parse` places the rest by path.
 
+mod admin;
 mod dns;
 mod frontend;
 mod invalid;
@@ -33,6 +34,9 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
         pool::pool(p, i)?;
+    }
+    if let Some(section) = &config.admin {
+        admin::admin(section)?;
     }
     if let Some(section) = &config.dns {
         dns::dns(section)?;

@@ -110,6 +110,12 @@ impl Control {
         self.inner.lock().await.state()
     }
 
+    /// `[admin]` as the node runs it now. The admin API reads the token here on every
+    /// request, so a reload that changes only the token applies at once.
+    pub async fn admin_section(&self) -> Option<tenbin_config::Admin> {
+        self.inner.lock().await.effective.admin.clone()
+    }
+
     /// Applies `cmd` through the node's one apply path. On error nothing changed (and the
     /// error, for a file that does not validate, names file:line:column and key).
     pub async fn apply(&self, cmd: Command) -> Result<Applied, ApplyError> {

@@ -7,6 +7,8 @@
 // Each test file uses a subset of these.
 #![allow(dead_code)]
 
+pub mod admin;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,84 @@
+//! `[admin]`: where the admin API listens and the bearer token it demands.
+//!
+//! The token is written inline (`token`) or read from a file (`token_file`, first line,
+//! surrounding whitespace trimmed) so that it can stay out of a config kept in version
+//! control. This crate does no I/O: [`Config::load_admin_token`] is handed the reader.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::{Config, ConfigError};
+
+/// `[admin]`: the admin API, `/metrics` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// The bearer token requests must present (inline, or read from `token_file`).
+    #[serde(default)]
+    pub token: Option<Token>,
+    #[serde(default)]
+    pub token_file: Option<Spanned<PathBuf>>,
+}
+
+/// A bearer token. Its `Debug` does not print it, so logged configs do not leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Token(Spanned<String>);
+
+impl Token {
+    pub fn new(value: impl Into<String>) -> Token {
+        Token(Spanned::new(0..0, value.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.get_ref()
+    }
+
+    /// The token with where it was written, for validation errors.
+    pub(crate) fn spanned(&self) -> &Spanned<String> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Config {
+    /// Reads `[admin].token_file` with `read` into `[admin].token`, so the node sees one
+    /// token however it was written. The error names the file's position of `token_file`.
+    pub fn load_admin_token(
+        &mut self,
+        text: &str,
+        file: &str,
+        read: impl FnOnce(&Path) -> std::io::Result<String>,
+    ) -> Result<(), ConfigError> {
+        let Some(admin) = self.admin.as_mut() else {
+            return Ok(());
+        };
+        let Some(path) = &admin.token_file else {
+            return Ok(());
+        };
+        let fail = |message: String| {
+            ConfigError::at(file, text, Some(path.span()), "admin.token_file", message)
+        };
+        let content = read(path.get_ref())
+            .map_err(|e| fail(format!("cannot read {}: {e}", path.get_ref().display())))?;
+        let token = content.lines().next().unwrap_or("").trim();
+        if token.is_empty() {
+            return Err(fail(format!(
+                "{} holds no token (its first line is empty)",
+                path.get_ref().display()
+            )));
+        }
+        admin.token = Some(Token::new(token));
+        Ok(())
+    }
+}
