@@ -28,9 +28,14 @@ pub mod abi;
 pub mod agent;
 pub mod control;
 pub mod explain;
+pub mod host;
 pub mod loader;
 pub mod metrics;
+pub mod mux;
 pub mod packet;
 mod pod;
 pub mod report;
+pub mod tier;
 pub mod writer;
+
+pub use tier::{ApplyError, StartError, TierContext, TierError};

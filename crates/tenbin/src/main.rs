@@ -7,6 +7,7 @@ mod check;
 mod demo;
 mod logging;
 mod mux;
+mod role;
 mod run;
 mod wiring;
 
