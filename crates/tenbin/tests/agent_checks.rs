@@ -4,15 +4,16 @@
 //! rise/fall, HTTP content, ICMP and the default TCP connect are each observed in the
 //! reports; the intervals are checked by the probes' counts; SIGTERM exits 0.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenbin_xdp::report::{key, Report, ReportKey};
+use xdp_lab::{in_ns, Lab, Tenbin};
+
+mod xdp_lab;
 
 const SECRET: &str = "agent checks test shared secret";
 const VIP: &str = "10.77.0.1";
@@ -20,56 +21,6 @@ const VIP: &str = "10.77.0.1";
 const OK: u8 = 0;
 const UNAVAILABLE: u8 = 1;
 const STARTING: u8 = 2;
-
-fn sh(cmd: &str) {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
-    assert!(
-        out.status.success(),
-        "`{cmd}`: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `f` on a thread inside namespace `ns`; sockets made there stay there.
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let fd = File::open(format!("/var/run/netns/{ns}")).expect("netns");
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("namespace thread")
-    })
-}
-
-/// The namespace, deleted on drop (also when an assertion fails).
-struct Lab(String);
-
-impl Lab {
-    fn new() -> Lab {
-        let ns = format!("tbag{}", std::process::id() % 100_000);
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        sh(&format!("ip netns add {ns}"));
-        let lab = Lab(ns);
-        let ns = &lab.0;
-        sh(&format!("ip -n {ns} link set lo up"));
-        // The decapsulating program needs an interface to sit on.
-        sh(&format!(
-            "ip -n {ns} link add eth0 type veth peer name eth1"
-        ));
-        sh(&format!(
-            "ip -n {ns} link set eth0 up && ip -n {ns} link set eth1 up"
-        ));
-        lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
 
 /// An HTTP backend in the namespace answering every request as `mode` says, counting them.
 struct Backend {
@@ -168,52 +119,6 @@ fn read_head(conn: &mut TcpStream) -> bool {
         }
     }
     true
-}
-
-/// `tenbin agent` in the namespace, stopped with SIGTERM (killed if it ignores it).
-struct Agent(Child);
-
-impl Agent {
-    fn start(ns: &str, config: &std::path::Path, log: &std::path::Path) -> Agent {
-        Agent(
-            Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    ns,
-                    env!("CARGO_BIN_EXE_tenbin"),
-                    "agent",
-                    "-c",
-                ])
-                .arg(config)
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(File::create(log).expect("log file"))
-                .spawn()
-                .expect("tenbin agent starts"),
-        )
-    }
-
-    /// SIGTERM and the exit status, waited for with a bound.
-    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).ok()?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The reports arriving in the namespace.
@@ -324,7 +229,7 @@ fn agent_checks_follow_their_kind_interval_rise_and_fall() {
     {
         return;
     }
-    let lab = Lab::new();
+    let lab = Lab::new("tbag");
     let ns = lab.0.clone();
     let status = Backend::start(&ns, STATUS);
     let content = Backend::start(&ns, CONTENT);
@@ -346,7 +251,7 @@ fn agent_checks_follow_their_kind_interval_rise_and_fall() {
         key: key(SECRET.as_bytes()).unwrap(),
         log: log.clone(),
     };
-    let mut agent = Agent::start(&ns, &file, &log);
+    let mut agent = Tenbin::start(&ns, &["agent"], &file, &log);
 
     // Every kind passes against healthy services (the VIP is on lo once the agent is up).
     let first = inbox.until("every service is up", |r| {
