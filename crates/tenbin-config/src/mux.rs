@@ -20,6 +20,14 @@
 //! [agent]
 //! interface = "eth0"
 //! vips = ["10.0.0.1"]
+//!
+//! [[agent.check]]
+//! vip = "10.0.0.1"
+//! port = 80
+//! [agent.check.health]       # the keys of [pool.health]
+//! kind = "http"
+//! path = "/health"
+//! interval = "500ms"
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +35,8 @@ use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
+
+use crate::pool::HealthCheck;
 
 /// `[mux]`: one XDP Mux node.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -165,7 +175,7 @@ pub struct AgentSection {
     pub report_key: Option<String>,
     #[serde(default = "default_report_interval", with = "humantime_serde")]
     pub report_interval: Duration,
-    /// Local services checked (TCP connect to the VIP) and reported.
+    /// Local services checked and reported.
     #[serde(default)]
     pub check: Vec<AgentServiceCheck>,
 }
@@ -178,6 +188,11 @@ pub struct AgentServiceCheck {
     pub port: u16,
     #[serde(default = "default_tcp")]
     pub protocol: Protocol,
+    /// `[agent.check.health]`: how the service is probed at `vip`, with the keys (and
+    /// defaults) of `[pool.health]`: kind, interval, timeout, rise, fall, HTTP status and
+    /// content. None: a TCP connect with those defaults (a UDP service must say).
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).

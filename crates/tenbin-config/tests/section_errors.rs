@@ -174,3 +174,18 @@ fn proxy_checks_point_at_their_own_key_or_the_table_that_lacks_it() {
     assert_eq!(e.key, "frontend[0].default_pool");
     assert_eq!((e.line, e.column), find(&text, "[[frontend]]"), "{e}");
 }
+
+#[test]
+fn agent_check_errors_name_their_own_key() {
+    let base = "[agent]\ninterface = \"eth0\"\nvips = [\"10.0.0.1\"]\n[[agent.check]]\nvip = \"10.0.0.1\"\nport = 80\n";
+    let text = format!("{base}[agent.check.health]\nkind = \"http\"\nfall = 0\n");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "agent.check[0].health.fall");
+    let (line, column) = find(&text, "fall = 0");
+    assert_eq!((e.line, e.column), (line, column + "fall = ".len()), "{e}");
+
+    let text = format!("{base}protocol = \"udp\"\n");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "agent.check[0].protocol");
+    assert_eq!((e.line, e.column), find(&text, "\"udp\""), "{e}");
+}

@@ -53,8 +53,29 @@ pub fn render(
     out
 }
 
+/// A running Mux's counters as data: per verdict (in [`STAT_NAMES`] order), per VIP
+/// (`addr:port/proto`) and per backend address, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MuxCounters {
+    pub verdicts: Vec<u64>,
+    pub vips: Vec<(String, Counters)>,
+    pub backends: Vec<(String, Counters)>,
+}
+
+impl MuxCounters {
+    /// The Prometheus text of these counters.
+    pub fn render(&self) -> String {
+        render(&self.verdicts, &self.vips, &self.backends)
+    }
+}
+
 /// Collects and renders a running Mux's counters.
 pub fn collect<R: RingBuilder>(mux: &Controller<Program, R>) -> Result<String, LoadError> {
+    read(mux).map(|c| c.render())
+}
+
+/// Reads a running Mux's counters.
+pub fn read<R: RingBuilder>(mux: &Controller<Program, R>) -> Result<MuxCounters, LoadError> {
     let p = mux.writer();
     let stats = p.stats()?;
     let mut vips = Vec::new();
@@ -74,7 +95,11 @@ pub fn collect<R: RingBuilder>(mux: &Controller<Program, R>) -> Result<String, L
     for (addr, id) in mux.backends() {
         backends.push((addr.to_string(), p.backend_counters(id)?));
     }
-    Ok(render(&stats, &vips, &backends))
+    Ok(MuxCounters {
+        verdicts: stats,
+        vips,
+        backends,
+    })
 }
 
 #[cfg(test)]

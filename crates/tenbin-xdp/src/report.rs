@@ -187,6 +187,11 @@ impl HealthBook {
         }
     }
 
+    /// A new silence timeout (reports already taken stay).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// Takes a verified report; false when it replays or precedes one already seen.
     pub fn on_report(&mut self, r: &Report, now: Duration) -> bool {
         if self.hosts.get(&r.backend).is_some_and(|e| r.seq <= e.seq) {
@@ -239,6 +244,16 @@ impl HealthBook {
             Some(false) => Verdict::Failing,
             None => Verdict::Unknown,
         }
+    }
+
+    /// When the next reporting host falls silent (its verdicts turn `Stale`), if any does
+    /// later than `now`: the Mux wakes then instead of polling.
+    pub fn next_stale(&self, now: Duration) -> Option<Duration> {
+        self.hosts
+            .values()
+            .map(|e| e.at + self.timeout + Duration::from_millis(1))
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// Marks failing or silent backends `Down` in `spec` (so they leave the rings and their

@@ -14,7 +14,6 @@ use tenbin_config::bgp::BgpSection;
 use tenbin_ha::bfd::BfdConfig;
 use tenbin_ha::bgp::driver::{Neighbor, Speaker, SpeakerConfig};
 use tenbin_ha::bgp::{PeerConfig, Route, RouteAttrs, State};
-use tenbin_xdp::control::MuxSpec;
 
 /// A running speaker and what it announces.
 pub struct Announcer {
@@ -108,20 +107,9 @@ fn speaker_config(b: &BgpSection) -> SpeakerConfig {
 }
 
 impl Announcer {
-    /// Announces the VIPs of `desired` that have a backend taking new flows and withdraws
-    /// the others; `attached` false (the data plane failed) withdraws them all.
-    pub fn follow(&mut self, desired: &MuxSpec, attached: bool) {
-        let healthy: BTreeSet<IpAddr> = desired
-            .vips
-            .iter()
-            .filter(|v| {
-                attached
-                    && v.backends
-                        .iter()
-                        .any(|b| b.state.accepts_new() && b.weight > 0)
-            })
-            .map(|v| v.addr)
-            .collect();
+    /// Announces the VIPs in `healthy` (the Mux's `MuxReadiness::announceable`: attached, with
+    /// a backend taking new flows) and withdraws the others.
+    pub fn follow(&mut self, healthy: BTreeSet<IpAddr>) {
         for gone in self.announced.difference(&healthy) {
             tracing::info!(vip = %gone, "bgp: withdrawing");
             self.speaker.withdraw(IpNet::from(*gone));

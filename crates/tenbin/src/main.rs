@@ -11,6 +11,7 @@ mod demo;
 mod logging;
 mod mux;
 mod node;
+mod role;
 mod run;
 mod vrrp;
 mod wiring;

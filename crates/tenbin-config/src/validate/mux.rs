@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::invalid::{Invalid, SectionError};
-use crate::mux::{parse_mac, AgentSection, Forward, MuxSection};
+use crate::mux::{parse_mac, AgentSection, Forward, MuxSection, Protocol};
 
 /// Shortest shared secret for signed agent reports.
 const MIN_REPORT_KEY: usize = 16;
@@ -82,8 +82,21 @@ pub(crate) fn mux(m: &MuxSection) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Reports need a key, an identity and somewhere to go.
+/// Checks are bounded like a pool's and a UDP service says how it is probed; reports need a
+/// key, an identity and somewhere to go.
 pub(crate) fn agent(a: &AgentSection) -> Result<(), Invalid> {
+    for (i, c) in a.check.iter().enumerate() {
+        match &c.health {
+            Some(hc) => super::pool::health(hc, &format!("agent.check[{i}].health"))?,
+            None if c.protocol == Protocol::Udp => {
+                return Err(Invalid::at(
+                    format!("agent.check[{i}].protocol"),
+                    "a UDP service needs [agent.check.health] (kind icmp, or tcp/http on a port)",
+                ))
+            }
+            None => {}
+        }
+    }
     if a.report_to.is_empty() {
         return Ok(());
     }
@@ -151,5 +164,33 @@ mod tests {
         assert_eq!(a.validate().unwrap_err().key, "agent.backend_address");
         a.backend_address = Some("10.1.0.1".parse().unwrap());
         assert_eq!(a.validate(), Ok(()));
+    }
+
+    #[test]
+    fn agent_checks_are_bounded_like_a_pools() {
+        let base = "interface = \"eth0\"\nvips = [\"10.0.0.1\"]\n[[check]]\nvip = \"10.0.0.1\"\nport = 53\n";
+        let check = |text: &str| {
+            toml::from_str::<AgentSection>(text)
+                .unwrap()
+                .validate()
+                .map_err(|e| e.key)
+        };
+        assert_eq!(check(base), Ok(()));
+        assert_eq!(
+            check(&format!("{base}protocol = \"udp\"\n")),
+            Err("agent.check[0].protocol".into())
+        );
+        assert_eq!(
+            check(&format!(
+                "{base}protocol = \"udp\"\n[check.health]\nkind = \"icmp\"\n"
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check(&format!(
+                "{base}[check.health]\nkind = \"http\"\nfall = 0\n"
+            )),
+            Err("agent.check[0].health.fall".into())
+        );
     }
 }
