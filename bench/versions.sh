@@ -8,11 +8,11 @@ peer_version() { # tool: its first version line, or "not installed"
   command -v "$t" >/dev/null 2>&1 || { echo "$t: not installed"; return; }
   case $t in
     nginx) out=$(nginx -v 2>&1) ;;
-    haproxy) out=$(haproxy -v 2>&1 | head -n 1) ;;
+    haproxy) out=$(haproxy -v 2>&1 | head -n 1 | sed 's/ - http.*//') ;;
     knotd) out=$(knotd -V 2>&1) ;;
     gdnsd) out=$(gdnsd -h 2>&1 | grep -m1 'gdnsd version') ;; # no version flag: usage says it
     dnsperf) out="dnsperf $(dnsperf -h 2>&1 | grep -m1 -i 'version')" ;;
-    wrk) out=$(wrk -v 2>&1 | head -n 1) ;;
+    wrk) out=$(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//') ;;
     iperf3) out=$(iperf3 -v 2>&1 | head -n 1) ;;
     openssl) out=$(openssl version 2>&1) ;;
     bird) out=$(bird --version 2>&1 | head -n 1) ;;
