@@ -2,8 +2,13 @@
 # DNS tier benchmark: dnsperf on loopback, one server thread each, side by side.
 #   1. static A record:   tenbin vs Knot vs gdnsd
 #   2. geo answer + ECS:  tenbin vs gdnsd (network map 10/8 -> fra, 172.16/12 -> nrt)
-# Prints qps per server and the ratios. Servers are pinned to CPU 0, dnsperf to CPU 1.
-# Usage: bench/dns.sh [seconds per run, default 10]   (ROUNDS=n, default 2, best of n)
+#   3. mixed queries:     tenbin vs Knot vs gdnsd; several names and types (A, AAAA with no
+#                         data, SOA, NS, MX with no data) and one in four for names that do not exist
+# Prints per server and run: qps, queries lost, the rcode mix, and queries per CPU-second of
+# the server process (utime + stime from /proc/PID/stat before and after the run: dnsperf on
+# one core can be the bottleneck, and then qps alone says little about the server). Then the
+# ratios. Servers are pinned to CPU 0, dnsperf to CPU 1. Names the peers' versions.
+# Usage: bench/dns.sh [seconds per run, default 10]   (ROUNDS=n, default 2, best qps of n)
 set -euo pipefail
 
 DUR=${1:-10}
@@ -35,19 +40,45 @@ wait_up() { # port name
   echo "dns.sh: $2 did not come up on port $1" >&2; exit 1
 }
 
-perf() { # port queryfile [extra dnsperf args...]
-  local port=$1 file=$2; shift 2
-  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$DUR" -c 8 -q 256 -T 1 "$@" 2>&1 \
-    | awk '/Queries per second/ { printf "%d", $4 } /Queries lost/ { lost = $3 } END { }'
+cpu_ticks() { # pid: utime + stime of the whole process, in clock ticks
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+TCK=$(getconf CLK_TCK)
+
+# Results of the best round per key (server/test): qps, lost, rcode mix, queries per CPU-second.
+declare -A QPS LOST RCODES QCPU
+perf() { # key pid port queryfile [extra dnsperf args...]
+  local key=$1 pid=$2 port=$3 file=$4; shift 4
+  local before after out qps done lost rcodes
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$DUR" -c 8 -q 256 -T 1 "$@" 2>&1)
+  after=$(cpu_ticks "$pid")
+  qps=$(awk '/Queries per second/ { printf "%d", $4 }' <<<"$out")
+  done=$(awk '/Queries completed/ { print $3 }' <<<"$out")
+  lost=$(awk '/Queries lost/ { print $3, $4 }' <<<"$out")
+  rcodes=$(sed -n 's/^ *Response codes: *//p' <<<"$out")
+  [ -n "$qps" ] || { echo "dns.sh: dnsperf printed no figures for $key:" >&2; echo "$out" >&2; exit 1; }
+  if [ "$qps" -gt "${QPS[$key]:-0}" ]; then
+    QPS[$key]=$qps LOST[$key]=$lost RCODES[$key]=$rcodes
+    QCPU[$key]=$(awk -v n="$done" -v t=$((after - before)) -v hz="$TCK" \
+      'BEGIN { if (t > 0) printf "%d", n / (t / hz); else print "n/a" }')
+  fi
 }
 
+# shellcheck source=bench/versions.sh
+source "$ROOT/bench/versions.sh"
 echo "building tenbin (release)..." >&2
 (cd "$ROOT" && cargo build --release -q -p tenbin-dns --example serve)
-TENBIN="$ROOT/target/release/examples/serve"
+TENBIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/serve"
 
 # Query files.
 for _ in $(seq 1 1000); do echo "static.example.test A"; done > "$W/static.q"
 for _ in $(seq 1 1000); do echo "www.example.test A"; done > "$W/geo.q"
+# Mixed: 3/4 existing names and types (NOERROR, some with no data), 1/4 NXDOMAIN.
+for i in $(seq 1 125); do
+  printf '%s\n' "static.example.test A" "ns1.example.test A" "example.test SOA" "example.test NS" \
+    "static.example.test AAAA" "example.test MX" "nx$i.example.test A" "nx$i.example.test AAAA"
+done > "$W/mixed.q"
 # ECS 10.1.2.0/24: family 1, source 24, scope 0, address 0a0102.
 ECS="-E 8:000118000a0102"
 
@@ -76,7 +107,7 @@ pools = [
 ]
 CONF
 taskset -c 0 "$TENBIN" "$W/tenbin.toml" 1 >/dev/null 2>&1 &
-PIDS+=($!)
+PIDS+=($!); T_PID=$!
 
 # --- knot ---
 KP=$(free_port)
@@ -110,7 +141,7 @@ zone:
     file: "example.test.zone"
 CONF
 taskset -c 0 knotd -c "$W/knot/knot.conf" >"$W/knot/log" 2>&1 &
-PIDS+=($!)
+PIDS+=($!); K_PID=$!
 
 # --- gdnsd ---
 GP=$(free_port)
@@ -146,7 +177,7 @@ static A 192.0.2.10
 www 30 DYNA geoip!www
 ZONE
 taskset -c 0 gdnsd -c "$W/gdnsd" start >"$W/gdnsd/log" 2>&1 &
-PIDS+=($!)
+PIDS+=($!); G_PID=$!
 
 wait_up "$TP" tenbin
 wait_up "$KP" knot || { cat "$W/knot/log"; exit 1; }
@@ -160,20 +191,33 @@ done
 
 # Interleaved rounds, best of each: a busy machine then biases no server in particular.
 ROUNDS=${ROUNDS:-2}
-best() { [ "${1:-0}" -gt "${2:-0}" ] && echo "$1" || echo "${2:-0}"; }
-T_STATIC=0 K_STATIC=0 G_STATIC=0 T_GEO=0 G_GEO=0
 for r in $(seq 1 "$ROUNDS"); do
-  echo "round $r/$ROUNDS: ${DUR}s per server..." >&2
-  T_STATIC=$(best "$T_STATIC" "$(perf "$TP" "$W/static.q")")
-  K_STATIC=$(best "$K_STATIC" "$(perf "$KP" "$W/static.q")")
-  G_STATIC=$(best "$G_STATIC" "$(perf "$GP" "$W/static.q")")
-  T_GEO=$(best "$T_GEO" "$(perf "$TP" "$W/geo.q" $ECS)")
-  G_GEO=$(best "$G_GEO" "$(perf "$GP" "$W/geo.q" $ECS)")
+  echo "round $r/$ROUNDS: ${DUR}s per server and test..." >&2
+  perf tenbin/static "$T_PID" "$TP" "$W/static.q"
+  perf knot/static "$K_PID" "$KP" "$W/static.q"
+  perf gdnsd/static "$G_PID" "$GP" "$W/static.q"
+  perf tenbin/geo "$T_PID" "$TP" "$W/geo.q" $ECS
+  perf gdnsd/geo "$G_PID" "$GP" "$W/geo.q" $ECS
+  perf tenbin/mixed "$T_PID" "$TP" "$W/mixed.q"
+  perf knot/mixed "$K_PID" "$KP" "$W/mixed.q"
+  perf gdnsd/mixed "$G_PID" "$GP" "$W/mixed.q"
 done
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}' if $2 else 'n/a')"; }
-printf '\n%-28s %12s %12s %12s\n' "test (1 server thread)" "tenbin qps" "knot qps" "gdnsd qps"
-printf '%-28s %12s %12s %12s\n' "static A" "$T_STATIC" "$K_STATIC" "$G_STATIC"
-printf '%-28s %12s %12s %12s\n' "geo A + ECS /24" "$T_GEO" "-" "$G_GEO"
-printf '\nratios: static tenbin/knot %s, tenbin/gdnsd %s; geo+ECS tenbin/gdnsd %s\n' \
-  "$(ratio "$T_STATIC" "$K_STATIC")" "$(ratio "$T_STATIC" "$G_STATIC")" "$(ratio "$T_GEO" "$G_GEO")"
+echo
+peer_versions knotd gdnsd dnsperf
+echo "dnsperf -c 8 -q 256 -T 1 on CPU 1, ${DUR}s per run, best qps of $ROUNDS; each server one thread on CPU 0"
+printf '%-16s %-7s %9s %12s %14s  %s\n' "test" "server" "qps" "q/CPU-s" "lost" "rcodes"
+for key in tenbin/static knot/static gdnsd/static tenbin/geo gdnsd/geo tenbin/mixed knot/mixed gdnsd/mixed; do
+  case ${key#*/} in static) t="static A" ;; geo) t="geo A + ECS /24" ;; mixed) t="mixed, 1/4 NX" ;; esac
+  printf '%-16s %-7s %9s %12s %14s  %s\n' "$t" "${key%/*}" "${QPS[$key]}" "${QCPU[$key]}" "${LOST[$key]}" "${RCODES[$key]}"
+done
+printf '\nratios (qps): static tenbin/knot %s, tenbin/gdnsd %s; geo+ECS tenbin/gdnsd %s; mixed tenbin/knot %s, tenbin/gdnsd %s\n' \
+  "$(ratio "${QPS[tenbin/static]}" "${QPS[knot/static]}")" "$(ratio "${QPS[tenbin/static]}" "${QPS[gdnsd/static]}")" \
+  "$(ratio "${QPS[tenbin/geo]}" "${QPS[gdnsd/geo]}")" \
+  "$(ratio "${QPS[tenbin/mixed]}" "${QPS[knot/mixed]}")" "$(ratio "${QPS[tenbin/mixed]}" "${QPS[gdnsd/mixed]}")"
+q() { [ "${QCPU[$1]}" = n/a ] && echo 0 || echo "${QCPU[$1]}"; }
+printf 'ratios (queries per CPU-second): static tenbin/knot %s, tenbin/gdnsd %s; geo+ECS tenbin/gdnsd %s; mixed tenbin/knot %s, tenbin/gdnsd %s\n' \
+  "$(ratio "$(q tenbin/static)" "$(q knot/static)")" "$(ratio "$(q tenbin/static)" "$(q gdnsd/static)")" \
+  "$(ratio "$(q tenbin/geo)" "$(q gdnsd/geo)")" \
+  "$(ratio "$(q tenbin/mixed)" "$(q knot/mixed)")" "$(ratio "$(q tenbin/mixed)" "$(q gdnsd/mixed)")"

@@ -1,6 +1,8 @@
 # Shared by the bench/*.sh scripts (source it; set BENCH_NAME first): a work directory and
 # background processes cleaned up on exit, free loopback ports, and small helpers.
 # shellcheck shell=bash
+# shellcheck source=bench/versions.sh
+source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
 
 WORK=$(mktemp -d "/tmp/tenbin-${BENCH_NAME:-bench}-bench.XXXXXX")
 PIDS=()

@@ -19,6 +19,9 @@ out=$(cargo test -q --release -p tenbin --test bgp_scale_out -- --nocapture --te
   exit 1
 }
 line() { echo "$out" | grep -m1 "$1" || echo "($1: not measured)"; }
+# shellcheck source=bench/versions.sh
+source bench/versions.sh
+peer_versions bird
 echo "mux-loss: 3 Muxes, 48 established connections, hold time 3 s, linger 2 s"
 line "new flows per Mux"
 line "^kill -9: "

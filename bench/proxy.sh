@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/proxy.sh: the proxy tier side by side with HAProxy 2.6 and NGINX 1.22 on loopback.
+# bench/proxy.sh: the proxy tier side by side with HAProxy and NGINX on loopback (their
+# versions asked from their binaries and printed).
 #
 #   HTTP: wrk through tenbin, HAProxy (mode http and mode tcp) and NGINX (proxy_pass with
 #         upstream keep-alive), round robin over the same NGINX static backends; req/s, p50,
@@ -11,7 +12,8 @@
 # a private temp dir; every process started here is killed on exit. Runs are bounded by
 # DURATION / IPERF_SECS. Knobs (env): DURATION=10s CONNS=64 THREADS=2 BACKENDS=3 IPERF_SECS=5
 # TENBIN_HTTP=auto|off (tenbin mode http via `tenbin run` when it serves it, else the runner),
-# TENBIN_BIN=path to a release tenbin binary (default: built into target/proxy-bench),
+# TENBIN_BIN=path to a release tenbin binary (default: built into the runner's target dir),
+# PROXY_BENCH_TARGET=cargo target dir of the runner (default target/proxy-bench),
 # TENBIN_THREADS=N worker threads of `tenbin run` (default: one per core).
 set -euo pipefail
 
@@ -31,6 +33,8 @@ done
 BENCH_NAME=proxy
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+HA_V=$(haproxy -v 2>&1 | awk 'NR == 1 { sub(/-.*/, "", $3); print $3 }')
+NG_V=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 
 # ---------------------------------------------------------------- backends: NGINX static
 BACK_PORTS=()
@@ -148,7 +152,7 @@ tcp_config "$TB_SPLICE" "$TB_IPERF_SPLICE" >"$WORK/tenbin-splice.toml"
 # Release builds go to their own target dir so they never wait on (or block) the workspace's.
 # tenbin itself (`tenbin run`) serves the tcp and http rows; the small runner serves the
 # splice rows (a knob the config file does not carry) and stands in if tenbin does not build.
-RUNNER_TARGET="$ROOT/target/proxy-bench"
+RUNNER_TARGET=${PROXY_BENCH_TARGET:-"$ROOT/target/proxy-bench"}
 if [ -n "${TENBIN_BIN:-}" ]; then
   TENBIN=$TENBIN_BIN
 else
@@ -228,15 +232,15 @@ run_iperf() { # label port
 }
 
 
-HTTP_ROWS=("direct (one nginx backend)|${BACK_PORTS[0]}" "haproxy 2.6 mode http|$HA_HTTP"
-  "nginx 1.22 proxy_pass|$NG_HTTP" "haproxy 2.6 mode tcp|$HA_TCP"
+HTTP_ROWS=("direct (one nginx backend)|${BACK_PORTS[0]}" "haproxy $HA_V mode http|$HA_HTTP"
+  "nginx $NG_V proxy_pass|$NG_HTTP" "haproxy $HA_V mode tcp|$HA_TCP"
   "tenbin mode tcp ($L4_VIA)|$TB_TCP" "tenbin mode tcp splice|$TB_SPLICE")
 [ "$HTTP_OK" = 1 ] && HTTP_ROWS+=("tenbin mode http ($HTTP_VIA)|$TB_HTTP")
 for row in "${HTTP_ROWS[@]}"; do
   log "wrk ${row%%|*}"
   run_wrk "${row%%|*}" "${row##*|}"
 done
-IPERF_ROWS=("direct|$IPERF_PORT" "haproxy 2.6 mode tcp|$HA_IPERF" "tenbin mode tcp ($L4_VIA)|$TB_IPERF"
+IPERF_ROWS=("direct|$IPERF_PORT" "haproxy $HA_V mode tcp|$HA_IPERF" "tenbin mode tcp ($L4_VIA)|$TB_IPERF"
   "tenbin mode tcp splice|$TB_IPERF_SPLICE")
 for row in "${IPERF_ROWS[@]}"; do
   log "iperf3 ${row%%|*}"
@@ -245,6 +249,7 @@ done
 
 # ---------------------------------------------------------------- report
 echo
+peer_versions haproxy nginx wrk iperf3
 echo "HTTP: wrk -t$THREADS -c$CONNS -d$DURATION, $BACKENDS nginx static backends, round robin, $(nproc) cores"
 printf '%-36s %12s %10s %10s\n' "target" "req/s" "p50 ms" "p99 ms"
 for row in "${HTTP_ROWS[@]}"; do
@@ -253,12 +258,12 @@ for row in "${HTTP_ROWS[@]}"; do
 done
 TB="tenbin mode tcp ($L4_VIA)"
 echo
-echo "tenbin mode tcp vs haproxy mode tcp: req/s x$(ratio "${RPS[$TB]}" "${RPS[haproxy 2.6 mode tcp]}"), p99 x$(ratio "${P99[$TB]}" "${P99[haproxy 2.6 mode tcp]}")"
-echo "tenbin mode tcp splice vs haproxy mode tcp: req/s x$(ratio "${RPS[tenbin mode tcp splice]}" "${RPS[haproxy 2.6 mode tcp]}"), p99 x$(ratio "${P99[tenbin mode tcp splice]}" "${P99[haproxy 2.6 mode tcp]}")"
+echo "tenbin mode tcp vs haproxy mode tcp: req/s x$(ratio "${RPS[$TB]}" "${RPS[haproxy $HA_V mode tcp]}"), p99 x$(ratio "${P99[$TB]}" "${P99[haproxy $HA_V mode tcp]}")"
+echo "tenbin mode tcp splice vs haproxy mode tcp: req/s x$(ratio "${RPS[tenbin mode tcp splice]}" "${RPS[haproxy $HA_V mode tcp]}"), p99 x$(ratio "${P99[tenbin mode tcp splice]}" "${P99[haproxy $HA_V mode tcp]}")"
 if [ "$HTTP_OK" = 1 ]; then
   TH="tenbin mode http ($HTTP_VIA)"
-  echo "tenbin mode http vs haproxy mode http: req/s x$(ratio "${RPS[$TH]}" "${RPS[haproxy 2.6 mode http]}"), p99 x$(ratio "${P99[$TH]}" "${P99[haproxy 2.6 mode http]}")"
-  echo "tenbin mode http vs nginx proxy_pass: req/s x$(ratio "${RPS[$TH]}" "${RPS[nginx 1.22 proxy_pass]}"), p99 x$(ratio "${P99[$TH]}" "${P99[nginx 1.22 proxy_pass]}")"
+  echo "tenbin mode http vs haproxy mode http: req/s x$(ratio "${RPS[$TH]}" "${RPS[haproxy $HA_V mode http]}"), p99 x$(ratio "${P99[$TH]}" "${P99[haproxy $HA_V mode http]}")"
+  echo "tenbin mode http vs nginx proxy_pass: req/s x$(ratio "${RPS[$TH]}" "${RPS[nginx $NG_V proxy_pass]}"), p99 x$(ratio "${P99[$TH]}" "${P99[nginx $NG_V proxy_pass]}")"
 else
   echo "tenbin mode http: not measured (it did not come up)"
 fi
@@ -270,5 +275,5 @@ for row in "${IPERF_ROWS[@]}"; do
   printf '%-36s %12s\n' "$l" "${GBPS[$l]}"
 done
 echo
-echo "tenbin mode tcp vs haproxy mode tcp: x$(ratio "${GBPS[$TB]}" "${GBPS[haproxy 2.6 mode tcp]}") (target >= 0.90)"
-echo "tenbin mode tcp splice vs haproxy mode tcp: x$(ratio "${GBPS[tenbin mode tcp splice]}" "${GBPS[haproxy 2.6 mode tcp]}")"
+echo "tenbin mode tcp vs haproxy mode tcp: x$(ratio "${GBPS[$TB]}" "${GBPS[haproxy $HA_V mode tcp]}") (target >= 0.90)"
+echo "tenbin mode tcp splice vs haproxy mode tcp: x$(ratio "${GBPS[tenbin mode tcp splice]}" "${GBPS[haproxy $HA_V mode tcp]}")"

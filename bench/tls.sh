@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/tls.sh: TLS termination, tenbin vs HAProxy 2.6, side by side on loopback.
+# bench/tls.sh: TLS termination, tenbin vs HAProxy, side by side on loopback (peer versions
+# asked from their binaries and printed).
 #
 #   handshakes: wrk with `Connection: close`, so every request is a new TCP connection and a
 #               full TLS handshake (wrk does not resume sessions): new handshakes/s.
@@ -153,7 +154,9 @@ run tb_ka https "$TB"
 run ha_plain http "$HA_PLAIN"
 run tb_plain http "$TB_PLAIN"
 
-printf '\n%-34s %12s %12s %8s\n' "TLS 1.3, ECDSA P-256, loopback" "tenbin" "HAProxy" "ratio"
+echo
+peer_versions haproxy nginx wrk openssl
+printf '%-34s %12s %12s %8s\n' "TLS 1.3, ECDSA P-256, loopback" "tenbin" "HAProxy" "ratio"
 printf '%-34s %12s %12s %8s\n' "new handshakes/s (Connection: close)" "${R[tb_new]}" "${R[ha_new]}" "$(ratio "${R[tb_new]}" "${R[ha_new]}")"
 printf '%-34s %12s %12s %8s\n' "keep-alive HTTPS req/s" "${R[tb_ka]}" "${R[ha_ka]}" "$(ratio "${R[tb_ka]}" "${R[ha_ka]}")"
 printf '%-34s %12s %12s %8s\n' "baseline: keep-alive HTTP req/s" "${R[tb_plain]}" "${R[ha_plain]}" "$(ratio "${R[tb_plain]}" "${R[ha_plain]}")"

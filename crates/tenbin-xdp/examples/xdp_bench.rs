@@ -1,24 +1,33 @@
-//! Mux cost per packet through BPF_PROG_TEST_RUN (root): a flow-table hit and a new flow
-//! (SYN: ring lookup and flow insert), IPv4 and IPv6.
+//! Mux cost per packet through BPF_PROG_TEST_RUN (root), next to a baseline measured in the
+//! same run: `pass.bpf.o`, a program that returns a fixed verdict (XDP_PASS) without reading
+//! the frame. Every Mux figure is also printed as a ratio to that baseline, so the figures of
+//! a loaded or different machine can be compared by their ratios.
 //!
 //! `repeat` runs the program over the same buffer without restoring it, so the repeated
-//! figures use L2 DSR VIPs (the frame keeps its shape; only the MAC changes). Encapsulation
-//! grows the frame, so IPIP/GRE are timed one run per syscall and averaged; those figures
-//! include the kernel's per-run timer overhead.
+//! figures use L2 DSR VIPs (the frame keeps its shape; only the MAC changes) and one key. New
+//! flows need a distinct key per packet, and encapsulation grows the frame, so those are timed
+//! one run per syscall and averaged, against the baseline timed the same way (the kernel's
+//! per-run timer overhead is in both). New flows go into a flow table that already holds
+//! `FILL` flows of its `TABLE` entries.
 //!
 //! Run: `bench/xdp.sh` or `cargo run --release -p tenbin-xdp --example xdp_bench`.
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use tenbin_core::flow::FlowKey;
+use tenbin_core::flow::{FlowAddrs, FlowKey};
 use tenbin_core::ServerState;
 use tenbin_xdp::abi::Mode;
 use tenbin_xdp::control::{BackendSpec, Controller, MaglevRings, MuxSpec, VipSpec};
-use tenbin_xdp::loader::{is_root, Program, XDP_TX};
+use tenbin_xdp::loader::{is_root, Program, XDP_PASS, XDP_TX};
 use tenbin_xdp::packet::{Frame, ACK, RST, SYN};
 
 const REPEAT: u32 = 2_000_000;
 const SINGLE_RUNS: u32 = 20_000;
+/// Flow-table size, flows put in before the new-flow rows, and distinct new flows per row
+/// (five rows: the table ends at FILL + 5 * NEW_FLOWS <= TABLE).
+const TABLE: u32 = 1 << 16;
+const FILL: u32 = 60_000;
+const NEW_FLOWS: u32 = 1_000;
 
 fn main() -> anyhow::Result<()> {
     // A benchmark that measured nothing must not look like one that passed.
@@ -57,7 +66,7 @@ fn main() -> anyhow::Result<()> {
             v("2001:db8:ffff::2", Mode::Ipip, &b6),
         ],
     };
-    let mut mux = Controller::new(Program::mux(1 << 20)?, MaglevRings);
+    let mut mux = Controller::new(Program::mux(TABLE)?, MaglevRings);
     mux.apply(&spec)?;
     let p = mux.writer();
     let c4 = Ipv4Addr::new(198, 51, 100, 7);
@@ -73,50 +82,128 @@ fn main() -> anyhow::Result<()> {
         )
     };
 
-    println!("tenbin Mux, BPF_PROG_TEST_RUN, mean ns per packet (64-byte payload)");
+    // Baseline: a fixed verdict, the same 64-byte-payload frame, repeated and single runs.
+    let pass = Program::pass()?;
+    let frame = Frame::new(k4([10, 0, 0, 1])).flags(ACK).payload(64).build();
+    let base_rep = pass.run(&frame, REPEAT)?;
+    anyhow::ensure!(base_rep.action == XDP_PASS, "baseline did not pass");
+    let base_single = mean_single(
+        &pass,
+        std::iter::repeat_n(frame, SINGLE_RUNS as usize),
+        XDP_PASS,
+    )?;
+    let x_rep = |ns: u128| ratio(ns, base_rep.ns_per_run);
+    let x_single = |ns: u128| ratio(ns, base_single);
+
+    println!("tenbin Mux, BPF_PROG_TEST_RUN, mean ns per packet (64-byte payload), this machine");
+    println!(
+        "  baseline (pass.bpf.o: returns XDP_PASS, reads nothing) {:>5} ns [repeat {REPEAT}]   {:>5} ns [{SINGLE_RUNS} single runs]",
+        base_rep.ns_per_run, base_single
+    );
     for (name, key) in [("IPv4", k4([10, 0, 0, 1])), ("IPv6", k6(1))] {
-        let syn = Frame::new(key).flags(SYN).payload(64).build();
         let ack = Frame::new(key).flags(ACK).payload(64).build();
-        let new = p.run(&syn, REPEAT)?;
-        anyhow::ensure!(new.action == XDP_TX, "{name} SYN not forwarded");
+        // Creates the flow the ACKs then hit.
+        anyhow::ensure!(
+            p.run(&Frame::new(key).flags(SYN).payload(64).build(), 1)?
+                .action
+                == XDP_TX
+        );
         let hit = p.run(&ack, REPEAT)?;
         anyhow::ensure!(hit.action == XDP_TX, "{name} ACK not forwarded");
-        // RST of an unknown flow: flow-table miss and ring, no insert (splits the new-flow cost).
+        // RST of an unknown flow: flow-table miss and ring, no insert.
         let mut other = key;
         other.src_port += 1;
         let rst = p.run(&Frame::new(other).flags(RST).payload(64).build(), REPEAT)?;
         println!(
-            "  {name} L2 DSR   flow-table hit {:>5} ns   new flow (ring + insert) {:>5} ns   miss + ring, no insert {:>5} ns   [repeat {REPEAT}]",
-            hit.ns_per_run, new.ns_per_run, rst.ns_per_run
+            "  {name} L2 DSR   flow-table hit {:>5} ns (x{})   miss + ring, no insert {:>5} ns (x{})   [repeat {REPEAT}]",
+            hit.ns_per_run,
+            x_rep(hit.ns_per_run),
+            rst.ns_per_run,
+            x_rep(rst.ns_per_run)
         );
     }
-    // The DSR row repeats the figures above one run per syscall: the difference to the
-    // repeated figures is the per-run timer overhead, to subtract from the encap rows.
+
+    // Fill the table with distinct flows, then time distinct new flows into it.
+    let mut next = 0u32;
+    let mut syn = |vip: &FlowKey| {
+        next += 1;
+        let (port, host) = (1024 + (next % 60_000) as u16, next / 60_000);
+        let addrs = match vip.addrs {
+            FlowAddrs::V4 { dst, .. } => FlowAddrs::V4 {
+                src: Ipv4Addr::from(0x6440_0000 + host),
+                dst,
+            },
+            FlowAddrs::V6 { dst, .. } => FlowAddrs::V6 {
+                src: Ipv6Addr::from((0x2001_0db8_00cc_u128 << 80) | u128::from(host)),
+                dst,
+            },
+        };
+        let k = FlowKey {
+            addrs,
+            src_port: port,
+            ..*vip
+        };
+        Frame::new(k).flags(SYN).payload(64).build()
+    };
+    let fill_key = k4([10, 0, 0, 1]);
+    for _ in 0..FILL {
+        anyhow::ensure!(
+            p.run(&syn(&fill_key), 1)?.action == XDP_TX,
+            "fill SYN not forwarded"
+        );
+    }
+    println!(
+        "  single runs; new flow = {NEW_FLOWS} SYNs of distinct flows into a table of {TABLE} entries already holding {FILL}:"
+    );
     for (name, key) in [
         ("IPv4 DSR ", k4([10, 0, 0, 1])),
+        ("IPv6 DSR ", k6(1)),
         ("IPv4 IPIP", k4([10, 0, 0, 2])),
         ("IPv4 GRE ", k4([10, 0, 0, 3])),
         ("IPv6 IPIP", k6(2)),
     ] {
-        let mut sums = [0u128; 2];
-        for (i, flags) in [ACK, SYN].into_iter().enumerate() {
-            let f = Frame::new(key).flags(flags).payload(64).build();
-            for _ in 0..SINGLE_RUNS {
-                let r = p.run(&f, 1)?;
-                anyhow::ensure!(r.action == XDP_TX, "{name} not forwarded");
-                sums[i] += r.ns_per_run;
-            }
-        }
-        let n = u128::from(SINGLE_RUNS);
+        anyhow::ensure!(
+            p.run(&Frame::new(key).flags(SYN).payload(64).build(), 1)?
+                .action
+                == XDP_TX
+        );
+        let ack = Frame::new(key).flags(ACK).payload(64).build();
+        let hit = mean_single(p, std::iter::repeat_n(ack, SINGLE_RUNS as usize), XDP_TX)?;
+        let syns: Vec<Vec<u8>> = (0..NEW_FLOWS).map(|_| syn(&key)).collect();
+        let new = mean_single(p, syns, XDP_TX)?;
         println!(
-            "  {name} single flow-table hit {:>5} ns   new flow (ring + insert) {:>5} ns   [{SINGLE_RUNS} single runs, timer overhead included]",
-            sums[0] / n,
-            sums[1] / n
+            "  {name} flow-table hit {:>5} ns (x{})   new flow (ring + insert) {:>5} ns (x{})",
+            hit,
+            x_single(hit),
+            new,
+            x_single(new)
         );
     }
-    println!("anchors: Katran 101-119 ns/packet, Maglev ~350 ns/packet/thread; aim <= 50 hit, <= 100 new");
     drop(mux);
     veth_pps()
+}
+
+/// Mean kernel-reported ns of one run per frame, each run checked for `want`.
+fn mean_single(
+    p: &Program,
+    frames: impl IntoIterator<Item = Vec<u8>>,
+    want: u32,
+) -> anyhow::Result<u128> {
+    let (mut sum, mut n) = (0u128, 0u128);
+    for f in frames {
+        let r = p.run(&f, 1)?;
+        anyhow::ensure!(r.action == want, "verdict {} instead of {want}", r.action);
+        sum += r.ns_per_run;
+        n += 1;
+    }
+    Ok(sum / n.max(1))
+}
+
+fn ratio(ns: u128, base: u128) -> String {
+    if base == 0 {
+        return "n/a".into();
+    }
+    format!("{:.1}", ns as f64 / base as f64)
 }
 
 /// End to end on veth: a client namespace sends UDP datagrams to a VIP through the Mux (native
