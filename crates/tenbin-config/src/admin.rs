@@ -13,7 +13,7 @@ use serde_spanned::Spanned;
 
 use crate::{Config, ConfigError};
 
-/// `[admin]`: the admin API, `/metrics` and the dashboard.
+/// `[admin]`: where the admin API listens and the token it asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
