@@ -15,6 +15,7 @@
 //! Received routes are parsed and validated (a malformed UPDATE ends the session with the
 //! right NOTIFICATION) and then ignored. TCP MD5 (RFC 2385) is not offered.
 
+mod codec;
 pub mod driver;
 pub mod error;
 pub mod rib;

@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::codec::{Context, Reader, AFI_IPV4, AFI_IPV6, AS_TRANS, SAFI_UNICAST};
 use super::error::{code, update as sub, Notification};
-use super::wire::{Context, Reader, AFI_IPV4, AFI_IPV6, AS_TRANS, SAFI_UNICAST};
 
 const OPTIONAL: u8 = 0x80;
 const TRANSITIVE: u8 = 0x40;
