@@ -107,6 +107,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             node::RunOptions {
                 grace,
                 watch: !no_watch,
+                admin: admin::serve,
             },
         ),
         Command::Demo(args) => demo::run(args),

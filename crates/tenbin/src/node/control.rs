@@ -21,13 +21,24 @@ use tokio_util::task::TaskTracker;
 use super::overlay::Overrides;
 use crate::wiring::{DnsTier, LoadError, ProxyHealth};
 
-/// The node's shutdown tokens and task tracker (see `node`'s module docs).
+/// Serves the admin API on a bound listener until the token is cancelled. The binary hands
+/// the node its `admin::serve`, so the node never imports the API built on top of it.
+pub type AdminServe =
+    fn(
+        TcpListener,
+        Control,
+        CancellationToken,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+
+/// The node's shutdown tokens and task tracker (see `node`'s module docs), and the admin
+/// API it serves on `[admin].listen`.
 #[derive(Clone, Debug)]
 pub struct NodeContext {
     pub shutdown: CancellationToken,
     pub abort: CancellationToken,
     pub tracker: TaskTracker,
     pub grace: Duration,
+    pub admin: AdminServe,
 }
 
 /// A cheap-to-clone handle on the running node.
@@ -333,7 +344,7 @@ impl Node {
                 .upgrade()
                 .context("admin: the node is shutting down")?,
         };
-        let serve = crate::admin::serve(listener, control, stop.clone());
+        let serve = (self.ctx.admin)(listener, control, stop.clone());
         self.ctx.tracker.spawn(async move {
             if let Err(e) = serve.await {
                 tracing::error!("admin: {e}");

@@ -28,7 +28,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use control::{Control, NodeContext};
+pub use control::{AdminServe, Control, NodeContext};
 
 /// What `tenbin run` may set beyond the file.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Watch the config and certificate files (SIGHUP works either way).
     pub watch: bool,
+    /// The admin API served on `[admin].listen`.
+    pub admin: AdminServe,
 }
 
 /// Runs the node `path` describes until SIGTERM or SIGINT, then shuts down gracefully.
@@ -48,6 +50,7 @@ pub async fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         abort: CancellationToken::new(),
         tracker: TaskTracker::new(),
         grace: options.grace,
+        admin: options.admin,
     };
     let control = Control::start(path, config, ctx.clone()).await?;
     if options.watch {
