@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::admin::{call, Written};
+use common::admin::{call, exchange, Written};
 use common::Daemon;
 
 fn config(admin: &str) -> String {
@@ -275,4 +275,37 @@ fn the_served_openapi_description_names_routes_that_answer() {
             );
         }
     }
+}
+
+#[test]
+fn the_dashboard_and_its_assets_load_without_the_token_but_its_data_does_not() {
+    let node = Daemon::start(
+        &config("listen = \"127.0.0.1:0\"\ntoken = \"s3cret\""),
+        "api-dashboard",
+    );
+    let port = node.bound("admin", None).port();
+    let (status, page) = call(port, "GET", "/", "", "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<script type=\"module\" src=\"/ui/app.js\">"));
+    for (asset, kind) in [
+        ("app.js", "text/javascript"),
+        ("prom.js", "text/javascript"),
+        ("app.css", "text/css"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let (status, head, body) = exchange(port, "GET", &format!("/ui/{asset}"), "", "");
+        assert_eq!(status, 200, "{asset}: {body}");
+        assert!(!body.is_empty(), "{asset}");
+        assert!(head.contains(&format!("content-type: {kind}")), "{head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'self'"),
+            "{head}"
+        );
+    }
+    let (status, body) = call(port, "GET", "/ui/missing.js", "", "");
+    assert_eq!(status, 404);
+    assert!(json(&body)["known"].as_array().unwrap().len() > 3, "{body}");
+    // What the page shows stays behind the token.
+    assert_eq!(call(port, "GET", "/api/v1/state", "", "").0, 401);
+    assert_eq!(call(port, "GET", "/uix", "", "").0, 401);
 }

@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 use super::errors::ApiError;
 use crate::node::Control;
 
-/// Lets the request through when no token is configured, when it presents the token, or
-/// for `/healthz` (a liveness probe that says nothing about the node).
+/// Lets the request through when no token is configured, when it presents the token, for
+/// `/healthz` (a liveness probe that says nothing about the node), or for the dashboard's
+/// page and assets (the same bytes on every node; its data calls carry the token).
 pub async fn require_token(State(control): State<Control>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
+    if req.uri().path() == "/healthz" || super::ui::is_public(req.uri().path()) {
         return next.run(req).await;
     }
     let Some(token) = control.admin_section().await.and_then(|a| a.token) else {

@@ -5,11 +5,13 @@
 //! - `routes`: the route table ([`routes::ROUTES`]) the router is built from, and handlers.
 //! - `auth`: the bearer token check.
 //! - `errors`: failures as `{"error": "..."}` with 400, 401, 404, 405, 409 or 413.
+//! - `ui`: the dashboard at `/` and its embedded assets at `/ui/{asset}`.
 //! - `openapi`: `openapi.json`, the API's description, served at `GET /api/v1/openapi.json`
 //!   and checked against the route table by a test.
 //!
 //! Auth: when `[admin]` has a token (required off loopback, see tenbin-config), every route
-//! but `/healthz` demands `Authorization: Bearer TOKEN`, reads included: the state names
+//! but `/healthz` and the dashboard's page and assets (`/`, `/ui/...`: static, naming nothing
+//! about the node) demands `Authorization: Bearer TOKEN`, reads included: the state names
 //! every backend address. Without a token (loopback only) every route is open, as any local
 //! process could reach the node anyway. The token is looked up on every request, so a
 //! reload that changes it applies at once.
@@ -18,6 +20,7 @@ mod auth;
 mod errors;
 mod openapi;
 mod routes;
+mod ui;
 
 use std::future::Future;
 use std::io;

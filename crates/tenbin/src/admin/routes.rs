@@ -41,6 +41,8 @@ impl Route {
 /// scripts written against it.
 pub const ROUTES: &[Route] = &[
     route("GET", "/healthz", |m| on(m, healthz)),
+    route("GET", "/", |m| on(m, super::ui::index)),
+    route("GET", "/ui/{asset}", |m| on(m, super::ui::serve)),
     route("GET", "/api/v1/state", |m| on(m, state)),
     route("GET", "/api/v1/openapi.json", |m| {
         on(m, super::openapi::serve)

@@ -24,6 +24,18 @@ impl Drop for Written {
 /// One request (connection closed after it): status and body. The connect is retried
 /// (bounded, 5 s) while the node starts.
 pub fn call(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let (status, _head, body) = exchange(port, method, path, headers, body);
+    (status, body)
+}
+
+/// [`call`], with the response head (status line and headers, lowercased) as well.
+pub fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut conn = None;
     for _ in 0..100 {
         if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
@@ -47,9 +59,6 @@ pub fn call(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (status, head.to_lowercase(), body.to_string())
 }
