@@ -9,16 +9,25 @@ import { parse } from "./prom.js";
 import * as render from "./render.js";
 
 const POLL_MS = 1000;
+/** A tab in the background polls less: the node need not serialise its state every second
+ * for a page nobody looks at. */
+const HIDDEN_POLL_MS = 10000;
 const $ = (id) => document.getElementById(id);
 
 const frames = [];
 const scrapes = [];
+/** Recent states ({t, state}), for the counters the state carries. */
+const states = [];
 /** serverKey → [{state, from, to}], oldest first. */
 const health = new Map();
 let metricsMissing = false;
 let last = null;
+let timer = null;
+let polling = false;
 
 async function poll() {
+  clearTimeout(timer);
+  polling = true;
   try {
     const [state, text] = await Promise.all([api.state(), api.metrics()]);
     const t = Date.now();
@@ -29,7 +38,9 @@ async function poll() {
     }
     const cur = scrapes[scrapes.length - 1] || null;
     const prev = scrapes.length > 1 ? scrapes[0] : null;
-    const f = frame(state, prev, cur, t);
+    states.push({ t, state });
+    while (states.length > 2 && states[1].t <= t - RATE_WINDOW) states.shift();
+    const f = frame(state, prev, cur, t, states.length > 1 ? states[0] : null);
     frames.push(f);
     while (frames.length && frames[0].t < t - render.WINDOW) frames.shift();
     track(state, t);
@@ -42,7 +53,8 @@ async function poll() {
       $("token-form").classList.add("ask");
     } else status("down", e.message);
   } finally {
-    setTimeout(poll, POLL_MS);
+    polling = false;
+    timer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
   }
 }
 
@@ -86,6 +98,7 @@ async function act(pool, server, what, value) {
       what === "weight" ? await api.setWeight(pool, server, value) : await api.setState(pool, server, value);
     const changes = applied.changes.length ? applied.changes.join("; ") : "nothing to change";
     toast(`${pool}/${server}: ${changes}`, "ok");
+    if (!polling) poll();
   } catch (e) {
     toast(e.message, "bad");
   }
@@ -113,6 +126,7 @@ function setup() {
     e.preventDefault();
     api.setToken($("token").value.trim());
     status("auth", "checking token…");
+    if (!polling) poll();
   });
   $("token-forget").addEventListener("click", () => {
     api.setToken("");
@@ -120,6 +134,12 @@ function setup() {
   });
   // The charts take their width from the page: redraw when it changes.
   window.addEventListener("resize", draw);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && !polling) poll();
+  });
+  // A bug in the page shows where the operator looks, not only in the console.
+  window.addEventListener("error", (e) => status("down", `page error: ${e.message}`));
+  window.addEventListener("unhandledrejection", (e) => status("down", `page error: ${e.reason}`));
   poll();
 }
 

@@ -26,7 +26,9 @@ export const RATE_WINDOW = 5000;
 
 export const serverKey = (pool, server) => `${pool}\u0000${server}`;
 
-export function frame(state, prev, cur, t) {
+/** `state` is the node's state now, `before` one from about RATE_WINDOW ago ({t, state}),
+ * for the counters the state itself carries (the Mux's). */
+export function frame(state, prev, cur, t, before = null) {
   const f = { t, frontends: new Map(), servers: new Map(), dcs: new Map(), mux: null, totals: {} };
   const r = (name, match) => rate(prev, cur, name, match);
   const q = (p, match) => quantile(p, prev, cur, M.latency, match);
@@ -72,12 +74,33 @@ export function frame(state, prev, cur, t) {
     const aps = r(M.dnsAnswers, { dc: dc.name });
     f.dcs.set(dc.name, { aps, share: aps !== null && answers > 0 ? aps / answers : null });
   }
-  f.mux = muxFrame(prev, cur, r);
+  f.mux = muxFrame(state, before, t, prev, cur, r);
   return f;
 }
 
-function muxFrame(prev, cur, r) {
-  if (!cur || !cur.has(M.muxVipPackets)) return null;
+/** The Mux's VIPs from its state (with rates from the earlier state) or, for a node that
+ * exports only metrics, from /metrics; its backends from /metrics. */
+function muxFrame(state, before, t, prev, cur, r) {
+  const fromMetrics = cur && cur.has(M.muxVipPackets);
+  if (!state.mux && !fromMetrics) return null;
+  const backends = fromMetrics ? muxBackends(cur, r) : [];
+  if (state.mux) {
+    const dt = before ? (t - before.t) / 1000 : 0;
+    const old = new Map((before?.state.mux?.vips || []).map((v) => [vipName(v), v]));
+    const per = (v, k) => {
+      const o = old.get(vipName(v));
+      return o && dt > 0 && v[k] >= o[k] ? (v[k] - o[k]) / dt : null;
+    };
+    const vips = state.mux.vips.map((v) => ({
+      vip: vipName(v),
+      healthy: v.healthy,
+      pps: per(v, "packets"),
+      bps: per(v, "bytes"),
+      fps: per(v, "new_flows"),
+      flows: v.new_flows,
+    }));
+    return { vips, backends };
+  }
   const vips = cur.values(M.muxVipPackets, "vip").map((vip) => ({
     vip,
     pps: r(M.muxVipPackets, { vip }),
@@ -85,11 +108,20 @@ function muxFrame(prev, cur, r) {
     fps: r(M.muxVipFlows, { vip }),
     flows: cur.sum(M.muxVipFlows, { vip }),
   }));
-  const backends = cur.values(M.muxBackendPackets, "backend").map((backend) => ({
+  return { vips, backends };
+}
+
+/** `addr:port/proto`, as the Mux's metrics label a VIP. */
+function vipName(v) {
+  const addr = v.address.includes(":") ? `[${v.address}]` : v.address;
+  return `${addr}:${v.port}/${v.protocol}`;
+}
+
+function muxBackends(cur, r) {
+  return cur.values(M.muxBackendPackets, "backend").map((backend) => ({
     backend,
     pps: r(M.muxBackendPackets, { backend }),
     fps: r(M.muxBackendFlows, { backend }),
     flows: cur.sum(M.muxBackendFlows, { backend }),
   }));
-  return { vips, backends };
 }

@@ -213,27 +213,36 @@ function dcHealth(dc) {
   return up === 0 ? "down" : "partial";
 }
 
-/** The Mux's VIPs and backends with packet and flow rates, and what the state says of it. */
+/** The Mux: where it runs, its VIPs (health, packet and flow rates), its backends. */
 export function mux(state, f) {
   const m = f.mux;
-  $("mux").hidden = !m && !state.mux;
-  if ($("mux").hidden) return;
+  $("mux").hidden = !m;
+  if (!m) return;
+  const ms = state.mux;
+  text(
+    $("mux-info"),
+    ms
+      ? `${ms.interface} · ${ms.attached ? "attached" : "not attached"} · ${ms.updates} updates, ${ms.apply_errors} failed · agent reports ${ms.reports_accepted} accepted, ${ms.reports_ignored} ignored, ${ms.reports_refused} refused`
+      : "",
+  );
   const rows = (id, items, keyOf, names, fill) =>
     keyed($(id), items, keyOf, () => h("tr", {}, ...cells(names)), (tr, x) => fill(cellMap(tr), x));
-  rows("mux-vips", m?.vips || [], (v) => v.vip, ["vip", "pps", "bps", "fps", "flows"], (c, v) => {
+  rows("mux-vips", m.vips, (v) => v.vip, ["vip", "health", "pps", "bps", "fps", "flows"], (c, v) => {
     text(c.vip, v.vip);
+    if (v.healthy === undefined) text(c.health, "–");
+    else badge(c.health, v.healthy ? "up" : "down");
     text(c.pps, num(v.pps));
     text(c.bps, bytes(v.bps));
     text(c.fps, num(v.fps));
     text(c.flows, num(v.flows));
   });
-  rows("mux-backends", m?.backends || [], (b) => b.backend, ["backend", "pps", "fps", "flows"], (c, b) => {
+  $("mux-backends-box").hidden = m.backends.length === 0;
+  rows("mux-backends", m.backends, (b) => b.backend, ["backend", "pps", "fps", "flows"], (c, b) => {
     text(c.backend, b.backend);
     text(c.pps, num(b.pps));
     text(c.fps, num(b.fps));
     text(c.flows, num(b.flows));
   });
-  text($("mux-state"), state.mux ? JSON.stringify(state.mux, null, 1) : "");
 }
 
 function cells(names) {
