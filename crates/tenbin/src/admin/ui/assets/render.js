@@ -188,8 +188,10 @@ export function dns(state, frames, f) {
       c.vips.replaceChildren(...dc.vips.map((v) => h("span", { class: `badge st-${v.state}`, title: v.state }, v.address)));
       text(c.aps, num(m.aps));
       const pct = m.share === null || m.share === undefined ? null : Math.round(m.share * 100);
-      c.share.replaceChildren(h("span", { class: "bar" }, h("i", { style: null })), pct === null ? "–" : ` ${pct}%`);
-      c.share.querySelector(".bar i").style.width = `${pct ?? 0}%`;
+      // The width is set through the CSSOM: the CSP refuses inline style attributes.
+      const fill = h("i");
+      fill.style.width = `${pct ?? 0}%`;
+      c.share.replaceChildren(h("span", { class: "bar" }, fill), pct === null ? "–" : `${pct}%`);
     },
   );
   const t1 = frames[frames.length - 1].t;
