@@ -5,6 +5,7 @@
 //! - `routes`: the route table ([`routes::ROUTES`]) the router is built from, and handlers.
 //! - `auth`: the bearer token check.
 //! - `errors`: failures as `{"error": "..."}` with 400, 401, 404, 405, 409 or 413.
+//! - `metrics`: `GET /metrics`, every tier's counters in the Prometheus text format.
 //! - `openapi`: `openapi.json`, the API's description, served at `GET /api/v1/openapi.json`
 //!   and checked against the route table by a test.
 //!
@@ -16,6 +17,7 @@
 
 mod auth;
 mod errors;
+mod metrics;
 mod openapi;
 mod routes;
 

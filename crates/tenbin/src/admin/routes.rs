@@ -42,6 +42,7 @@ impl Route {
 pub const ROUTES: &[Route] = &[
     route("GET", "/healthz", |m| on(m, healthz)),
     route("GET", "/api/v1/state", |m| on(m, state)),
+    route("GET", "/metrics", |m| on(m, super::metrics::serve)),
     route("GET", "/api/v1/openapi.json", |m| {
         on(m, super::openapi::serve)
     }),
