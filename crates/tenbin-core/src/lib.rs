@@ -15,9 +15,11 @@
 //! - [`flow`]: the keyed 5-tuple hash the XDP Mux computes in BPF; Rust and C agree bit for bit.
 //! - [`health`]: rise/fall hysteresis and slow-start weight ramps.
 //! - [`persist`]: bounded session-persistence tables with idle expiry, mergeable between peers.
+//! - [`counter`]: sharded counters and a latency histogram for the tiers' hot paths.
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod counter;
 pub mod flow;
 pub mod health;
 pub mod ketama;

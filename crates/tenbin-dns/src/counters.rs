@@ -1,6 +1,7 @@
 //! Counters for the metrics registry: lock-free, read as a [`Stats`] snapshot.
 
 use crate::gslb::Outcome;
+use crate::state::Transport;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -40,7 +41,17 @@ pub struct Counters {
     pub ecs_absent: AtomicU64,
     /// Datagrams dropped without an answer (too short, or responses).
     pub dropped: AtomicU64,
+    /// Answered queries by transport and path, in [`PATHS`] order.
+    paths: [AtomicU64; PATHS.len()],
 }
+
+/// (transport, path) pairs: `fast` is the precompiled answer path, `full` the parser.
+pub const PATHS: [(&str, &str); 4] = [
+    ("udp", "fast"),
+    ("udp", "full"),
+    ("tcp", "fast"),
+    ("tcp", "full"),
+];
 
 /// A snapshot of the counters.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -56,6 +67,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Answers per datacenter name.
     pub answers_per_dc: Vec<(String, u64)>,
+    /// Answered queries per (transport, path), in [`PATHS`] order.
+    pub paths: Vec<(&'static str, &'static str, u64)>,
 }
 
 impl Counters {
@@ -79,6 +92,15 @@ impl Counters {
             Outcome::ServFail => 4,
         };
         self.outcome[i].fetch_add(1, Relaxed);
+    }
+
+    /// An answer went out over `transport`, from the fast path or the full one.
+    pub fn answered(&self, transport: Transport, fast: bool) {
+        let i = match transport {
+            Transport::Udp => 0,
+            Transport::Tcp => 2,
+        } + usize::from(!fast);
+        self.paths[i].fetch_add(1, Relaxed);
     }
 
     /// Reads everything; `per_dc` comes from the current state.
@@ -108,6 +130,11 @@ impl Counters {
             ecs_absent: self.ecs_absent.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             answers_per_dc: per_dc,
+            paths: PATHS
+                .iter()
+                .zip(&self.paths)
+                .map(|((t, p), c)| (*t, *p, c.load(Relaxed)))
+                .collect(),
         }
     }
 }

@@ -105,8 +105,13 @@ impl Engine {
         rng: &mut dyn RngCore,
     ) -> Option<Vec<u8>> {
         let state = self.state.load();
-        fast::respond(&state, &self.counters, query, peer, transport, rng)
-            .or_else(|| query::respond(&state, &self.counters, query, peer, transport, rng))
+        if let Some(answer) = fast::respond(&state, &self.counters, query, peer, transport, rng) {
+            self.counters.answered(transport, true);
+            return Some(answer);
+        }
+        let answer = query::respond(&state, &self.counters, query, peer, transport, rng)?;
+        self.counters.answered(transport, false);
+        Some(answer)
     }
 
     /// Counter snapshot, with answers per datacenter name.

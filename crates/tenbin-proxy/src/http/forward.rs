@@ -263,16 +263,20 @@ impl State {
                 Err(_) => Failure::ServerTimeout,
             };
             lease.report(failure.outcome());
-            drop(lease);
             last = failure.status();
             let safe = !failure.reached_server() || idempotent;
-            if !safe || attempts > self.fe.retries || Instant::now() >= deadline {
+            let retry = safe
+                && attempts <= self.fe.retries
+                && Instant::now() < deadline
+                && next_body.is_some();
+            if retry {
+                lease.count_retry();
+            }
+            drop(lease);
+            if !retry {
                 break;
             }
             body = next_body;
-            if body.is_none() {
-                break;
-            }
         }
         self.log(&x, error_response(last), None, attempts)
     }
@@ -328,7 +332,8 @@ impl State {
         Response::from_parts(parts, body.boxed())
     }
 
-    /// Writes the access log line for `resp` (when enabled) and passes it on.
+    /// Counts `resp` in the frontend's traffic, writes the access log line (when enabled)
+    /// and passes it on.
     fn log(
         &self,
         x: &Exchange<'_>,
@@ -336,6 +341,10 @@ impl State {
         server: Option<&str>,
         attempts: u32,
     ) -> Response<ProxyBody> {
+        self.fe
+            .stats
+            .traffic
+            .responded(resp.status(), x.started.elapsed());
         if self.fe.access_log == AccessLogFormat::Off {
             return resp;
         }

@@ -12,6 +12,8 @@
 //!   connection and per-source limits, `strict` the RFC 9112 head checks hyper leaves to
 //!   us, `body` the body size and slow-body timeout.
 //! - [`stats`]: [`HttpStats`], every refusal counted by [`Reject`] reason.
+//! - [`traffic`]: [`Traffic`], connections, bytes, responses by status class, latency and
+//!   TLS handshakes, on sharded counters.
 //! - `forward`: one request: route, lease a server from the [`crate::pool::Pool`], send with
 //!   connect/server/total timeouts, retry safely elsewhere, tunnel upgrades.
 //! - [`log`]: access log lines in JSON or the combined format.
@@ -63,6 +65,7 @@ pub mod rules;
 mod server;
 pub mod stats;
 mod strict;
+pub mod traffic;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +79,7 @@ pub use rules::{PathSpec, Router, RuleError, RuleSpec};
 pub use server::{serve, HttpService};
 pub use stats::{HttpStats, Reject};
 pub use strict::check as check_head;
+pub use traffic::{Traffic, TrafficSnapshot};
 
 use crate::pool::Pool;
 

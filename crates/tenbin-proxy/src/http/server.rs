@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::body::refusal;
 use super::forward::State;
 use super::stats::Reject;
+use super::traffic::Counted;
 use super::{strict, HttpFrontend};
 
 /// Serves `frontend` on `listener` until `shutdown` resolves. Then it stops accepting and
@@ -132,11 +133,14 @@ async fn connection<IO>(
     // The frontend as the connection opens: admission, connection-level timeouts and limits.
     let state = live.load_full();
     let fe_stats = Arc::clone(&state.fe.stats);
+    fe_stats.traffic.accepted();
     let reject = |reason| fe_stats.reject(&state.fe.name, reason, peer);
     let slot = match state.admission.admit(peer.ip()) {
         Ok(slot) => slot,
         Err(reason) => {
             reject(reason);
+            let status = reason.status().unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            fe_stats.traffic.refused(status);
             refuse_connection(stream, reason).await;
             return;
         }
@@ -144,7 +148,7 @@ async fn connection<IO>(
     let timeouts = state.fe.timeouts;
     let limits = state.fe.limits;
     let activity = Arc::new(Activity::new(limits.h2_max_resets));
-    let io = TokioIo::new(stream);
+    let io = TokioIo::new(Counted::new(stream, Arc::clone(&fe_stats)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -179,6 +183,7 @@ async fn connection<IO>(
                 Err(reason) => {
                     state.fe.stats.reject(&state.fe.name, reason, peer);
                     let status = reason.status().unwrap_or(StatusCode::BAD_REQUEST);
+                    state.fe.stats.traffic.refused(status);
                     refusal(status, req.version() < Version::HTTP_2)
                 }
             };

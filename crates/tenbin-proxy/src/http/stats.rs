@@ -1,11 +1,14 @@
 //! [`HttpStats`]: every request or connection the frontend refused, counted by [`Reject`]
-//! reason (for `/metrics`), and a log budget so a flood of refusals cannot flood the log.
+//! reason (for `/metrics`), a log budget so a flood of refusals cannot flood the log, and
+//! the frontend's [`Traffic`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use http::StatusCode;
+
+use super::traffic::Traffic;
 
 /// Why the frontend refused a request or cut a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,10 +124,11 @@ impl Reject {
 /// Log lines per second a frontend writes about refusals at `info`; the rest go to `debug`.
 const LOG_PER_SECOND: u64 = 10;
 
-/// Refusal counters of one frontend. Shared with its connections; read with
-/// [`HttpStats::rejected`] or [`HttpStats::snapshot`].
+/// Refusal and traffic counters of one frontend. Shared with its connections; read with
+/// [`HttpStats::rejected`], [`HttpStats::snapshot`] and [`Traffic::snapshot`].
 #[derive(Debug)]
 pub struct HttpStats {
+    pub traffic: Traffic,
     rejected: [AtomicU64; Reject::ALL.len()],
     base: Instant,
     /// Current log window (seconds since `base`) in the high 32 bits, lines in it below.
@@ -134,6 +138,7 @@ pub struct HttpStats {
 impl Default for HttpStats {
     fn default() -> Self {
         HttpStats {
+            traffic: Traffic::default(),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             base: Instant::now(),
             log_window: AtomicU64::new(0),

@@ -30,6 +30,7 @@ mod sticky;
 mod url;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -188,6 +189,27 @@ pub struct Persistence {
     config: PersistConfig,
     table: Mutex<PersistTable>,
     clock: Clock,
+    counts: Counts,
+}
+
+/// Lookups and evictions, counted beside the table (its lock already serialises them).
+#[derive(Debug, Default)]
+struct Counts {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// A persistence table's size and counters, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PersistStats {
+    pub entries: usize,
+    pub capacity: usize,
+    /// Lookups that found a pinned server, and those that did not.
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries pushed out by a full table (idle expiry is not counted).
+    pub evictions: u64,
 }
 
 impl std::fmt::Debug for Persistence {
@@ -211,6 +233,7 @@ impl Persistence {
             config,
             table: Mutex::new(table),
             clock,
+            counts: Counts::default(),
         }
     }
 
@@ -241,12 +264,36 @@ impl Persistence {
 
     /// The server `key` is pinned to, refreshing it.
     pub fn lookup(&self, key: PersistKey, now: Duration) -> Option<BackendId> {
-        self.table().lookup(&key, now)
+        let found = self.table().lookup(&key, now);
+        let c = if found.is_some() {
+            &self.counts.hits
+        } else {
+            &self.counts.misses
+        };
+        c.fetch_add(1, Relaxed);
+        found
     }
 
     /// Pins `key` to `server`.
     pub fn learn(&self, key: PersistKey, server: BackendId, now: Duration) {
-        self.table().insert(key, server, now);
+        if self.table().insert(key, server, now).is_some() {
+            self.counts.evictions.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The table's size and counters now.
+    pub fn stats(&self) -> PersistStats {
+        let (entries, capacity) = {
+            let t = self.table();
+            (t.len(), t.capacity())
+        };
+        PersistStats {
+            entries,
+            capacity,
+            hits: self.counts.hits.load(Relaxed),
+            misses: self.counts.misses.load(Relaxed),
+            evictions: self.counts.evictions.load(Relaxed),
+        }
     }
 
     /// Drops idle entries; returns how many.

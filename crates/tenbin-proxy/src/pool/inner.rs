@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use tenbin_core::pick::{Balancer, PickContext};
 use tenbin_core::{BackendId, ServerSpec};
 
+use super::counters::ServerCounters;
 use super::queue::WaitQueue;
 use super::{Lease, Server, ServerConfig, Shared, SignalSink};
 
@@ -27,6 +28,8 @@ pub(super) struct Inner {
     /// maxconn as configured, and as an agent asked for it (which wins while present).
     pub(super) configured_maxconn: HashMap<BackendId, Option<u32>>,
     pub(super) agent_maxconn: HashMap<BackendId, u32>,
+    /// Traffic counters by id, kept while the server stays in the pool.
+    pub(super) counters: HashMap<BackendId, Arc<ServerCounters>>,
 }
 
 impl Inner {
@@ -69,6 +72,10 @@ impl Inner {
         self.configured_maxconn
             .retain(|id, _| records.contains_key(id));
         self.agent_maxconn.retain(|id, _| records.contains_key(id));
+        self.counters.retain(|id, _| records.contains_key(id));
+        for id in records.keys() {
+            self.counters.entry(*id).or_default();
+        }
         self.servers = records;
     }
 
@@ -128,7 +135,9 @@ impl Inner {
             name: String::new(),
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         });
-        Lease::new(Arc::clone(shared), server, self.sink.clone())
+        let counters = self.counters.get(&id).cloned().unwrap_or_default();
+        counters.dispatched();
+        Lease::new(Arc::clone(shared), server, self.sink.clone(), counters)
     }
 
     /// Some server outside `exclude` takes new sessions, free slot or not.

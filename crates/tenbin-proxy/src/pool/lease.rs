@@ -7,6 +7,7 @@ use std::time::Duration;
 use tenbin_core::BackendId;
 use tokio::time::Instant;
 
+use super::counters::ServerCounters;
 use super::signal::{Outcome, SignalSink};
 use super::{Server, Shared};
 
@@ -21,6 +22,7 @@ pub struct Lease {
     shared: Option<Arc<Shared>>,
     server: Server,
     sink: Option<Arc<dyn SignalSink>>,
+    counters: Arc<ServerCounters>,
     started: Instant,
     latency: Option<Duration>,
 }
@@ -30,11 +32,13 @@ impl Lease {
         shared: Arc<Shared>,
         server: Server,
         sink: Option<Arc<dyn SignalSink>>,
+        counters: Arc<ServerCounters>,
     ) -> Self {
         Lease {
             shared: Some(shared),
             server,
             sink,
+            counters,
             started: Instant::now(),
             latency: None,
         }
@@ -66,11 +70,18 @@ impl Lease {
         self.latency = Some(latency);
     }
 
-    /// Tells the passive health sink how this session went with this server.
+    /// Tells the passive health sink (and the server's counters) how this session went
+    /// with this server.
     pub fn report(&self, outcome: Outcome) {
+        self.counters.observe(outcome);
         if let (Some(sink), Some(shared)) = (&self.sink, &self.shared) {
             sink.observe(&shared.name, &self.server, outcome);
         }
+    }
+
+    /// Counts a failed attempt on this server that is being retried on another one.
+    pub fn count_retry(&self) {
+        self.counters.retried();
     }
 
     /// Ends the session now with an explicit latency sample.

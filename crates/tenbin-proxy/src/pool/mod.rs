@@ -10,6 +10,7 @@
 //! Time comes from tokio's clock, so tests drive queue timeouts with paused time.
 
 mod config;
+mod counters;
 mod inner;
 mod lease;
 mod queue;
@@ -29,6 +30,7 @@ use tenbin_core::{BackendId, ServerState};
 use tokio::time::Instant;
 
 pub use config::HashOn;
+pub use counters::{ServerTraffic, FAILURE_KINDS};
 pub use lease::Lease;
 pub use signal::{Outcome, SignalSink};
 pub use tenbin_core::pick::source_key;
@@ -130,6 +132,8 @@ pub struct ServerStatus {
     pub weight: u32,
     /// Weight x load factor x slow-start ramp now (0 while it takes no new sessions).
     pub effective_weight: u32,
+    /// What it served since it joined the pool (counters survive reconfiguration).
+    pub traffic: ServerTraffic,
 }
 
 /// A cheap-to-clone handle on one pool.
@@ -193,6 +197,7 @@ impl Pool {
             sink: None,
             configured_maxconn: HashMap::new(),
             agent_maxconn: HashMap::new(),
+            counters: HashMap::new(),
         };
         let epoch = Instant::now();
         inner.balancer.set_slow_start(slow_start(&config));
@@ -276,6 +281,11 @@ impl Pool {
                     active: v.active,
                     weight: v.spec.weight.get(),
                     effective_weight: inner.balancer.effective_weight(v.spec.id, now),
+                    traffic: inner
+                        .counters
+                        .get(&v.spec.id)
+                        .map(|c| c.read())
+                        .unwrap_or_default(),
                 })
             })
             .collect();

@@ -39,6 +39,8 @@ impl Waiter {
     }
 
     /// Hands the lease over; gives it back if the caller is gone.
+    // The error is the lease itself, returned as the oneshot channel does, on a rare path.
+    #[allow(clippy::result_large_err)]
     pub(super) fn send(self, lease: Lease) -> Result<(), Lease> {
         self.tx.send(lease)
     }

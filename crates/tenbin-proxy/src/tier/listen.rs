@@ -63,7 +63,8 @@ impl Handler {
                 handshake: limit,
             } => {
                 let _ = stream.set_nodelay(true);
-                if let Some(tls) = handshake(tls, stream, *limit).await {
+                let stats = service.stats();
+                if let Some(tls) = handshake(tls, stream, *limit, Some(&stats.traffic)).await {
                     service.serve_connection(tls, peer, true, soft).await;
                 }
             }

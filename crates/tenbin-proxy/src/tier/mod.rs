@@ -15,11 +15,15 @@
 //! - everything that can fail (building handlers, loading certificates, binding) happens
 //!   before anything changes, so a failed apply leaves the tier as it was.
 //!
+//! [`ProxyTier::stats`] reads every frontend's counters and every pool's servers as plain
+//! data (`/metrics` renders it).
+//!
 //! Connections run on the node's `TaskTracker` and stop on its tokens: `shutdown` (stop
 //! accepting, finish current requests) and `abort` (cut what is left).
 
 mod build;
 mod listen;
+mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -40,6 +44,8 @@ use crate::pool::Pool;
 
 use build::{Built, PoolSlot, TlsRuntime};
 use listen::{Conns, Handler};
+
+pub use stats::{FrontendStats, FrontendTraffic, L4Snapshot, PoolStats, ProxyStats};
 
 /// What the node hands the tier: its shutdown tokens, its task tracker, and the knobs the
 /// config file does not carry.

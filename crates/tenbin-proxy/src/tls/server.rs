@@ -185,7 +185,7 @@ pub async fn terminate_connection(
     pool: &Pool,
     timeouts: OffloadTimeouts,
 ) {
-    let Some(mut tls) = handshake(config, tcp, timeouts.handshake).await else {
+    let Some(mut tls) = handshake(config, tcp, timeouts.handshake, None).await else {
         return;
     };
     let Ok(lease) = pool.acquire(None, &[]).await else {
@@ -201,21 +201,29 @@ pub async fn terminate_connection(
 }
 
 /// The server side of a TLS handshake on an accepted connection, bounded by `limit` (a client
-/// that stalls its handshake is a slowloris like any other). `None` when it fails.
+/// that stalls its handshake is a slowloris like any other). `None` when it fails. The
+/// result is counted in `traffic` (an HTTPS frontend's) when given.
 pub async fn handshake(
     config: &Arc<ServerConfig>,
     tcp: TcpStream,
     limit: std::time::Duration,
+    traffic: Option<&crate::http::Traffic>,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let acceptor = TlsAcceptor::from(Arc::clone(config));
-    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Some(tls),
+    // Indices into `http::traffic::TLS_FAILURES`.
+    let (tls, result) = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => (Some(tls), Ok(())),
         Ok(Err(e)) => {
             tracing::debug!("tls: handshake failed: {e}");
-            None
+            let closed = e.kind() == std::io::ErrorKind::UnexpectedEof;
+            (None, Err(if closed { 2 } else { 1 }))
         }
-        Err(_) => None,
+        Err(_) => (None, Err(0)),
+    };
+    if let Some(t) = traffic {
+        t.handshake(result);
     }
+    tls
 }
 
 /// An HTTPS frontend: accepts on `listener`, terminates TLS (ALPN picks h2 or http/1.1) and
@@ -245,7 +253,10 @@ pub async fn serve_https(
         let _ = tcp.set_nodelay(true);
         let (service, config, stop) = (service.clone(), Arc::clone(&config), stop.clone());
         tokio::spawn(async move {
-            if let Some(tls) = handshake(&config, tcp, handshake_timeout).await {
+            let stats = service.stats();
+            if let Some(tls) =
+                handshake(&config, tcp, handshake_timeout, Some(&stats.traffic)).await
+            {
                 service.serve_connection(tls, peer, true, stop).await;
             }
         });

@@ -5,6 +5,7 @@
 //! - `routes`: the route table ([`routes::ROUTES`]) the router is built from, and handlers.
 //! - `auth`: the bearer token check.
 //! - `errors`: failures as `{"error": "..."}` with 400, 401, 404, 405, 409 or 413.
+//! - `metrics`: `GET /metrics`, every tier's counters in the Prometheus text format.
 //! - `ui`: the dashboard at `/` and its embedded assets at `/ui/{asset}`.
 //! - `openapi`: `openapi.json`, the API's description, served at `GET /api/v1/openapi.json`
 //!   and checked against the route table by a test.
@@ -18,6 +19,7 @@
 
 mod auth;
 mod errors;
+mod metrics;
 mod openapi;
 mod routes;
 mod ui;

@@ -44,6 +44,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/", |m| on(m, super::ui::index)),
     route("GET", "/ui/{asset}", |m| on(m, super::ui::serve)),
     route("GET", "/api/v1/state", |m| on(m, state)),
+    route("GET", "/metrics", |m| on(m, super::metrics::serve)),
     route("GET", "/api/v1/openapi.json", |m| {
         on(m, super::openapi::serve)
     }),

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::overlay::Overrides;
+use super::stats::{NodeCounters, NodeStats};
 use crate::wiring::{DnsTier, LoadError, ProxyHealth};
 
 /// Serves the admin API on a bound listener until the token is cancelled. The binary hands
@@ -62,6 +63,7 @@ pub(super) struct Node {
     pub health: ProxyHealth,
     pub dns: Option<DnsTier>,
     pub admin: Option<AdminListener>,
+    pub counters: NodeCounters,
     myself: Weak<Mutex<Node>>,
 }
 
@@ -103,6 +105,7 @@ impl Control {
             health,
             dns,
             admin: None,
+            counters: NodeCounters::new(path),
             myself: Weak::new(),
         };
         let inner = Arc::new(Mutex::new(node));
@@ -121,6 +124,11 @@ impl Control {
         self.inner.lock().await.state()
     }
 
+    /// Every tier's counters and the node's state at one moment (what `/metrics` renders).
+    pub async fn stats(&self) -> NodeStats {
+        self.inner.lock().await.stats()
+    }
+
     /// `[admin]` as the node runs it now. The admin API reads the token here on every
     /// request, so a reload that changes only the token applies at once.
     pub async fn admin_section(&self) -> Option<tenbin_config::Admin> {
@@ -132,6 +140,10 @@ impl Control {
     pub async fn apply(&self, cmd: Command) -> Result<Applied, ApplyError> {
         let mut node = self.inner.lock().await;
         let result = node.apply(&cmd).await;
+        if matches!(cmd, Command::Reload) {
+            let path = node.path.clone();
+            node.counters.reloaded(result.is_ok(), &path);
+        }
         match &result {
             Ok(a) if a.changes.is_empty() => tracing::info!(?cmd, "apply: no change"),
             Ok(a) => tracing::info!(generation = a.generation, changes = ?a.changes, "applied"),

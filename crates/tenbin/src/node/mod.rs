@@ -5,6 +5,7 @@
 //! - `overlay`: operator actions as overrides on top of the file, so they take the same
 //!   diff-and-apply path as a reload and survive the next health snapshot.
 //! - `state`: the admin API's view of the tiers.
+//! - `stats`: [`NodeStats`], every tier's counters for `/metrics`.
 //! - `watch`: the config and certificate file watcher (`notify`).
 //!
 //! Every long-lived task runs on one `TaskTracker`; one `CancellationToken` (`shutdown`)
@@ -17,6 +18,7 @@
 mod control;
 mod overlay;
 mod state;
+mod stats;
 mod watch;
 
 use std::path::Path;
@@ -29,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use control::{AdminServe, Control, NodeContext};
+pub use stats::NodeStats;
+#[cfg(test)]
+pub use stats::ProcessStats;
 
 /// What `tenbin run` may set beyond the file.
 #[derive(Clone, Copy, Debug)]

@@ -167,6 +167,11 @@ impl DnsTier {
         self.health.borrow().clone()
     }
 
+    /// The engine's counters (queries, answers per datacenter).
+    pub fn stats(&self) -> tenbin_dns::Stats {
+        self.engine.stats()
+    }
+
     /// Where datacenter loads are pushed.
     pub fn loads(&self) -> DcLoads {
         self.loads.clone()
