@@ -24,9 +24,7 @@ export function overview(state, f) {
 
 export function charts(state, frames) {
   if (frames.length === 0) return;
-  const t1 = frames[frames.length - 1].t;
-  const t0 = t1 - WINDOW;
-  const win = { t0, t1 };
+  const win = span(frames);
   const fes = (state.frontends || []).map((fe) => fe.name);
   lineChart(
     $("chart-rps"),
@@ -59,6 +57,15 @@ export function charts(state, frames) {
 
 /** How far back the charts and timelines reach (ms). */
 export const WINDOW = 5 * 60 * 1000;
+/** A page opened a moment ago draws its first minute across the whole width, not in a
+ * sliver at the right of five empty minutes; the span grows to WINDOW as it stays open. */
+const MIN_SPAN = 60 * 1000;
+
+function span(frames) {
+  const t1 = frames.length ? frames[frames.length - 1].t : Date.now();
+  const first = frames.length ? frames[0].t : t1;
+  return { t0: Math.max(t1 - WINDOW, Math.min(first, t1 - MIN_SPAN)), t1 };
+}
 
 export function frontends(state, f) {
   keyed(
@@ -87,8 +94,7 @@ export function frontends(state, f) {
 
 /** One card per pool; `act(pool, server, what, value)` runs an operator action. */
 export function pools(state, frames, health, act) {
-  const t1 = frames.length ? frames[frames.length - 1].t : Date.now();
-  const win = { t0: t1 - WINDOW, t1 };
+  const win = span(frames);
   keyed(
     $("pool-list"),
     state.pools || [],
@@ -110,7 +116,7 @@ export function pools(state, frames, health, act) {
 }
 
 function poolCard(name) {
-  const head = ["server", "state", "admin", "weight", "active", "req/s", "", "requests", "errors/s", "health (5 min)", "since", "actions"];
+  const head = ["server", "state", "admin", "weight", "active", "req/s", "", "requests", "errors/s", "health", "since", "actions"];
   return h(
     "div",
     { class: "pool", "data-pool": name },
@@ -194,7 +200,6 @@ export function dns(state, frames, f) {
       c.share.replaceChildren(h("span", { class: "bar" }, fill), pct === null ? "–" : `${pct}%`);
     },
   );
-  const t1 = frames[frames.length - 1].t;
   lineChart(
     $("chart-dns"),
     state.dns.datacenters.map((dc, i) => ({
@@ -202,7 +207,7 @@ export function dns(state, frames, f) {
       cls: `c${i % COLOURS}`,
       points: frames.map((fr) => [fr.t, fr.dcs.get(dc.name)?.aps ?? null]),
     })),
-    { t0: t1 - WINDOW, t1, fmt: num, height: 90 },
+    { ...span(frames), fmt: num, height: 90 },
   );
 }
 
