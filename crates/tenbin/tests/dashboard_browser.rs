@@ -2,7 +2,8 @@
 //! Debian's chromium driven through chromedriver (a child of the test, on loopback) with
 //! fantoccini. The page loads without the token and asks for it, shows live numbers once it
 //! is typed in (read twice: they move), drains a server from its row, and then not one of
-//! the next requests reaches that server. Screenshots go to `target/test-output/`.
+//! the next requests reaches that server; a weight set and an enable from the page apply
+//! too. Screenshots go to `target/test-output/`.
 
 mod common;
 #[path = "support/traffic.rs"]
@@ -424,6 +425,52 @@ async fn the_dashboard_shows_live_numbers_and_drains_a_server_from_the_page() {
     let wide = dir.join("dashboard-1920.png");
     std::fs::write(&wide, page.screenshot().await.unwrap()).unwrap();
     println!("screenshot (1920x1080): {}", wide.display());
+
+    // The other actions: a weight typed into c's row, then b enabled again takes requests.
+    let c_row = "tr[data-pool='app'][data-server='c']";
+    let weight = page
+        .find(Locator::Css(&format!("{c_row} input.weight")))
+        .await
+        .unwrap();
+    weight.clear().await.unwrap();
+    weight.send_keys("3").await.unwrap();
+    page.find(Locator::Css(&format!(
+        "{c_row} button[data-action='weight']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(
+        &page,
+        &format!("{c_row} td[data-cell='weight']"),
+        "c's weight",
+        |t| t == "3",
+    )
+    .await;
+    page.find(Locator::Css(&format!(
+        "{b_row} button[data-action='active']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(
+        &page,
+        &format!("{b_row} td[data-cell='state']"),
+        "b enabled",
+        |t| t != "draining",
+    )
+    .await;
+    let from = load.count();
+    let answers = load.next_answers(from, 300).await;
+    assert!(
+        answers.iter().any(|n| n == "b"),
+        "b, enabled again, gets none of the next 300 requests"
+    );
+
     let status = text(&page, "#status").await.unwrap_or_default();
     assert!(status.starts_with("live"), "the page reports: {status}");
 
