@@ -121,7 +121,11 @@ function poolCard(name) {
     "div",
     { class: "pool", "data-pool": name },
     h("h3", {}, h("span", { class: "pool-name" }), h("span", { class: "pool-meta" }), h("span", { class: "panic badge st-down", hidden: true }, "panic mode")),
-    h("table", {}, h("thead", {}, h("tr", {}, head.map((x) => h("th", { class: HEAD_NUMERIC.has(x) ? "num" : null }, x)))), h("tbody")),
+    h(
+      "div",
+      { class: "scroll" },
+      h("table", {}, h("thead", {}, h("tr", {}, head.map((x) => h("th", { class: HEAD_NUMERIC.has(x) ? "num" : null }, x)))), h("tbody")),
+    ),
   );
 }
 
