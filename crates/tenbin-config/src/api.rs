@@ -35,6 +35,20 @@ pub struct NodeState {
     /// The host agent role, when `[agent]` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentState>,
+    /// Each running tier's readiness, from the node's health bus (what VRRP priority and BGP
+    /// announcements follow).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readiness: Vec<TierReadiness>,
+}
+
+/// One tier's readiness on the node's health bus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TierReadiness {
+    /// `proxy`, `dns` or `mux`.
+    pub tier: String,
+    pub ready: bool,
+    /// Why, in a few words (`1 frontend(s) bound, 0/1 pools usable`).
+    pub detail: String,
 }
 
 /// One `[[frontend]]` and the addresses it is bound to now.

@@ -288,6 +288,11 @@ fn run_starts_mux_and_agent_roles_and_applies_their_sections_live() {
     );
     assert_eq!(s["mux"]["attached"], true, "{s}");
     assert_eq!(s["mux"]["vips"][0]["healthy"], true, "{s}");
+    mux.wait("the health bus follows the Mux", |n| {
+        let r = n.state()["readiness"].clone();
+        (r == serde_json::json!([{"tier": "mux", "ready": true, "detail": "attached, 1/1 VIPs healthy"}]))
+            .then_some(())
+    });
     assert!(xdp_on_eth0(&mx), "the Mux program is attached");
     mux.wait("HTTP through the VIP", |_| {
         through_vip(&cl).filter(|b| b == "backend-1")
@@ -333,6 +338,10 @@ fn run_starts_mux_and_agent_roles_and_applies_their_sections_live() {
     });
     mux.wait("the Mux sees backend 2 down", |n| {
         (n.state()["mux"]["vips"][0]["healthy"] == false).then_some(())
+    });
+    // The bus follows the Mux's readiness on a task of its own: wait for it too.
+    mux.wait("the Mux not ready (no VIP to offer)", |n| {
+        (n.state()["readiness"][0]["ready"] == false).then_some(())
     });
 
     // SIGTERM: exit 0, programs detached, the VIPs leave lo.

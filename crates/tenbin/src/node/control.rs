@@ -12,6 +12,7 @@ use std::time::Duration;
 use tenbin_config::api::{Applied, ApplyError, Command, NodeState};
 use tenbin_config::diff::{Change, ConfigDiff};
 use tenbin_config::Config;
+use tenbin_health::bus::{HealthBus, NodeHealth};
 use tenbin_proxy::tier::{ProxyTier, TierContext};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -66,6 +67,8 @@ pub(super) struct Node {
     pub dns: Option<DnsTier>,
     pub mux: Mux,
     pub agent: Agent,
+    /// The node's health bus: every tier's entries under typed keys, and `NodeHealth`.
+    pub bus: HealthBus,
     pub admin: Option<AdminListener>,
     myself: Weak<Mutex<Node>>,
 }
@@ -88,13 +91,14 @@ impl Control {
             splice: false,
         };
         let proxy = ProxyTier::start(&config, tier_ctx).await?;
-        let mut health = ProxyHealth::start(&ctx.shutdown, &ctx.tracker);
-        health.apply(&config, proxy.pools())?;
+        let bus = HealthBus::new();
+        let mut health = ProxyHealth::start(&ctx.shutdown, &ctx.tracker, bus.clone());
+        health.apply(&config, proxy.pools(), proxy.frontends().len())?;
         let dns = match &config.dns {
-            Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker)?),
+            Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker, &bus)?),
             None => None,
         };
-        let mut mux = Mux::default();
+        let mut mux = Mux::new(bus.clone());
         let mut agent = Agent::default();
         let xdp = xdp_context(&ctx);
         mux.apply(config.mux.as_ref(), &xdp)
@@ -123,6 +127,7 @@ impl Control {
             dns,
             mux,
             agent,
+            bus,
             admin: None,
             myself: Weak::new(),
         };
@@ -140,6 +145,13 @@ impl Control {
     /// The whole node's state, as the admin API returns it.
     pub async fn state(&self) -> NodeState {
         self.inner.lock().await.state()
+    }
+
+    /// Follow the node's readiness (each running tier's), as VRRP priority and BGP
+    /// announce/withdraw do.
+    #[allow(dead_code)] // the VRRP and BGP roles subscribe here
+    pub async fn health(&self) -> tokio::sync::watch::Receiver<NodeHealth> {
+        self.inner.lock().await.bus.node()
     }
 
     /// `[admin]` as the node runs it now. The admin API reads the token here on every
@@ -272,7 +284,8 @@ impl Node {
                 return Err(failed(e));
             }
             // Checks that fail to start leave the pools unchecked but serving.
-            if let Err(e) = self.health.apply(target, self.proxy.pools()) {
+            let frontends = self.proxy.frontends().len();
+            if let Err(e) = self.health.apply(target, self.proxy.pools(), frontends) {
                 tracing::error!("health: {e:#}");
                 lines.push(format!("health checks not restarted: {e:#}"));
             }
@@ -336,7 +349,8 @@ impl Node {
                     }
                 }
                 if let Some(s) = s {
-                    self.dns = Some(DnsTier::start(s, &self.ctx.shutdown, &self.ctx.tracker)?);
+                    let (stop, tracker) = (&self.ctx.shutdown, &self.ctx.tracker);
+                    self.dns = Some(DnsTier::start(s, stop, tracker, &self.bus)?);
                 }
                 Ok(())
             }

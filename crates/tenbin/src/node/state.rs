@@ -4,10 +4,12 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use tenbin_config::api::{
-    DatacenterState, DnsState, FrontendState, NodeState, PoolState, ServerStatus, VipState,
+    DatacenterState, DnsState, FrontendState, NodeState, PoolState, ServerStatus, TierReadiness,
+    VipState,
 };
 use tenbin_core::ServerState;
 use tenbin_dns::AddrState;
+use tenbin_health::bus::Tier;
 use tenbin_health::TargetKey;
 
 use super::control::Node;
@@ -131,6 +133,23 @@ impl Node {
             admin: self.admin.as_ref().map(|a| a.addr),
             mux,
             agent,
+            readiness: self
+                .bus
+                .node()
+                .borrow()
+                .tiers
+                .iter()
+                .map(|(tier, r)| TierReadiness {
+                    tier: match tier {
+                        Tier::Proxy => "proxy",
+                        Tier::Dns => "dns",
+                        Tier::Mux => "mux",
+                    }
+                    .to_string(),
+                    ready: r.ready,
+                    detail: r.detail.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The GSLB DNS tier in a running node: bind its sockets, build the engine from `[dns]`, check
 //! the VIPs that have a `check`, and feed the engine a health snapshot built from those checks.
 //!
-//! Every checked VIP is one target of a `tenbin_health::HealthHub` of its own, keyed by
-//! datacenter (the hub's "pool", prefixed `dns/`) and address (the "server"). Each snapshot the
-//! hub publishes becomes a `tenbin_dns::HealthSnapshot` by [`dns_snapshot`]:
+//! Every checked VIP is one target of a `tenbin_health::HealthHub` of its own (the hub's
+//! "pool" is the datacenter, its "server" the address; the hub is this module's alone). Each
+//! snapshot the hub publishes goes to the node's health bus under typed keys
+//! (`HealthKey::Vip { datacenter, addr }`, through the map made when the VIPs were
+//! registered, so no key is parsed back), and those entries become a
+//! `tenbin_dns::HealthSnapshot` by [`dns_snapshot`]:
 //!
 //! | tenbin-health        | DNS         | why                                                    |
 //! |----------------------|-------------|--------------------------------------------------------|
@@ -25,6 +28,7 @@ use rand::SeedableRng;
 use tenbin_config::dns::{DcAdmin, DnsSection};
 use tenbin_core::ServerState;
 use tenbin_dns::{AddrState, AdminOverride, DcReport, Engine, HealthSnapshot, Sockets};
+use tenbin_health::bus::{Entry, HealthBus, HealthKey, Tier, TierInput};
 use tenbin_health::from_config::check_spec;
 use tenbin_health::hub::TargetOptions;
 use tenbin_health::scheduler::{spawn_check, SharedRng};
@@ -33,9 +37,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// The hub "pool" of a datacenter's VIPs.
-const POOL_PREFIX: &str = "dns/";
 
 /// A running DNS tier. Dropping it stops the VIP checks; [`DnsTier::stop`] closes its
 /// sockets.
@@ -47,6 +48,7 @@ pub struct DnsTier {
     health: watch::Sender<Arc<HealthSnapshot>>,
     loads: DcLoads,
     checks: Checks,
+    bus: HealthBus,
 }
 
 /// Datacenter loads pushed by operators or other tiers (through the admin API), by
@@ -116,6 +118,7 @@ impl DnsTier {
         dns: &DnsSection,
         stop: &CancellationToken,
         tracker: &TaskTracker,
+        bus: &HealthBus,
     ) -> anyhow::Result<DnsTier> {
         let stop = stop.child_token();
         let engine = Arc::new(Engine::new(dns).context("dns: cannot build the zones")?);
@@ -124,7 +127,12 @@ impl DnsTier {
             tx: watch::channel(BTreeMap::new()).0,
         };
         loads.follow(dns);
-        let checks = Checks(start_checks(dns, health.clone(), loads.tx.subscribe())?);
+        let checks = Checks(start_checks(
+            dns,
+            health.clone(),
+            loads.tx.subscribe(),
+            bus.clone(),
+        )?);
         let sockets = Sockets::bind(&dns.listen, dns.udp_sockets)
             .with_context(|| format!("dns: cannot bind {:?}", dns.listen))?;
         // The bound addresses (port 0 resolved): tests and operators read them from the log.
@@ -137,9 +145,12 @@ impl DnsTier {
             sockets,
             stop.clone().cancelled_owned(),
         );
+        bus.set(Tier::Dns, Some(TierInput::Dns { answering: true }));
+        let serving = bus.clone();
         tracker.spawn(async move {
             if let Err(e) = serve.await {
                 tracing::error!("dns: {e}");
+                serving.set(Tier::Dns, Some(TierInput::Dns { answering: false }));
             }
         });
         Ok(DnsTier {
@@ -149,12 +160,14 @@ impl DnsTier {
             health,
             loads,
             checks,
+            bus: bus.clone(),
         })
     }
 
-    /// Closes the tier's sockets and stops its checks.
+    /// Closes the tier's sockets and stops its checks; the tier leaves the bus.
     pub fn stop(self) {
         self.stop.cancel();
+        self.bus.set(Tier::Dns, None);
     }
 
     /// The addresses the tier listens on.
@@ -185,19 +198,28 @@ impl DnsTier {
             dns,
             self.health.clone(),
             self.loads.tx.subscribe(),
+            self.bus.clone(),
         )?);
         Ok(())
     }
 }
 
-/// Every checked VIP once: (datacenter, address) → its check. The first check configured for a
-/// VIP wins; a different one elsewhere is reported and ignored.
-fn checked_vips(dns: &DnsSection) -> anyhow::Result<BTreeMap<TargetKey, (IpAddr, CheckSpec)>> {
+/// A checked VIP: its key on the bus and its check.
+#[derive(Debug)]
+struct CheckedVip {
+    key: HealthKey,
+    addr: IpAddr,
+    spec: CheckSpec,
+}
+
+/// Every checked VIP once: its hub key (datacenter, address) → its bus key and check. The
+/// first check configured for a VIP wins; a different one elsewhere is reported and ignored.
+fn checked_vips(dns: &DnsSection) -> anyhow::Result<BTreeMap<TargetKey, CheckedVip>> {
     let mut vips = BTreeMap::new();
     for g in &dns.gslb {
         for p in &g.pools {
             let Some(c) = g.check_of(p) else { continue };
-            let dc = format!("{POOL_PREFIX}{}", p.datacenter.to_ascii_lowercase());
+            let dc = p.datacenter.to_ascii_lowercase();
             let spec = check_spec(&format!("gslb {} ({})", g.name, p.datacenter), c)?;
             for addr in &p.addresses {
                 let key = TargetKey::new(&dc, &addr.to_string());
@@ -205,7 +227,15 @@ fn checked_vips(dns: &DnsSection) -> anyhow::Result<BTreeMap<TargetKey, (IpAddr,
                     tracing::debug!(vip = %key, gslb = %g.name, "VIP already checked");
                     continue;
                 }
-                vips.insert(key, (*addr, spec.clone()));
+                let vip = CheckedVip {
+                    key: HealthKey::Vip {
+                        datacenter: Arc::from(dc.as_str()),
+                        addr: *addr,
+                    },
+                    addr: *addr,
+                    spec: spec.clone(),
+                };
+                vips.insert(key, vip);
             }
         }
     }
@@ -218,6 +248,7 @@ fn start_checks(
     dns: &DnsSection,
     out: watch::Sender<Arc<HealthSnapshot>>,
     loads: watch::Receiver<BTreeMap<String, f64>>,
+    bus: HealthBus,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let vips = checked_vips(dns)?;
     let overrides = admin_overrides(dns);
@@ -225,7 +256,7 @@ fn start_checks(
     let hub = HealthHub::new();
     let now = Instant::now();
     let rng: SharedRng = Arc::new(Mutex::new(rand::rngs::StdRng::from_entropy()));
-    for (key, (addr, spec)) in &vips {
+    for (key, CheckedVip { addr, spec, .. }) in &vips {
         let opts = TargetOptions {
             checked: true,
             rise: spec.rise,
@@ -247,7 +278,8 @@ fn start_checks(
         tracing::info!(vips = vips.len(), "dns: VIP checks started");
         tasks.push(tokio::spawn(hub.clone().run_timers()));
     }
-    tasks.push(tokio::spawn(publish(hub, out, overrides, loads)));
+    let keys = vips.into_iter().map(|(k, v)| (k, v.key)).collect();
+    tasks.push(tokio::spawn(publish(hub, keys, bus, out, overrides, loads)));
     Ok(tasks)
 }
 
@@ -270,10 +302,12 @@ fn admin_overrides(dns: &DnsSection) -> HashMap<String, DcReport> {
         .collect()
 }
 
-/// Forwards every hub snapshot, with the operator's overrides and the latest loads, to the
-/// DNS tier, for as long as both ends live.
+/// Forwards every hub snapshot to the bus (under `keys`) and, with the operator's overrides
+/// and the latest loads, to the DNS tier, for as long as both ends live.
 async fn publish(
     hub: Arc<HealthHub>,
+    keys: BTreeMap<TargetKey, HealthKey>,
+    bus: HealthBus,
     out: watch::Sender<Arc<HealthSnapshot>>,
     overrides: HashMap<String, DcReport>,
     mut loads: watch::Receiver<BTreeMap<String, f64>>,
@@ -281,7 +315,19 @@ async fn publish(
     let mut rx = hub.subscribe();
     loop {
         let snap = rx.borrow_and_update().clone();
-        let mut dns = dns_snapshot(&snap);
+        let entries: Vec<(HealthKey, Entry)> = snap
+            .targets
+            .iter()
+            .filter_map(|(k, t)| {
+                let entry = Entry {
+                    state: t.state,
+                    reason: t.reason.clone(),
+                };
+                Some((keys.get(k)?.clone(), entry))
+            })
+            .collect();
+        let mut dns = dns_snapshot(entries.iter().map(|(k, e)| (k, e)));
+        bus.publish(Tier::Dns, entries);
         dns.datacenters = overrides.clone();
         for (dc, load) in loads.borrow_and_update().iter() {
             dns.datacenters.entry(dc.clone()).or_default().load = Some(*load);
@@ -299,18 +345,18 @@ async fn publish(
     }
 }
 
-/// The DNS tier's view of a tenbin-health snapshot (see the module docs for the mapping).
-pub fn dns_snapshot(snap: &tenbin_health::HealthSnapshot) -> HealthSnapshot {
+/// The DNS tier's view of the bus's VIP entries (see the module docs for the mapping);
+/// entries of other tiers are ignored.
+pub fn dns_snapshot<'a>(
+    entries: impl IntoIterator<Item = (&'a HealthKey, &'a Entry)>,
+) -> HealthSnapshot {
     let mut addresses: HashMap<IpAddr, AddrState> = HashMap::new();
-    for (key, t) in &snap.targets {
-        if !key.pool.starts_with(POOL_PREFIX) {
-            continue;
-        }
-        let Ok(addr) = key.server.parse::<IpAddr>() else {
+    for (key, e) in entries {
+        let HealthKey::Vip { addr, .. } = key else {
             continue;
         };
-        let state = addr_state(t.state);
-        let e = addresses.entry(addr).or_insert(state);
+        let state = addr_state(e.state);
+        let e = addresses.entry(*addr).or_insert(state);
         *e = worst(*e, state);
     }
     HealthSnapshot {
@@ -343,7 +389,6 @@ fn worst(a: AddrState, b: AddrState) -> AddrState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tenbin_health::outcome::{CheckResult, Verdict};
 
     fn section(extra: &str) -> DnsSection {
         let text = format!(
@@ -379,63 +424,64 @@ mod tests {
         );
         s.validate().unwrap();
         let vips = checked_vips(&s).unwrap();
-        let keys: Vec<String> = vips.keys().map(ToString::to_string).collect();
+        let keys: Vec<&HealthKey> = vips.values().map(|v| &v.key).collect();
         assert_eq!(
             keys,
             [
-                "dns/fra/192.0.2.1",
-                "dns/fra/192.0.2.2",
-                "dns/nrt/198.51.100.1"
+                &vip("fra", "192.0.2.1"),
+                &vip("fra", "192.0.2.2"),
+                &vip("nrt", "198.51.100.1")
             ],
             "api's unchecked 192.0.2.9 is not registered"
         );
-        let nrt = &vips[&TargetKey::new("dns/nrt", "198.51.100.1")].1;
+        let nrt = &vips[&TargetKey::new("nrt", "198.51.100.1")].spec;
         assert!(matches!(nrt.kind, tenbin_health::CheckKind::Icmp));
-        assert_eq!(vips[&TargetKey::new("dns/fra", "192.0.2.1")].1.fall, 2);
+        assert_eq!(vips[&TargetKey::new("fra", "192.0.2.1")].spec.fall, 2);
+    }
+
+    fn vip(dc: &str, addr: &str) -> HealthKey {
+        HealthKey::Vip {
+            datacenter: Arc::from(dc),
+            addr: addr.parse().unwrap(),
+        }
     }
 
     #[test]
-    fn hub_states_map_to_dns_states() {
-        let hub = HealthHub::new();
-        let now = Instant::now();
-        let opts = TargetOptions {
-            checked: true,
-            rise: 1,
-            fall: 1,
-            admin: ServerState::Active,
+    fn bus_states_map_to_dns_states() {
+        let entry = |state| Entry {
+            state,
+            reason: String::new(),
         };
-        let a = TargetKey::new("dns/fra", "192.0.2.1");
-        let b = TargetKey::new("dns/fra", "192.0.2.2");
-        let c = TargetKey::new("dns/nrt", "192.0.2.2");
-        let other = TargetKey::new("web", "192.0.2.3");
-        for k in [&a, &b, &c, &other] {
-            hub.add_target(k, opts, now);
-        }
-        let fail = |v| CheckResult {
-            verdict: v,
-            reason: "test".into(),
+        let server = HealthKey::Server {
+            pool: Arc::from("web"),
+            server: Arc::from("192.0.2.3"),
         };
-        let snap = dns_snapshot(&hub.snapshot());
-        assert_eq!(snap.addresses.len(), 2, "the proxy's targets are not VIPs");
+        let mut entries = BTreeMap::from([
+            (vip("fra", "192.0.2.1"), entry(ServerState::Unchecked)),
+            (vip("fra", "192.0.2.2"), entry(ServerState::Active)),
+            (server, entry(ServerState::Down)),
+        ]);
+        let snap = dns_snapshot(&entries);
+        assert_eq!(snap.addresses.len(), 2, "the proxy's servers are not VIPs");
         assert!(
             snap.addresses.values().all(|s| *s == AddrState::Up),
             "unchecked is up"
         );
-        hub.report_check(&a, fail(Verdict::Down), now);
-        hub.report_check(&b, fail(Verdict::Drain), now);
-        let snap = dns_snapshot(&hub.snapshot());
+        entries.insert(vip("fra", "192.0.2.1"), entry(ServerState::Down));
+        entries.insert(vip("fra", "192.0.2.2"), entry(ServerState::Draining));
+        let snap = dns_snapshot(&entries);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(snap.addresses[&ip("192.0.2.1")], AddrState::Down);
         assert_eq!(snap.addresses[&ip("192.0.2.2")], AddrState::Draining);
-        hub.report_check(&c, fail(Verdict::Down), now);
-        let snap = dns_snapshot(&hub.snapshot());
+        entries.insert(vip("nrt", "192.0.2.2"), entry(ServerState::Maintenance));
+        let snap = dns_snapshot(&entries);
         assert_eq!(
             snap.addresses[&ip("192.0.2.2")],
             AddrState::Down,
             "worst wins"
         );
-        hub.report_check(&a, fail(Verdict::Pass), now);
-        let snap = dns_snapshot(&hub.snapshot());
+        entries.insert(vip("fra", "192.0.2.1"), entry(ServerState::Active));
+        let snap = dns_snapshot(&entries);
         assert_eq!(snap.state("fra", ip("192.0.2.1")), AddrState::Up);
     }
 }
