@@ -23,7 +23,8 @@ use super::agent::Agent;
 use super::mux::Mux;
 use super::overlay::Overrides;
 use crate::role::Refused;
-use crate::wiring::{DnsTier, LoadError, ProxyHealth};
+use crate::wiring::ProxyHealth;
+use tenbin_dns::tier::{DnsContext, DnsHandle, LoadError};
 
 /// Serves the admin API on a bound listener until the token is cancelled. The binary hands
 /// the node its `admin::serve`, so the node never imports the API built on top of it.
@@ -64,7 +65,7 @@ pub(super) struct Node {
     pub ctx: NodeContext,
     pub proxy: ProxyTier,
     pub health: ProxyHealth,
-    pub dns: Option<DnsTier>,
+    pub dns: Option<DnsHandle>,
     pub mux: Mux,
     pub agent: Agent,
     /// The node's health bus: every tier's entries under typed keys, and `NodeHealth`.
@@ -95,7 +96,7 @@ impl Control {
         let mut health = ProxyHealth::start(&ctx.shutdown, &ctx.tracker, bus.clone());
         health.apply(&config, proxy.pools(), proxy.frontends().len())?;
         let dns = match &config.dns {
-            Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker, &bus)?),
+            Some(section) => Some(tenbin_dns::tier::start(section, &dns_context(&ctx, &bus))?),
             None => None,
         };
         let mut mux = Mux::new(bus.clone());
@@ -340,21 +341,18 @@ impl Node {
         section: Option<&tenbin_config::dns::DnsSection>,
     ) -> anyhow::Result<()> {
         match (self.dns.as_mut(), section) {
-            (Some(tier), Some(s)) if tier.listen() == s.listen.as_slice() => tier.reload(s),
-            (tier, s) => {
-                // New sockets: the old tier closes first so the new one may bind them.
-                if tier.is_some() {
-                    if let Some(old) = self.dns.take() {
-                        old.stop();
-                    }
+            (Some(tier), Some(s)) => tier.apply(s)?,
+            (None, Some(s)) => {
+                let ctx = dns_context(&self.ctx, &self.bus);
+                self.dns = Some(tenbin_dns::tier::start(s, &ctx)?);
+            }
+            (_, None) => {
+                if let Some(old) = self.dns.take() {
+                    old.shutdown();
                 }
-                if let Some(s) = s {
-                    let (stop, tracker) = (&self.ctx.shutdown, &self.ctx.tracker);
-                    self.dns = Some(DnsTier::start(s, stop, tracker, &self.bus)?);
-                }
-                Ok(())
             }
         }
+        Ok(())
     }
 
     fn set_load(&mut self, datacenter: &str, load: f64) -> Result<Applied, ApplyError> {
@@ -404,6 +402,15 @@ impl Node {
             configured: addr,
             stop,
         })
+    }
+}
+
+/// The DNS tier's context: the node's shutdown token and tracker, and its health bus.
+fn dns_context(ctx: &NodeContext, bus: &HealthBus) -> DnsContext {
+    DnsContext {
+        shutdown: ctx.shutdown.clone(),
+        tracker: ctx.tracker.clone(),
+        bus: bus.clone(),
     }
 }
 

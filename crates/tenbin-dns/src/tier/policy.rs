@@ -1,12 +1,12 @@
-//! The GSLB DNS tier in a running node: bind its sockets, build the engine from `[dns]`, check
-//! the VIPs that have a `check`, and feed the engine a health snapshot built from those checks.
+//! The DNS tier's health policy: which VIPs are checked (each once, by datacenter and
+//! address), and how their checked states, the operators' overrides and the pushed loads
+//! become the [`HealthSnapshot`] queries are answered with.
 //!
-//! Every checked VIP is one target of a `tenbin_health::HealthHub` of its own (the hub's
-//! "pool" is the datacenter, its "server" the address; the hub is this module's alone). Each
-//! snapshot the hub publishes goes to the node's health bus under typed keys
-//! (`HealthKey::Vip { datacenter, addr }`, through the map made when the VIPs were
-//! registered, so no key is parsed back), and those entries become a
-//! `tenbin_dns::HealthSnapshot` by [`dns_snapshot`]:
+//! Every checked VIP is one target of a `tenbin_health::HealthHub` of the tier's own (the
+//! hub's "pool" is the datacenter, its "server" the address). Each snapshot the hub publishes
+//! goes to the node's health bus under typed keys (`HealthKey::Vip { datacenter, addr }`,
+//! through the map made when the VIPs were registered, so no key is parsed back), and those
+//! entries become the tier's snapshot by [`dns_snapshot`]:
 //!
 //! | tenbin-health        | DNS         | why                                                    |
 //! |----------------------|-------------|--------------------------------------------------------|
@@ -23,186 +23,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Context as _;
 use rand::SeedableRng;
 use tenbin_config::dns::{DcAdmin, DnsSection};
 use tenbin_core::ServerState;
-use tenbin_dns::{AddrState, AdminOverride, DcReport, Engine, HealthSnapshot, Sockets};
-use tenbin_health::bus::{Entry, HealthBus, HealthKey, Tier, TierInput};
-use tenbin_health::from_config::check_spec;
+use tenbin_health::bus::{Entry, HealthBus, HealthKey, Tier};
+use tenbin_health::from_config::{check_spec, FromConfigError};
 use tenbin_health::hub::TargetOptions;
 use tenbin_health::scheduler::{spawn_check, SharedRng};
 use tenbin_health::{CheckSpec, HealthHub, TargetKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-/// A running DNS tier. Dropping it stops the VIP checks; [`DnsTier::stop`] closes its
-/// sockets.
-#[derive(Debug)]
-pub struct DnsTier {
-    stop: CancellationToken,
-    listen: Vec<SocketAddr>,
-    engine: Arc<Engine>,
-    health: watch::Sender<Arc<HealthSnapshot>>,
-    loads: DcLoads,
-    checks: Checks,
-    bus: HealthBus,
-}
-
-/// Datacenter loads pushed by operators or other tiers (through the admin API), by
-/// datacenter name in ASCII lower case; published with every health snapshot.
-#[derive(Clone, Debug)]
-pub struct DcLoads {
-    tx: watch::Sender<BTreeMap<String, f64>>,
-}
-
-/// A load report named a datacenter the running `[dns]` does not have, or was not a finite,
-/// non-negative number.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LoadError {
-    #[error("no datacenter named `{0}` in [dns]")]
-    UnknownDatacenter(String),
-    #[error("load must be a finite number >= 0, not {0}")]
-    Invalid(f64),
-}
-
-impl DcLoads {
-    /// Sets `datacenter`'s current load, in the unit of its pools' `capacity`.
-    pub fn set(&self, datacenter: &str, load: f64) -> Result<(), LoadError> {
-        if !load.is_finite() || load < 0.0 {
-            return Err(LoadError::Invalid(load));
-        }
-        let dc = datacenter.to_ascii_lowercase();
-        let mut known = true;
-        self.tx.send_modify(|loads| match loads.get_mut(&dc) {
-            Some(l) => *l = load,
-            None => known = false,
-        });
-        if known {
-            Ok(())
-        } else {
-            Err(LoadError::UnknownDatacenter(datacenter.to_string()))
-        }
-    }
-
-    /// Keeps the loads of datacenters `dns` still has (at 0 for new ones).
-    fn follow(&self, dns: &DnsSection) {
-        self.tx.send_modify(|loads| {
-            let mut next = BTreeMap::new();
-            for dc in &dns.datacenters {
-                let name = dc.name.to_ascii_lowercase();
-                let load = loads.get(&name).copied().unwrap_or(0.0);
-                next.insert(name, load);
-            }
-            *loads = next;
-        });
-    }
-}
-
-/// The VIP check tasks, aborted on drop.
-#[derive(Debug)]
-struct Checks(Vec<JoinHandle<()>>);
-
-impl Drop for Checks {
-    fn drop(&mut self) {
-        self.0.iter().for_each(JoinHandle::abort);
-    }
-}
-
-impl DnsTier {
-    /// Binds `[dns].listen`, starts the VIP checks and serves on `tracker` until `stop` is
-    /// cancelled (or [`DnsTier::stop`]). Must run inside a tokio runtime.
-    pub fn start(
-        dns: &DnsSection,
-        stop: &CancellationToken,
-        tracker: &TaskTracker,
-        bus: &HealthBus,
-    ) -> anyhow::Result<DnsTier> {
-        let stop = stop.child_token();
-        let engine = Arc::new(Engine::new(dns).context("dns: cannot build the zones")?);
-        let (health, health_rx) = watch::channel(Arc::new(HealthSnapshot::default()));
-        let loads = DcLoads {
-            tx: watch::channel(BTreeMap::new()).0,
-        };
-        loads.follow(dns);
-        let checks = Checks(start_checks(
-            dns,
-            health.clone(),
-            loads.tx.subscribe(),
-            bus.clone(),
-        )?);
-        let sockets = Sockets::bind(&dns.listen, dns.udp_sockets)
-            .with_context(|| format!("dns: cannot bind {:?}", dns.listen))?;
-        // The bound addresses (port 0 resolved): tests and operators read them from the log.
-        for addr in sockets.tcp.iter().filter_map(|l| l.local_addr().ok()) {
-            tracing::info!(%addr, "listening (dns)");
-        }
-        let serve = tenbin_dns::serve(
-            engine.clone(),
-            health_rx,
-            sockets,
-            stop.clone().cancelled_owned(),
-        );
-        bus.set(Tier::Dns, Some(TierInput::Dns { answering: true }));
-        let serving = bus.clone();
-        tracker.spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!("dns: {e}");
-                serving.set(Tier::Dns, Some(TierInput::Dns { answering: false }));
-            }
-        });
-        Ok(DnsTier {
-            stop,
-            listen: dns.listen.clone(),
-            engine,
-            health,
-            loads,
-            checks,
-            bus: bus.clone(),
-        })
-    }
-
-    /// Closes the tier's sockets and stops its checks; the tier leaves the bus.
-    pub fn stop(self) {
-        self.stop.cancel();
-        self.bus.set(Tier::Dns, None);
-    }
-
-    /// The addresses the tier listens on.
-    pub fn listen(&self) -> &[SocketAddr] {
-        &self.listen
-    }
-
-    /// The health snapshot the tier answers with now (VIP states, admin overrides, loads).
-    pub fn health(&self) -> Arc<HealthSnapshot> {
-        self.health.borrow().clone()
-    }
-
-    /// Where datacenter loads are pushed.
-    pub fn loads(&self) -> DcLoads {
-        self.loads.clone()
-    }
-
-    /// Swaps in a new `[dns]` without dropping a query (the engine swaps atomically; a bad
-    /// config leaves the old one serving) and restarts the VIP checks for the new names.
-    /// The listening addresses stay those bound at start.
-    pub fn reload(&mut self, dns: &DnsSection) -> anyhow::Result<()> {
-        self.engine
-            .reload(dns)
-            .context("dns: the new zones do not compile; the old ones keep serving")?;
-        self.loads.follow(dns);
-        // Replacing the old checks aborts them (Drop).
-        self.checks = Checks(start_checks(
-            dns,
-            self.health.clone(),
-            self.loads.tx.subscribe(),
-            self.bus.clone(),
-        )?);
-        Ok(())
-    }
-}
+use crate::health::{AddrState, AdminOverride, DcReport, HealthSnapshot};
 
 /// A checked VIP: its key on the bus and its check.
 #[derive(Debug)]
@@ -214,7 +46,7 @@ struct CheckedVip {
 
 /// Every checked VIP once: its hub key (datacenter, address) → its bus key and check. The
 /// first check configured for a VIP wins; a different one elsewhere is reported and ignored.
-fn checked_vips(dns: &DnsSection) -> anyhow::Result<BTreeMap<TargetKey, CheckedVip>> {
+fn checked_vips(dns: &DnsSection) -> Result<BTreeMap<TargetKey, CheckedVip>, FromConfigError> {
     let mut vips = BTreeMap::new();
     for g in &dns.gslb {
         for p in &g.pools {
@@ -244,12 +76,12 @@ fn checked_vips(dns: &DnsSection) -> anyhow::Result<BTreeMap<TargetKey, CheckedV
 
 /// Registers the checked VIPs with a hub, spawns their checks and the task that turns the
 /// hub's snapshots into the DNS tier's.
-fn start_checks(
+pub(super) fn start_checks(
     dns: &DnsSection,
     out: watch::Sender<Arc<HealthSnapshot>>,
     loads: watch::Receiver<BTreeMap<String, f64>>,
     bus: HealthBus,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
+) -> Result<Vec<JoinHandle<()>>, FromConfigError> {
     let vips = checked_vips(dns)?;
     let overrides = admin_overrides(dns);
     let mut tasks = Vec::new();
