@@ -54,7 +54,7 @@ pub mod zone;
 
 pub use counters::Stats;
 pub use engine::Engine;
-pub use health::{AddrState, AdminOverride, DcReport, HealthSnapshot};
+pub use health::{AdminOverride, DcReport, HealthSnapshot};
 pub use server::{serve, serve_with, Sockets};
 pub use state::{State, Transport};
 pub use tcp::TcpLimits;

@@ -13,7 +13,6 @@ use hickory_proto::rr::{Name, RecordType};
 use tenbin_config::dns::DnsSection;
 use tenbin_core::ServerState;
 use tenbin_dns::tier::{self, DnsContext, TierError};
-use tenbin_dns::AddrState;
 use tenbin_health::bus::{HealthKey, Tier};
 
 fn section(listen: &str, check_port: u16, zone: &str) -> DnsSection {
@@ -88,7 +87,7 @@ async fn the_facade_answers_checks_its_vips_moves_sockets_and_leaves_the_bus() {
     let ip = IpAddr::from([127, 0, 0, 1]);
     // The snapshot follows the bus on the tier's own task.
     tokio::time::timeout(Duration::from_secs(10), async {
-        while dns.stats().health.state("fra", ip) != AddrState::Down {
+        while dns.stats().health.state("fra", ip) != ServerState::Down {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })

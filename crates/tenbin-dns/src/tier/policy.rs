@@ -10,10 +10,10 @@
 //!
 //! | tenbin-health        | DNS         | why                                                    |
 //! |----------------------|-------------|--------------------------------------------------------|
-//! | Active               | Up          |                                                        |
+//! | Active               | Active      |                                                        |
 //! | Draining             | Draining    | no new clients, still answered if nothing else is left |
 //! | Down, Maintenance    | Down        |                                                        |
-//! | Unchecked            | Up          | no verdict yet: a fresh node must not black-hole names |
+//! | Unchecked            | Active      | no verdict yet: a fresh node must not black-hole names |
 //!
 //! A VIP without a check is simply absent from the snapshot, which the DNS tier reads as up. A
 //! VIP that appears in several datacenters or checks takes the worst state reported for it.
@@ -34,7 +34,7 @@ use tenbin_health::{CheckSpec, HealthHub, TargetKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::health::{AddrState, AdminOverride, DcReport, HealthSnapshot};
+use crate::health::{answered, AdminOverride, DcReport, HealthSnapshot};
 
 /// A checked VIP: its key on the bus and its check.
 #[derive(Debug)]
@@ -182,12 +182,12 @@ async fn publish(
 pub fn dns_snapshot<'a>(
     entries: impl IntoIterator<Item = (&'a HealthKey, &'a Entry)>,
 ) -> HealthSnapshot {
-    let mut addresses: HashMap<IpAddr, AddrState> = HashMap::new();
+    let mut addresses: HashMap<IpAddr, ServerState> = HashMap::new();
     for (key, e) in entries {
         let HealthKey::Vip { addr, .. } = key else {
             continue;
         };
-        let state = addr_state(e.state);
+        let state = answered(e.state);
         let e = addresses.entry(*addr).or_insert(state);
         *e = worst(*e, state);
     }
@@ -197,19 +197,11 @@ pub fn dns_snapshot<'a>(
     }
 }
 
-fn addr_state(s: ServerState) -> AddrState {
-    match s {
-        ServerState::Active | ServerState::Unchecked => AddrState::Up,
-        ServerState::Draining => AddrState::Draining,
-        ServerState::Down | ServerState::Maintenance => AddrState::Down,
-    }
-}
-
-fn worst(a: AddrState, b: AddrState) -> AddrState {
+fn worst(a: ServerState, b: ServerState) -> ServerState {
     let rank = |s| match s {
-        AddrState::Up => 0,
-        AddrState::Draining => 1,
-        AddrState::Down => 2,
+        ServerState::Draining => 1,
+        ServerState::Down => 2,
+        _ => 0,
     };
     if rank(b) > rank(a) {
         b
@@ -296,24 +288,24 @@ mod tests {
         let snap = dns_snapshot(&entries);
         assert_eq!(snap.addresses.len(), 2, "the proxy's servers are not VIPs");
         assert!(
-            snap.addresses.values().all(|s| *s == AddrState::Up),
+            snap.addresses.values().all(|s| *s == ServerState::Active),
             "unchecked is up"
         );
         entries.insert(vip("fra", "192.0.2.1"), entry(ServerState::Down));
         entries.insert(vip("fra", "192.0.2.2"), entry(ServerState::Draining));
         let snap = dns_snapshot(&entries);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(snap.addresses[&ip("192.0.2.1")], AddrState::Down);
-        assert_eq!(snap.addresses[&ip("192.0.2.2")], AddrState::Draining);
+        assert_eq!(snap.addresses[&ip("192.0.2.1")], ServerState::Down);
+        assert_eq!(snap.addresses[&ip("192.0.2.2")], ServerState::Draining);
         entries.insert(vip("nrt", "192.0.2.2"), entry(ServerState::Maintenance));
         let snap = dns_snapshot(&entries);
         assert_eq!(
             snap.addresses[&ip("192.0.2.2")],
-            AddrState::Down,
+            ServerState::Down,
             "worst wins"
         );
         entries.insert(vip("fra", "192.0.2.1"), entry(ServerState::Active));
         let snap = dns_snapshot(&entries);
-        assert_eq!(snap.state("fra", ip("192.0.2.1")), AddrState::Up);
+        assert_eq!(snap.state("fra", ip("192.0.2.1")), ServerState::Active);
     }
 }

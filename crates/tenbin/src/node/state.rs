@@ -8,7 +8,6 @@ use tenbin_config::api::{
     VipState,
 };
 use tenbin_core::ServerState;
-use tenbin_dns::AddrState;
 use tenbin_health::bus::Tier;
 use tenbin_health::TargetKey;
 
@@ -90,9 +89,9 @@ impl Node {
                             .map(|address| VipState {
                                 address,
                                 state: match snap.state(&key, address) {
-                                    AddrState::Up => "up",
-                                    AddrState::Draining => "draining",
-                                    AddrState::Down => "down",
+                                    ServerState::Active => "up",
+                                    ServerState::Draining => "draining",
+                                    _ => "down",
                                 }
                                 .to_string(),
                             })
