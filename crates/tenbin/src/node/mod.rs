@@ -9,9 +9,13 @@
 //! - `state`: the admin API's view of the tiers.
 //! - `watch`: the config and certificate file watcher (`notify`).
 //!
+//! The tiers publish their health to one `tenbin_health::bus::HealthBus` (typed keys, and
+//! each tier's readiness as `NodeHealth`, which [`Control::health`] hands out).
+//!
 //! Every long-lived task runs on one `TaskTracker`; one `CancellationToken` (`shutdown`)
 //! stops them. SIGTERM or SIGINT cancels it: listeners close, HTTP connections finish the
-//! request in flight and close, TCP sessions run on; after the grace period (`--grace`,
+//! request in flight and close, TCP sessions run on; the host agent and then the Mux stop
+//! (`Control::stop`); after the grace period (`--grace`,
 //! default 10 s) a second token (`abort`) cuts whatever is left, and the process exits 0.
 //! Ten seconds because process managers usually wait that long (systemd 90 s, Kubernetes
 //! 30 s) between SIGTERM and SIGKILL: it finishes ordinary requests and fits inside them.
