@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::AdminState;
 
+mod agent;
+mod mux;
+
+pub use agent::{AgentCheckState, AgentState};
+pub use mux::{MuxState, MuxVipState};
+
 /// Everything a node runs, as the admin API's state endpoint returns it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
@@ -16,13 +22,33 @@ pub struct NodeState {
     pub config: String,
     /// Bumped by every applied change (reload or operator action).
     pub generation: u64,
-    /// Which tiers run: `proxy`, `dns`, `admin`.
+    /// Which tiers run: `proxy`, `dns`, `mux`, `agent`, `admin`.
     pub tiers: Vec<String>,
     pub frontends: Vec<FrontendState>,
     pub pools: Vec<PoolState>,
     pub dns: Option<DnsState>,
     /// The address the admin API is bound to.
     pub admin: Option<SocketAddr>,
+    /// The XDP Mux role, when `[mux]` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mux: Option<MuxState>,
+    /// The host agent role, when `[agent]` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentState>,
+    /// Each running tier's readiness, from the node's health bus (what VRRP priority and BGP
+    /// announcements follow).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readiness: Vec<TierReadiness>,
+}
+
+/// One tier's readiness on the node's health bus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TierReadiness {
+    /// `proxy`, `dns` or `mux`.
+    pub tier: String,
+    pub ready: bool,
+    /// Why, in a few words (`1 frontend(s) bound, 0/1 pools usable`).
+    pub detail: String,
 }
 
 /// One `[[frontend]]` and the addresses it is bound to now.

@@ -4,14 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// State of one VIP as reported by the health checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddrState {
-    Up,
-    /// No new clients: left out of answers unless nothing else is left.
-    Draining,
-    Down,
-}
+use tenbin_core::ServerState;
 
 /// An operator's word on a whole datacenter; it beats the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,23 +24,32 @@ pub struct DcReport {
 
 /// Everything the pipeline needs to know about health and load, published as a whole.
 ///
-/// An address missing from `addresses` counts as up: the DNS tier answers for services whose
-/// checks are not wired, and failing closed on a missing report would black-hole them.
+/// Addresses carry tenbin-core's server states, of which DNS tells three apart: `Active`
+/// and `Unchecked` (no verdict yet: a fresh node must not black-hole names) answer,
+/// `Draining` answers only when nothing else is left, `Down` and `Maintenance` never.
+/// An address missing from `addresses` counts as active: the DNS tier answers for services
+/// whose checks are not wired, and failing closed on a missing report would black-hole them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HealthSnapshot {
-    pub addresses: HashMap<IpAddr, AddrState>,
+    pub addresses: HashMap<IpAddr, ServerState>,
     /// Keyed by datacenter name (ASCII lower case).
     pub datacenters: HashMap<String, DcReport>,
 }
 
 impl HealthSnapshot {
-    /// Effective state of `addr` in datacenter `dc`, admin override first.
-    pub fn state(&self, dc: &str, addr: IpAddr) -> AddrState {
+    /// Effective state of `addr` in datacenter `dc`, admin override first: `Active`,
+    /// `Draining` or `Down` (see the type's docs for the others).
+    pub fn state(&self, dc: &str, addr: IpAddr) -> ServerState {
         match self.datacenters.get(dc).and_then(|d| d.admin) {
-            Some(AdminOverride::ForceUp) => AddrState::Up,
-            Some(AdminOverride::ForceDown) => AddrState::Down,
-            Some(AdminOverride::Drain) => AddrState::Draining,
-            None => self.addresses.get(&addr).copied().unwrap_or(AddrState::Up),
+            Some(AdminOverride::ForceUp) => ServerState::Active,
+            Some(AdminOverride::ForceDown) => ServerState::Down,
+            Some(AdminOverride::Drain) => ServerState::Draining,
+            None => answered(
+                self.addresses
+                    .get(&addr)
+                    .copied()
+                    .unwrap_or(ServerState::Active),
+            ),
         }
     }
 
@@ -61,7 +63,7 @@ impl HealthSnapshot {
     }
 
     /// Builder helper: set one address.
-    pub fn with_addr(mut self, addr: IpAddr, state: AddrState) -> Self {
+    pub fn with_addr(mut self, addr: IpAddr, state: ServerState) -> Self {
         self.addresses.insert(addr, state);
         self
     }
@@ -70,6 +72,15 @@ impl HealthSnapshot {
     pub fn with_dc(mut self, dc: &str, report: DcReport) -> Self {
         self.datacenters.insert(dc.to_ascii_lowercase(), report);
         self
+    }
+}
+
+/// The three states DNS answers by (see [`HealthSnapshot`]).
+pub fn answered(s: ServerState) -> ServerState {
+    match s {
+        ServerState::Active | ServerState::Unchecked => ServerState::Active,
+        ServerState::Draining => ServerState::Draining,
+        ServerState::Down | ServerState::Maintenance => ServerState::Down,
     }
 }
 
@@ -82,7 +93,7 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let s = HealthSnapshot::default()
-            .with_addr(a, AddrState::Down)
+            .with_addr(a, ServerState::Down)
             .with_dc(
                 "fra",
                 DcReport {
@@ -90,9 +101,9 @@ mod tests {
                     load: Some(-1.0),
                 },
             );
-        assert_eq!(s.state("fra", a), AddrState::Up);
-        assert_eq!(s.state("nrt", a), AddrState::Down);
-        assert_eq!(s.state("nrt", b), AddrState::Up);
+        assert_eq!(s.state("fra", a), ServerState::Active);
+        assert_eq!(s.state("nrt", a), ServerState::Down);
+        assert_eq!(s.state("nrt", b), ServerState::Active);
         assert_eq!(s.load("fra"), 0.0, "negative load is ignored");
     }
 }

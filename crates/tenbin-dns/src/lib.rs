@@ -4,8 +4,9 @@
 //! ECS per RFC 7871, size budget and truncation), the GSLB policy pipeline as pure stages, and
 //! the UDP/TCP server with counters and atomic reload.
 //!
-//! Must not: probe health itself (health arrives as a [`HealthSnapshot`] on a watch channel),
-//! read the clock or own an RNG inside the pipeline (both are injected).
+//! Must not: probe health itself (the [`tier`] façade runs tenbin-health's checks of the VIPs
+//! and turns their states into the [`HealthSnapshot`] the pipeline reads from a watch
+//! channel), read the clock or own an RNG inside the pipeline (both are injected).
 //!
 //! Tour: [`records`] reads owner names and record data, [`zone`] compiles zones from them;
 //! [`gslb`] is the pipeline (view → locality → capacity → select), with [`netmap`] and the
@@ -16,7 +17,10 @@
 //! [`tcp`] serving DNS over TCP under [`TcpLimits`] (defaults: a client idle or mid-message
 //! for [`tcp::TCP_IDLE`] is closed, so is one that does not take its answer within
 //! [`tcp::TCP_WRITE`]; at [`tcp::TCP_MAX_CONNS`] connections a new client closes the idlest).
-//! The entry point is [`serve`]:
+//! [`tier`] is the façade a node runs (`start(section, ctx) -> DnsHandle` with `apply`,
+//! `stats`, `shutdown`) with the tier's health policy ([`tier::policy`]: which VIPs are
+//! checked, how check states, overrides and loads become the snapshot). Below it the entry
+//! point is [`serve`]:
 //!
 //! ```no_run
 //! # async fn f(cfg: tenbin_config::dns::DnsSection) -> Result<(), Box<dyn std::error::Error>> {
@@ -45,11 +49,12 @@ pub mod records;
 pub mod server;
 pub mod state;
 pub mod tcp;
+pub mod tier;
 pub mod zone;
 
 pub use counters::Stats;
 pub use engine::Engine;
-pub use health::{AddrState, AdminOverride, DcReport, HealthSnapshot};
+pub use health::{AdminOverride, DcReport, HealthSnapshot};
 pub use server::{serve, serve_with, Sockets};
 pub use state::{State, Transport};
 pub use tcp::TcpLimits;

@@ -8,7 +8,8 @@ use rand::rngs::mock::StepRng;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tenbin_config::dns::DnsSection;
-use tenbin_dns::{AddrState, Engine, HealthSnapshot, Transport};
+use tenbin_core::ServerState;
+use tenbin_dns::{Engine, HealthSnapshot, Transport};
 
 fn config(extra: &str) -> DnsSection {
     let many: Vec<String> = (1..=60).map(|i| format!("\"192.0.2.{i}\"")).collect();
@@ -349,7 +350,7 @@ fn max_answers_caps_a_multi_value_answer() {
 fn health_and_reload_swap_answers() {
     let e = engine();
     e.set_health(Arc::new(
-        HealthSnapshot::default().with_addr("198.51.100.1".parse().unwrap(), AddrState::Down),
+        HealthSnapshot::default().with_addr("198.51.100.1".parse().unwrap(), ServerState::Down),
     ));
     let (r, _) = ask(&e, &query("www.example.test.", RecordType::A));
     assert_eq!(ips(&r), vec!["203.0.113.1".parse::<IpAddr>().unwrap()]);

@@ -8,7 +8,8 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 use tenbin_config::dns::DnsSection;
-use tenbin_dns::{AddrState, Engine, HealthSnapshot, Sockets};
+use tenbin_core::ServerState;
+use tenbin_dns::{Engine, HealthSnapshot, Sockets};
 use tenbin_testkit::skip;
 use tokio::sync::{oneshot, watch};
 
@@ -382,9 +383,10 @@ async fn unbound_in_front_keeps_networks_apart_and_follows_a_down_datacenter() {
 
     // fra goes down: tenbin answers nrt at once, and unbound within the 2 s TTL.
     s.health
-        .send(Arc::new(
-            HealthSnapshot::default().with_addr("198.51.100.1".parse().unwrap(), AddrState::Down),
-        ))
+        .send(Arc::new(HealthSnapshot::default().with_addr(
+            "198.51.100.1".parse().unwrap(),
+            ServerState::Down,
+        )))
         .expect("the server follows health");
     let mut direct = at(s.addr);
     direct.extend(args(&[

@@ -18,12 +18,15 @@
 //! - [`outlier`]: passive ejection with growing time, an ejection cap and panic mode.
 //! - [`snapshot`]: the published view; [`hub`]: the single place results are folded and
 //!   published, with the cheap [`hub::PassiveHandle`] the proxy reports through.
+//! - [`bus`]: the node's one published view under typed keys (tier, pool and server, or
+//!   datacenter and VIP) and the [`bus::NodeHealth`] (each tier's readiness) derived with it.
 //! - [`scheduler`]: the tokio tasks that run checks on an interval with injected jitter.
 //! - [`spec`]: runtime check specifications; [`from_config`] builds them (and registers and
 //!   starts a pool's checks) from tenbin-config's `[[pool]]`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod bus;
 pub mod from_config;
 pub mod hub;
 pub mod hysteresis;

@@ -210,7 +210,8 @@ impl Gslb {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::health::{AddrState, DcReport, HealthSnapshot};
+    use crate::health::{DcReport, HealthSnapshot};
+    use tenbin_core::ServerState;
 
     /// Two datacenters (fra preferred by eu = 10/8, nrt by asia = 172.16/12), both families.
     pub(crate) fn section(policy: &str, all_down: &str) -> DnsSection {
@@ -278,8 +279,8 @@ pub(crate) mod tests {
     fn down_datacenter_fails_over_and_shortens_ttl() {
         let g = gslb("multi", "fail-open");
         let h = HealthSnapshot::default()
-            .with_addr(ip("192.0.2.1"), AddrState::Down)
-            .with_addr(ip("192.0.2.2"), AddrState::Down);
+            .with_addr(ip("192.0.2.1"), ServerState::Down)
+            .with_addr(ip("192.0.2.2"), ServerState::Down);
         assert_eq!(run(&g, &h, "10.1.1.1", "10.1.1.1", 50), [0, 50]);
         let v = view::build(&g, &h);
         let mut rng = rand::rngs::mock::StepRng::new(1, 1);
@@ -319,7 +320,7 @@ pub(crate) mod tests {
         let g = gslb("failover", "fail-open");
         let h = HealthSnapshot::default();
         assert_eq!(run(&g, &h, "10.1.1.1", "10.1.1.1", 50), [0, 50]);
-        let h = h.with_addr(ip("198.51.100.1"), AddrState::Down);
+        let h = h.with_addr(ip("198.51.100.1"), ServerState::Down);
         assert_eq!(run(&g, &h, "10.1.1.1", "10.1.1.1", 50), [50, 0]);
     }
 
@@ -347,9 +348,9 @@ pub(crate) mod tests {
     fn all_down_nodata_answers_nothing() {
         let g = gslb("multi", "nodata");
         let h = HealthSnapshot::default()
-            .with_addr(ip("192.0.2.1"), AddrState::Down)
-            .with_addr(ip("192.0.2.2"), AddrState::Down)
-            .with_addr(ip("198.51.100.1"), AddrState::Down);
+            .with_addr(ip("192.0.2.1"), ServerState::Down)
+            .with_addr(ip("192.0.2.2"), ServerState::Down)
+            .with_addr(ip("198.51.100.1"), ServerState::Down);
         let v = view::build(&g, &h);
         let mut rng = rand::rngs::mock::StepRng::new(0, 1);
         let a = g.answer(&v[0], 0, false, ip("10.1.1.1"), ip("10.1.1.1"), &mut rng);

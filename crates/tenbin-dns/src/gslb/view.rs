@@ -2,7 +2,9 @@
 //! address family. Built once per snapshot or config change, off the query path.
 
 use super::{Gslb, Outcome};
-use crate::health::{AddrState, HealthSnapshot};
+use tenbin_core::ServerState;
+
+use crate::health::HealthSnapshot;
 use std::net::IpAddr;
 use tenbin_config::dns::AllDown;
 
@@ -38,7 +40,7 @@ pub fn build(gslb: &Gslb, health: &HealthSnapshot) -> Vec<NameView> {
         .map(|n| {
             let mut degraded = false;
             let mut family = |v6: bool| {
-                let pick = |want: &dyn Fn(AddrState) -> bool| -> Vec<Candidate> {
+                let pick = |want: &dyn Fn(ServerState) -> bool| -> Vec<Candidate> {
                     n.pools
                         .iter()
                         .enumerate()
@@ -59,7 +61,7 @@ pub fn build(gslb: &Gslb, health: &HealthSnapshot) -> Vec<NameView> {
                         })
                         .collect()
                 };
-                let up = pick(&|s| s == AddrState::Up);
+                let up = pick(&|s| s == ServerState::Active);
                 let total: usize = n
                     .pools
                     .iter()
@@ -73,7 +75,7 @@ pub fn build(gslb: &Gslb, health: &HealthSnapshot) -> Vec<NameView> {
                         outcome: Outcome::Healthy,
                     };
                 }
-                let draining = pick(&|s| s == AddrState::Draining);
+                let draining = pick(&|s| s == ServerState::Draining);
                 if !draining.is_empty() {
                     return FamilyView {
                         candidates: draining,
@@ -122,7 +124,7 @@ mod tests {
         let v = build(&g, &HealthSnapshot::default());
         assert_eq!(v[0].v4.candidates.len(), 2);
         assert!(!v[0].degraded);
-        let h = HealthSnapshot::default().with_addr(ip("192.0.2.1"), AddrState::Down);
+        let h = HealthSnapshot::default().with_addr(ip("192.0.2.1"), ServerState::Down);
         let v = build(&g, &h);
         assert_eq!(v[0].v4.outcome, Outcome::Healthy);
         assert_eq!(v[0].v4.candidates[0].addrs, vec![ip("192.0.2.2")]);

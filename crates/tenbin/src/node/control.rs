@@ -12,15 +12,20 @@ use std::time::Duration;
 use tenbin_config::api::{Applied, ApplyError, Command, NodeState};
 use tenbin_config::diff::{Change, ConfigDiff};
 use tenbin_config::Config;
+use tenbin_health::bus::{HealthBus, NodeHealth};
 use tenbin_proxy::tier::{ProxyTier, TierContext};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::agent::Agent;
+use super::mux::Mux;
 use super::overlay::Overrides;
 use super::stats::{NodeCounters, NodeStats};
-use crate::wiring::{DnsTier, LoadError, ProxyHealth};
+use crate::role::Refused;
+use crate::wiring::ProxyHealth;
+use tenbin_dns::tier::{DnsContext, DnsHandle, LoadError};
 
 /// Serves the admin API on a bound listener until the token is cancelled. The binary hands
 /// the node its `admin::serve`, so the node never imports the API built on top of it.
@@ -61,7 +66,11 @@ pub(super) struct Node {
     pub ctx: NodeContext,
     pub proxy: ProxyTier,
     pub health: ProxyHealth,
-    pub dns: Option<DnsTier>,
+    pub dns: Option<DnsHandle>,
+    pub mux: Mux,
+    pub agent: Agent,
+    /// The node's health bus: every tier's entries under typed keys, and `NodeHealth`.
+    pub bus: HealthBus,
     pub admin: Option<AdminListener>,
     pub counters: NodeCounters,
     myself: Weak<Mutex<Node>>,
@@ -85,13 +94,28 @@ impl Control {
             splice: false,
         };
         let proxy = ProxyTier::start(&config, tier_ctx).await?;
-        let mut health = ProxyHealth::start(&ctx.shutdown, &ctx.tracker);
-        health.apply(&config, proxy.pools())?;
+        let bus = HealthBus::new();
+        let mut health = ProxyHealth::start(&ctx.shutdown, &ctx.tracker, bus.clone());
+        health.apply(&config, proxy.pools(), proxy.frontends().len())?;
         let dns = match &config.dns {
-            Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker)?),
+            Some(section) => Some(tenbin_dns::tier::start(section, &dns_context(&ctx, &bus))?),
             None => None,
         };
-        if proxy.frontends().is_empty() && dns.is_none() {
+        let mut mux = Mux::new(bus.clone());
+        let mut agent = Agent::default();
+        let xdp = xdp_context(&ctx);
+        mux.apply(config.mux.as_ref(), &xdp)
+            .await
+            .map_err(|e| anyhow::anyhow!("[mux]: {e}"))?;
+        agent
+            .apply(config.agent.as_ref(), &xdp)
+            .await
+            .map_err(|e| anyhow::anyhow!("[agent]: {e}"))?;
+        if proxy.frontends().is_empty()
+            && dns.is_none()
+            && config.mux.is_none()
+            && config.agent.is_none()
+        {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
         let node = Node {
@@ -104,6 +128,9 @@ impl Control {
             proxy,
             health,
             dns,
+            mux,
+            agent,
+            bus,
             admin: None,
             counters: NodeCounters::new(path),
             myself: Weak::new(),
@@ -127,6 +154,13 @@ impl Control {
     /// Every tier's counters and the node's state at one moment (what `/metrics` renders).
     pub async fn stats(&self) -> NodeStats {
         self.inner.lock().await.stats()
+    }
+
+    /// Follow the node's readiness (each running tier's), as VRRP priority and BGP
+    /// announce/withdraw do.
+    #[allow(dead_code)] // the VRRP and BGP roles subscribe here
+    pub async fn health(&self) -> tokio::sync::watch::Receiver<NodeHealth> {
+        self.inner.lock().await.bus.node()
     }
 
     /// `[admin]` as the node runs it now. The admin API reads the token here on every
@@ -173,9 +207,14 @@ impl Control {
         (node.path.clone(), node.proxy.certificate_files())
     }
 
-    /// Stops the health checks (at shutdown; listeners follow the node's token).
+    /// Stops the health checks and the XDP roles (at shutdown; listeners follow the node's
+    /// token). The host agent goes first (its VIPs leave `lo`), the Mux detaches last: a
+    /// BGP speaker, where the node runs one, withdraws before that.
     pub async fn stop(&self) {
-        self.inner.lock().await.health.stop();
+        let mut node = self.inner.lock().await;
+        node.health.stop();
+        node.agent.shutdown().await;
+        node.mux.shutdown().await;
     }
 }
 
@@ -258,7 +297,8 @@ impl Node {
                 return Err(failed(e));
             }
             // Checks that fail to start leave the pools unchecked but serving.
-            if let Err(e) = self.health.apply(target, self.proxy.pools()) {
+            let frontends = self.proxy.frontends().len();
+            if let Err(e) = self.health.apply(target, self.proxy.pools(), frontends) {
                 tracing::error!("health: {e:#}");
                 lines.push(format!("health checks not restarted: {e:#}"));
             }
@@ -285,12 +325,21 @@ impl Node {
                         }
                     }
                 }
-                Change::Mux(_) | Change::Agent(_) => {
-                    tracing::warn!(change = %change.describe(), "applied at the next restart");
-                    applied.mux = self.effective.mux.clone();
-                    applied.agent = self.effective.agent.clone();
-                    lines.push(format!("{} (at the next restart)", change.describe()));
-                    continue;
+                Change::Mux(section) => {
+                    let xdp = xdp_context(&self.ctx);
+                    if let Err(e) = self.mux.apply(section.as_deref(), &xdp).await {
+                        applied.mux = self.effective.mux.clone();
+                        lines.push(refused(change, e));
+                        continue;
+                    }
+                }
+                Change::Agent(section) => {
+                    let xdp = xdp_context(&self.ctx);
+                    if let Err(e) = self.agent.apply(section.as_deref(), &xdp).await {
+                        applied.agent = self.effective.agent.clone();
+                        lines.push(refused(change, e));
+                        continue;
+                    }
                 }
                 _ => {}
             }
@@ -304,20 +353,18 @@ impl Node {
         section: Option<&tenbin_config::dns::DnsSection>,
     ) -> anyhow::Result<()> {
         match (self.dns.as_mut(), section) {
-            (Some(tier), Some(s)) if tier.listen() == s.listen.as_slice() => tier.reload(s),
-            (tier, s) => {
-                // New sockets: the old tier closes first so the new one may bind them.
-                if tier.is_some() {
-                    if let Some(old) = self.dns.take() {
-                        old.stop();
-                    }
+            (Some(tier), Some(s)) => tier.apply(s)?,
+            (None, Some(s)) => {
+                let ctx = dns_context(&self.ctx, &self.bus);
+                self.dns = Some(tenbin_dns::tier::start(s, &ctx)?);
+            }
+            (_, None) => {
+                if let Some(old) = self.dns.take() {
+                    old.shutdown();
                 }
-                if let Some(s) = s {
-                    self.dns = Some(DnsTier::start(s, &self.ctx.shutdown, &self.ctx.tracker)?);
-                }
-                Ok(())
             }
         }
+        Ok(())
     }
 
     fn set_load(&mut self, datacenter: &str, load: f64) -> Result<Applied, ApplyError> {
@@ -367,6 +414,39 @@ impl Node {
             configured: addr,
             stop,
         })
+    }
+}
+
+/// The DNS tier's context: the node's shutdown token and tracker, and its health bus.
+fn dns_context(ctx: &NodeContext, bus: &HealthBus) -> DnsContext {
+    DnsContext {
+        shutdown: ctx.shutdown.clone(),
+        tracker: ctx.tracker.clone(),
+        bus: bus.clone(),
+    }
+}
+
+/// The XDP roles' context. They run on the `abort` token, not `shutdown`: [`Control::stop`]
+/// stops them in order (a Mux detaches only after BGP withdrew), and `abort` is the
+/// backstop once the grace period is over.
+fn xdp_context(ctx: &NodeContext) -> tenbin_xdp::TierContext {
+    tenbin_xdp::TierContext {
+        cancel: ctx.abort.child_token(),
+    }
+}
+
+/// The apply report's line for a role change the role refused; the section it had keeps
+/// running (and the change is reported again by the next reload).
+fn refused(change: &Change, e: Refused) -> String {
+    match e {
+        Refused::AtRestart(e) => {
+            tracing::warn!(change = %change.describe(), "applied at the next restart: {e}");
+            format!("{} (at the next restart: {e})", change.describe())
+        }
+        Refused::Failed(e) => {
+            tracing::error!(change = %change.describe(), "not applied: {e}");
+            format!("{} not applied: {e}", change.describe())
+        }
     }
 }
 

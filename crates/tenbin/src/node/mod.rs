@@ -2,20 +2,28 @@
 //!
 //! - `control`: [`Control`], the one handle to read the node ([`Control::state`]) and change
 //!   it ([`Control::apply`]); SIGHUP, the file watcher and the admin API all go through it.
+//! - `mux`, `agent`: the XDP roles `[mux]` and `[agent]` (tenbin-xdp's handles, started and
+//!   followed like `tenbin mux run` and `tenbin agent` do) and their state.
 //! - `overlay`: operator actions as overrides on top of the file, so they take the same
 //!   diff-and-apply path as a reload and survive the next health snapshot.
 //! - `state`: the admin API's view of the tiers.
 //! - `stats`: [`NodeStats`], every tier's counters for `/metrics`.
 //! - `watch`: the config and certificate file watcher (`notify`).
 //!
+//! The tiers publish their health to one `tenbin_health::bus::HealthBus` (typed keys, and
+//! each tier's readiness as `NodeHealth`, which [`Control::health`] hands out).
+//!
 //! Every long-lived task runs on one `TaskTracker`; one `CancellationToken` (`shutdown`)
 //! stops them. SIGTERM or SIGINT cancels it: listeners close, HTTP connections finish the
-//! request in flight and close, TCP sessions run on; after the grace period (`--grace`,
+//! request in flight and close, TCP sessions run on; the host agent and then the Mux stop
+//! (`Control::stop`); after the grace period (`--grace`,
 //! default 10 s) a second token (`abort`) cuts whatever is left, and the process exits 0.
 //! Ten seconds because process managers usually wait that long (systemd 90 s, Kubernetes
 //! 30 s) between SIGTERM and SIGKILL: it finishes ordinary requests and fits inside them.
 
+mod agent;
 mod control;
+mod mux;
 mod overlay;
 mod state;
 mod stats;

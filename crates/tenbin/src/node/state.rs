@@ -4,10 +4,11 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use tenbin_config::api::{
-    DatacenterState, DnsState, FrontendState, NodeState, PoolState, ServerStatus, VipState,
+    DatacenterState, DnsState, FrontendState, NodeState, PoolState, ServerStatus, TierReadiness,
+    VipState,
 };
 use tenbin_core::ServerState;
-use tenbin_dns::AddrState;
+use tenbin_health::bus::Tier;
 use tenbin_health::TargetKey;
 
 use super::control::Node;
@@ -88,9 +89,9 @@ impl Node {
                             .map(|address| VipState {
                                 address,
                                 state: match snap.state(&key, address) {
-                                    AddrState::Up => "up",
-                                    AddrState::Draining => "draining",
-                                    AddrState::Down => "down",
+                                    ServerState::Active => "up",
+                                    ServerState::Draining => "draining",
+                                    _ => "down",
                                 }
                                 .to_string(),
                             })
@@ -110,6 +111,14 @@ impl Node {
         if dns.is_some() {
             tiers.push("dns".to_string());
         }
+        let mux = self.mux.state();
+        if mux.is_some() {
+            tiers.push("mux".to_string());
+        }
+        let agent = self.agent.state();
+        if agent.is_some() {
+            tiers.push("agent".to_string());
+        }
         if self.admin.is_some() {
             tiers.push("admin".to_string());
         }
@@ -121,6 +130,25 @@ impl Node {
             pools,
             dns,
             admin: self.admin.as_ref().map(|a| a.addr),
+            mux,
+            agent,
+            readiness: self
+                .bus
+                .node()
+                .borrow()
+                .tiers
+                .iter()
+                .map(|(tier, r)| TierReadiness {
+                    tier: match tier {
+                        Tier::Proxy => "proxy",
+                        Tier::Dns => "dns",
+                        Tier::Mux => "mux",
+                    }
+                    .to_string(),
+                    ready: r.ready,
+                    detail: r.detail.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -75,7 +75,7 @@ impl Node {
         NodeStats {
             state: self.state(),
             proxy: self.proxy.stats(),
-            dns: self.dns.as_ref().map(|d| d.stats()),
+            dns: self.dns.as_ref().map(|d| d.stats().counters),
             process: ProcessStats {
                 started: c.started,
                 reloads_ok: c.reloads_ok,

@@ -1,6 +1,8 @@
 //! Health for the proxy tier: register every pool's servers with one `HealthHub`, run their
-//! checks and agents, apply each published snapshot to the runtime pools, and feed
-//! live-traffic outcomes back to the hub as passive signals.
+//! checks and agents, apply each published snapshot to the runtime pools and to the node's
+//! health bus (each server under its typed key, and the proxy's readiness: frontends bound,
+//! every pool with an active server), and feed live-traffic outcomes back to the hub as
+//! passive signals.
 //!
 //! [`ProxyHealth::apply`] follows config changes: pools that stay keep their servers' health
 //! (the hub keeps a target registered again under the same name), a pool whose section
@@ -9,11 +11,13 @@
 //! a passing check never undoes it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use rand::SeedableRng;
 use tenbin_config::Config;
+use tenbin_health::bus::{proxy_entries, HealthBus, Tier, TierInput};
 use tenbin_health::from_config::{register_pool, spawn_pool_checks};
 use tenbin_health::scheduler::SharedRng;
 use tenbin_health::{HealthHub, HealthSnapshot, PassiveHandle, PassiveSignal};
@@ -28,6 +32,7 @@ type Pools = Arc<RwLock<BTreeMap<String, Pool>>>;
 pub struct ProxyHealth {
     hub: Arc<HealthHub>,
     pools: Pools,
+    bus: Bus,
     rng: SharedRng,
     /// Each pool's section as its checks were started from, and those checks.
     checks: BTreeMap<String, (tenbin_config::Pool, Vec<JoinHandle<()>>)>,
@@ -41,11 +46,50 @@ impl std::fmt::Debug for ProxyHealth {
     }
 }
 
+/// Where the proxy's health goes on the node's bus, and the frontends bound (readiness).
+#[derive(Clone, Debug)]
+struct Bus {
+    bus: HealthBus,
+    frontends: Arc<AtomicUsize>,
+}
+
+impl Bus {
+    fn publish(&self, snapshot: &HealthSnapshot, pools: &BTreeMap<String, Pool>) {
+        let frontends = self.frontends.load(Ordering::Relaxed);
+        self.bus.publish(Tier::Proxy, proxy_entries(snapshot));
+        if frontends == 0 && pools.is_empty() {
+            self.bus.set(Tier::Proxy, None);
+            return;
+        }
+        let usable = pools
+            .keys()
+            .filter(|name| {
+                snapshot
+                    .pool_targets(name)
+                    .any(|(_, t)| t.state == tenbin_core::ServerState::Active)
+            })
+            .count();
+        self.bus.set(
+            Tier::Proxy,
+            Some(TierInput::Proxy {
+                frontends,
+                pools: pools.len(),
+                pools_usable: usable,
+            }),
+        );
+    }
+}
+
 impl ProxyHealth {
-    /// The hub and the task that applies its snapshots, both running until `stop`.
-    pub fn start(stop: &CancellationToken, tracker: &TaskTracker) -> ProxyHealth {
+    /// The hub and the task that applies its snapshots (to the pools and to `bus`), both
+    /// running until `stop`.
+    pub fn start(stop: &CancellationToken, tracker: &TaskTracker, bus: HealthBus) -> ProxyHealth {
         let hub = HealthHub::new();
         let pools: Pools = Arc::default();
+        let bus = Bus {
+            bus,
+            frontends: Arc::default(),
+        };
         let timers = hub.clone().run_timers();
         let stop_timers = stop.clone();
         tracker.spawn(async move {
@@ -54,7 +98,7 @@ impl ProxyHealth {
                 () = stop_timers.cancelled() => {}
             }
         });
-        let apply = apply_snapshots(hub.clone(), pools.clone());
+        let apply = apply_snapshots(hub.clone(), pools.clone(), bus.clone());
         let stop_apply = stop.clone();
         tracker.spawn(async move {
             tokio::select! {
@@ -65,14 +109,21 @@ impl ProxyHealth {
         ProxyHealth {
             hub,
             pools,
+            bus,
             rng: Arc::new(Mutex::new(rand::rngs::StdRng::from_entropy())),
             checks: BTreeMap::new(),
         }
     }
 
-    /// Follows `config` with the runtime `pools` (by name) built from it; the pools show
-    /// the resulting health before this returns.
-    pub fn apply(&mut self, config: &Config, pools: BTreeMap<String, Pool>) -> anyhow::Result<()> {
+    /// Follows `config` with the runtime `pools` (by name) built from it and `frontends`
+    /// bound; the pools and the bus show the resulting health before this returns.
+    pub fn apply(
+        &mut self,
+        config: &Config,
+        pools: BTreeMap<String, Pool>,
+        frontends: usize,
+    ) -> anyhow::Result<()> {
+        self.bus.frontends.store(frontends, Ordering::Relaxed);
         let now = Instant::now();
         let gone: Vec<String> = self
             .checks
@@ -102,7 +153,9 @@ impl ProxyHealth {
                 }));
             }
         }
-        apply_snapshot(&self.hub.snapshot(), &pools);
+        let snapshot = self.hub.snapshot();
+        apply_snapshot(&snapshot, &pools);
+        self.bus.publish(&snapshot, &pools);
         *self.pools.write().unwrap_or_else(|e| e.into_inner()) = pools;
         Ok(())
     }
@@ -120,14 +173,16 @@ impl ProxyHealth {
     }
 }
 
-/// Applies every published snapshot to the runtime pools, for as long as the hub lives.
-async fn apply_snapshots(hub: Arc<HealthHub>, pools: Pools) {
+/// Applies every published snapshot to the runtime pools and the bus, for as long as the
+/// hub lives.
+async fn apply_snapshots(hub: Arc<HealthHub>, pools: Pools, bus: Bus) {
     let mut rx = hub.subscribe();
     loop {
         let snapshot = rx.borrow_and_update().clone();
         {
             let pools = pools.read().unwrap_or_else(|e| e.into_inner());
             apply_snapshot(&snapshot, &pools);
+            bus.publish(&snapshot, &pools);
         }
         if rx.changed().await.is_err() {
             return;

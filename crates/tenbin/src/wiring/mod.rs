@@ -1,12 +1,10 @@
-//! Wiring tiers from a validated config: the proxy tier's pools, their health checks and the
-//! links between them (health snapshot → pool states, live-traffic outcomes → passive
-//! detection), and the DNS tier.
+//! Wiring the proxy tier from a validated config: its pools' health checks and the links
+//! between them (health snapshot → pool states and the node's health bus, live-traffic
+//! outcomes → passive detection).
 //!
 //! This is glue only: the algorithms live in tenbin-core, the probes in tenbin-health, the
-//! data path in tenbin-proxy.
+//! data path in tenbin-proxy (the DNS tier wires itself: `tenbin_dns::tier`).
 
-mod dns;
 mod health;
 
-pub use dns::{DnsTier, LoadError};
 pub use health::ProxyHealth;
