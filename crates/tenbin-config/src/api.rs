@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::AdminState;
 
+mod sync;
+pub use sync::{SyncPeerState, SyncState};
+
 /// Everything a node runs, as the admin API's state endpoint returns it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
@@ -16,13 +19,16 @@ pub struct NodeState {
     pub config: String,
     /// Bumped by every applied change (reload or operator action).
     pub generation: u64,
-    /// Which tiers run: `proxy`, `dns`, `admin`.
+    /// Which tiers run: `proxy`, `dns`, `sync`, `admin`.
     pub tiers: Vec<String>,
     pub frontends: Vec<FrontendState>,
     pub pools: Vec<PoolState>,
     pub dns: Option<DnsState>,
     /// The address the admin API is bound to.
     pub admin: Option<SocketAddr>,
+    /// Session sync with the peers, when `[sync]` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncState>,
 }
 
 /// One `[[frontend]]` and the addresses it is bound to now.

@@ -60,7 +60,8 @@ pub struct PeerStatus {
     /// `out` (we push to it) or `in` (it pushes to us).
     pub direction: &'static str,
     pub address: Option<SocketAddr>,
-    /// `connecting` while a dialer has no connection, then the session's state.
+    /// `connecting` while a dialer has no connection, then the session's state; the
+    /// counters add up over every connection to this peer.
     pub session: SessionStats,
     pub connects: u64,
     /// Connections that ended on an error (bad frame, failed authentication, timeout).
@@ -144,6 +145,7 @@ async fn accept(listener: TcpListener, ctx: Ctx, tracker: TaskTracker) {
             },
         };
         let ctx = ctx.clone();
+        prune_closed(&ctx);
         tracker.spawn(async move {
             let id = format!("in/{addr}");
             ctx.update(&id, |p| {
@@ -189,6 +191,23 @@ async fn dial(peer: SocketAddr, ctx: Ctx, feed: broadcast::Sender<FeedItem>, pau
     }
 }
 
+/// Closed inbound connections kept for the state (their errors say why a peer failed).
+const CLOSED_KEPT: usize = 8;
+
+/// Each inbound connection has its own entry (the peer's port changes): forget all but
+/// a few closed ones so reconnects do not grow the map.
+fn prune_closed(ctx: &Ctx) {
+    let mut peers = ctx.peers.lock().unwrap_or_else(|e| e.into_inner());
+    let closed: Vec<String> = peers
+        .iter()
+        .filter(|(_, p)| p.direction == "in" && p.session.state == "closed")
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in closed.iter().skip(CLOSED_KEPT) {
+        peers.remove(id);
+    }
+}
+
 fn finish(ctx: &Ctx, id: &str, r: Result<(), SessionError>) {
     ctx.update(id, |p| {
         p.session.state = "closed";
@@ -217,11 +236,19 @@ async fn run(
     let mut nonce = [0u8; 16];
     SystemRandom::new()
         .fill(&mut nonce)
-        .map_err(|_| SessionError::Closed)?;
+        .map_err(|_| SessionError::Io("no random nonce".into()))?;
     let mut s = Session::new(role, &ctx.key, nonce, ctx.cfg.clone(), now())?;
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = vec![0u8; 16 * 1024];
     let (mut pending, mut off) = (Vec::new(), 0usize);
+    // Counters add up over a peer's successive connections.
+    let base = ctx
+        .peers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .map(|p| p.session.clone())
+        .unwrap_or_default();
     loop {
         while let Some(ev) = s.poll_event() {
             match ev {
@@ -241,19 +268,23 @@ async fn run(
             pending = s.poll_transmit(now()).unwrap_or_default();
             off = 0;
         }
-        let stats = s.stats(now());
+        let mut stats = s.stats(now());
+        stats.entries_sent += base.entries_sent;
+        stats.entries_received += base.entries_received;
+        stats.resyncs += base.resyncs;
+        stats.overflows += base.overflows;
         ctx.update(id, |p| p.session = stats);
         let wake = s.poll_timeout().map(|t| epoch + t);
         tokio::select! {
             () = ctx.shutdown.cancelled() => return Ok(()),
             r = rd.read(&mut buf) => match r {
-                Ok(0) => return Err(SessionError::Closed),
+                Ok(0) => return Err(SessionError::PeerClosed),
                 Ok(n) => s.handle_input(&buf[..n], now())?,
-                Err(_) => return Err(SessionError::Closed),
+                Err(e) => return Err(SessionError::Io(e.to_string())),
             },
             w = wr.write(&pending[off..]), if off < pending.len() => match w {
                 Ok(n) => off += n,
-                Err(_) => return Err(SessionError::Closed),
+                Err(e) => return Err(SessionError::Io(e.to_string())),
             },
             c = next(&mut changes) => match c {
                 Ok(FeedItem::Change { table, entry }) => s.push(&table, entry, now()),

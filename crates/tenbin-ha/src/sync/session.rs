@@ -72,6 +72,10 @@ pub enum SessionError {
     BadAck(u64),
     #[error("the session is closed")]
     Closed,
+    #[error("the peer closed the connection")]
+    PeerClosed,
+    #[error("socket: {0}")]
+    Io(String),
 }
 
 /// Counters and gauges of one connection, plain data.

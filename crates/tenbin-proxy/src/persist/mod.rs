@@ -22,6 +22,7 @@
 
 mod config;
 mod cookie;
+mod feed;
 mod l4;
 mod lease;
 mod modes;
@@ -33,11 +34,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
+
 use tenbin_core::persist::{PersistKey, PersistTable};
 use tenbin_core::BackendId;
 
 pub use config::{for_pools, from_config};
 pub use cookie::SetCookieAttrs;
+pub use feed::{Feed, Learned};
 pub use l4::L4Sticky;
 pub use lease::hold;
 pub use servers::{Member, ServerSet};
@@ -188,6 +192,8 @@ pub struct Persistence {
     config: PersistConfig,
     table: Mutex<PersistTable>,
     clock: Clock,
+    /// Session sync's change feed with this table's name (see `feed`).
+    feed: ArcSwapOption<(Arc<str>, Feed)>,
 }
 
 impl std::fmt::Debug for Persistence {
@@ -211,6 +217,7 @@ impl Persistence {
             config,
             table: Mutex::new(table),
             clock,
+            feed: ArcSwapOption::empty(),
         }
     }
 
@@ -246,7 +253,7 @@ impl Persistence {
 
     /// Pins `key` to `server`.
     pub fn learn(&self, key: PersistKey, server: BackendId, now: Duration) {
-        self.table().insert(key, server, now);
+        self.learn_and_report(key, server, now);
     }
 
     /// Drops idle entries; returns how many.

@@ -13,13 +13,16 @@
 //!   stop accepting; a removed frontend's connections finish their requests and are cut after
 //!   the grace period;
 //! - everything that can fail (building handlers, loading certificates, binding) happens
-//!   before anything changes, so a failed apply leaves the tier as it was.
+//!   before anything changes, so a failed apply leaves the tier as it was;
+//! - [`SyncTables`] is session sync's view of the persistence tables: a change feed
+//!   installed on every table and a merge of peers' entries by server name.
 //!
 //! Connections run on the node's `TaskTracker` and stop on its tokens: `shutdown` (stop
 //! accepting, finish current requests) and `abort` (cut what is left).
 
 mod build;
 mod listen;
+mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -40,6 +43,7 @@ use crate::pool::Pool;
 
 use build::{Built, PoolSlot, TlsRuntime};
 use listen::{Conns, Handler};
+pub use sync::{SyncEntry, SyncTables};
 
 /// What the node hands the tier: its shutdown tokens, its task tracker, and the knobs the
 /// config file does not carry.
@@ -87,6 +91,7 @@ pub struct ProxyTier {
     ctx: TierContext,
     pools: BTreeMap<String, PoolSlot>,
     frontends: BTreeMap<String, Running>,
+    sync: SyncTables,
 }
 
 #[derive(Debug)]
@@ -136,6 +141,7 @@ impl ProxyTier {
             ctx,
             pools: BTreeMap::new(),
             frontends: BTreeMap::new(),
+            sync: SyncTables::default(),
         };
         tier.apply(config).await?;
         Ok(tier)
@@ -207,6 +213,7 @@ impl ProxyTier {
             }
         }
         self.pools = pools;
+        self.sync.refresh(&self.pools);
         let staying: BTreeSet<String> = plans
             .iter()
             .filter(|p| p.existing)
@@ -235,6 +242,11 @@ impl ProxyTier {
             .iter()
             .map(|(n, s)| (n.clone(), s.pool.clone()))
             .collect()
+    }
+
+    /// The pools' persistence tables for session sync (follows later applies).
+    pub fn sync_tables(&self) -> SyncTables {
+        self.sync.clone()
     }
 
     /// Every frontend as it runs now, by name.

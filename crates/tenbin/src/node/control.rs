@@ -61,6 +61,7 @@ pub(super) struct Node {
     pub proxy: ProxyTier,
     pub health: ProxyHealth,
     pub dns: Option<DnsTier>,
+    pub sync: Option<super::sync::SyncRole>,
     pub admin: Option<AdminListener>,
     myself: Weak<Mutex<Node>>,
 }
@@ -89,6 +90,10 @@ impl Control {
             Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker)?),
             None => None,
         };
+        let sync = match &config.sync {
+            Some(section) => Some(super::sync::start(section, proxy.sync_tables(), &ctx).await?),
+            None => None,
+        };
         if proxy.frontends().is_empty() && dns.is_none() {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
@@ -102,6 +107,7 @@ impl Control {
             proxy,
             health,
             dns,
+            sync,
             admin: None,
             myself: Weak::new(),
         };
@@ -277,6 +283,12 @@ impl Node {
                     tracing::warn!(change = %change.describe(), "applied at the next restart");
                     applied.mux = self.effective.mux.clone();
                     applied.agent = self.effective.agent.clone();
+                    lines.push(format!("{} (at the next restart)", change.describe()));
+                    continue;
+                }
+                Change::Sync(_) => {
+                    tracing::warn!(change = %change.describe(), "applied at the next restart");
+                    applied.sync = self.effective.sync.clone();
                     lines.push(format!("{} (at the next restart)", change.describe()));
                     continue;
                 }

@@ -5,6 +5,7 @@
 //! - `overlay`: operator actions as overrides on top of the file, so they take the same
 //!   diff-and-apply path as a reload and survive the next health snapshot.
 //! - `state`: the admin API's view of the tiers.
+//! - `sync`: `[sync]`, the persistence tables replicated to and from the peers.
 //! - `watch`: the config and certificate file watcher (`notify`).
 //!
 //! Every long-lived task runs on one `TaskTracker`; one `CancellationToken` (`shutdown`)
@@ -17,6 +18,7 @@
 mod control;
 mod overlay;
 mod state;
+mod sync;
 mod watch;
 
 use std::path::Path;
