@@ -11,6 +11,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use common::sync::{assert_spread, received};
 use common::{admin_request, Daemon};
 use tenbin_testkit::backend::{http, HttpBackend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,16 +109,6 @@ fn sync_state(node: &Daemon, ok: impl Fn(&serde_json::Value) -> bool) -> serde_j
     })
 }
 
-fn received(sync: &serde_json::Value) -> u64 {
-    sync["peers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["direction"] == "in")
-        .map(|p| p["entries_received"].as_u64().unwrap_or(0))
-        .sum()
-}
-
 /// Three servers for the source pool and three for the cookie pool, on a runtime of their
 /// own.
 fn backends() -> (tokio::runtime::Runtime, Vec<HttpBackend>) {
@@ -151,12 +142,7 @@ fn persisted_sessions_follow_to_the_peer_and_survive_its_restart() {
 
     let on_a = rt.block_on(sessions(&a));
     // The sessions spread (else the test would prove nothing about B's choices).
-    for group in on_a.chunks(CLIENTS as usize) {
-        let mut distinct = group.to_vec();
-        distinct.sort();
-        distinct.dedup();
-        assert!(distinct.len() > 1, "all on one server: {group:?}");
-    }
+    assert_spread(&on_a, CLIENTS as usize);
     let total = 2 * u64::from(CLIENTS);
     let state = sync_state(&b, |s| received(s) >= total);
     assert_eq!(received(&state), total, "{state}");
