@@ -1,7 +1,7 @@
 //! `[sync]` between two `tenbin run` nodes on loopback: sessions made on node A (a
-//! source-persisted one per client address, a cookie-learned one per cookie value) go to the
-//! same servers through node B, and after B restarts with an empty table A's full resync
-//! brings them back.
+//! source-persisted one per client address, a cookie-learned one per cookie value, a UDP
+//! session per client socket) go to the same servers through node B, and after B restarts
+//! with an empty table A's full resync brings them back.
 //!
 //! Each pool has three servers and B on its own would place a session by round robin, so
 //! eight sessions all landing where A put them happen by chance with probability 3^-8 per
@@ -13,15 +13,26 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use common::sync::{assert_spread, received};
 use common::{admin_request, Daemon};
-use tenbin_testkit::backend::{http, HttpBackend};
+use tenbin_testkit::backend::{http, udp_echo, HttpBackend, UdpBackend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, UdpSocket};
 
 const KEY: &str = "sync-test-key-0123456789";
 const CLIENTS: u8 = 8;
 
-fn pools(servers: &[&HttpBackend]) -> String {
-    let mut out = String::new();
+fn pools(servers: &[&HttpBackend], udp: &[UdpBackend]) -> String {
+    let mut out = String::from(
+        "[[frontend]]\nname = \"dg\"\nbind = [\"127.0.0.1:0\"]\nmode = \"udp\"\n\
+         default_pool = \"u\"\n\n[[pool]]\nname = \"u\"\n",
+    );
+    for b in udp {
+        out += &format!(
+            "[[pool.server]]\nname = \"{}\"\naddress = \"{}\"\n",
+            b.name(),
+            b.addr()
+        );
+    }
+    out += "\n";
     for (pool, mode, names) in [
         ("src", "mode = \"source\"", &servers[..3]),
         (
@@ -47,10 +58,10 @@ fn pools(servers: &[&HttpBackend]) -> String {
     out
 }
 
-fn node(sync: &str, servers: &[&HttpBackend], tag: &str) -> Daemon {
+fn node(sync: &str, servers: &[&HttpBackend], udp: &[UdpBackend], tag: &str) -> Daemon {
     let config = format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[sync]\nkey = \"{KEY}\"\n{sync}\n\n{}",
-        pools(servers)
+        pools(servers, udp)
     );
     Daemon::start(&config, tag)
 }
@@ -82,19 +93,37 @@ async fn served_by(front: SocketAddr, src: u8, cookie: Option<&str>) -> String {
         .to_string()
 }
 
-/// Every session through `src` and `ck` of `node`: source ones from 127.0.0.2.., cookie
-/// ones as `user-N` (all from 127.0.0.1).
-async fn sessions(node: &Daemon) -> Vec<String> {
+/// The echo server (its name before `:`) that answers a datagram from `client` through
+/// `front`.
+async fn udp_served_by(client: &UdpSocket, front: SocketAddr) -> String {
+    client.send_to(b"hi", front).await.unwrap();
+    let mut buf = [0u8; 256];
+    let recv = client.recv_from(&mut buf);
+    let (n, _) = tokio::time::timeout(std::time::Duration::from_secs(10), recv)
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    answer.split(':').next().unwrap_or_default().to_string()
+}
+
+/// Every session through `src`, `ck` and `dg` of `node`: source ones from 127.0.0.2..,
+/// cookie ones as `user-N` (all from 127.0.0.1), UDP ones from each of `udp`.
+async fn sessions(node: &Daemon, udp: &[UdpSocket]) -> Vec<String> {
     let (src, ck) = (
         node.bound("http", Some("src")),
         node.bound("http", Some("ck")),
     );
+    let dg = node.bound("udp", Some("dg"));
     let mut out = Vec::new();
     for i in 0..CLIENTS {
         out.push(served_by(src, 2 + i, None).await);
     }
     for i in 0..CLIENTS {
         out.push(served_by(ck, 1, Some(&format!("user-{i}"))).await);
+    }
+    for client in udp {
+        out.push(udp_served_by(client, dg).await);
     }
     out
 }
@@ -109,27 +138,39 @@ fn sync_state(node: &Daemon, ok: impl Fn(&serde_json::Value) -> bool) -> serde_j
     })
 }
 
-/// Three servers for the source pool and three for the cookie pool, on a runtime of their
-/// own.
-fn backends() -> (tokio::runtime::Runtime, Vec<HttpBackend>) {
+/// Three servers each for the source, cookie and UDP pools, on a runtime of their own.
+fn backends() -> (tokio::runtime::Runtime, Vec<HttpBackend>, Vec<UdpBackend>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let backends = ["s1", "s2", "s3", "c1", "c2", "c3"]
         .iter()
         .map(|n| rt.block_on(http().name(*n).spawn()))
         .collect();
-    (rt, backends)
+    let udp = ["u1", "u2", "u3"]
+        .iter()
+        .map(|n| rt.block_on(udp_echo().name(*n).spawn()))
+        .collect();
+    (rt, backends, udp)
 }
 
 #[test]
 fn persisted_sessions_follow_to_the_peer_and_survive_its_restart() {
-    let (rt, backends) = backends();
+    let (rt, backends, udp) = backends();
     let servers: Vec<&HttpBackend> = backends.iter().collect();
 
-    let b = node("name = \"b\"\nlisten = \"127.0.0.1:0\"", &servers, "sync-b");
+    let clients: Vec<UdpSocket> = (0..CLIENTS)
+        .map(|_| rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap())
+        .collect();
+    let b = node(
+        "name = \"b\"\nlisten = \"127.0.0.1:0\"",
+        &servers,
+        &udp,
+        "sync-b",
+    );
     let b_sync = b.bound("sync", None);
     let a = node(
         &format!("name = \"a\"\npeers = [\"{b_sync}\"]"),
         &servers,
+        &udp,
         "sync-a",
     );
     // A's first (empty) snapshot has arrived: B is reachable and authenticated A.
@@ -140,17 +181,17 @@ fn persisted_sessions_follow_to_the_peer_and_survive_its_restart() {
         })
     });
 
-    let on_a = rt.block_on(sessions(&a));
+    let on_a = rt.block_on(sessions(&a, &clients));
     // The sessions spread (else the test would prove nothing about B's choices).
     assert_spread(&on_a, CLIENTS as usize);
-    let total = 2 * u64::from(CLIENTS);
+    let total = 3 * u64::from(CLIENTS);
     let state = sync_state(&b, |s| received(s) >= total);
     assert_eq!(received(&state), total, "{state}");
     let out = sync_state(&a, |s| s["peers"][0]["state"] == "established");
     assert_eq!(out["peers"][0]["entries_sent"], total, "{out}");
     assert_eq!(out["peers"][0]["errors"], 0, "{out}");
 
-    let on_b = rt.block_on(sessions(&b));
+    let on_b = rt.block_on(sessions(&b, &clients));
     assert_eq!(
         on_a, on_b,
         "sessions made on A are served by the same servers on B"
@@ -161,11 +202,12 @@ fn persisted_sessions_follow_to_the_peer_and_survive_its_restart() {
     let b = node(
         &format!("name = \"b\"\nlisten = \"{b_sync}\""),
         &servers,
+        &udp,
         "sync-b2",
     );
     let state = sync_state(&b, |s| received(s) >= total);
     assert_eq!(received(&state), total, "{state}");
-    let on_b = rt.block_on(sessions(&b));
+    let on_b = rt.block_on(sessions(&b, &clients));
     assert_eq!(
         on_a, on_b,
         "after B's restart the full resync restored every session"
@@ -176,16 +218,16 @@ fn persisted_sessions_follow_to_the_peer_and_survive_its_restart() {
 
 #[test]
 fn a_peer_with_the_wrong_key_is_refused() {
-    let (rt, backends) = backends();
+    let (rt, backends, udp) = backends();
     let servers: Vec<&HttpBackend> = backends.iter().collect();
-    let b = node("listen = \"127.0.0.1:0\"", &servers, "sync-key-b");
+    let b = node("listen = \"127.0.0.1:0\"", &servers, &udp, "sync-key-b");
     let b_sync = b.bound("sync", None);
     let config = format!(
         "[sync]\nkey = \"another-key-0123456789\"\npeers = [\"{b_sync}\"]\n\n{}",
-        pools(&servers)
+        pools(&servers, &udp)
     );
     let a = Daemon::start(&config, "sync-key-a");
-    rt.block_on(sessions(&a));
+    rt.block_on(sessions(&a, &[]));
     let state = sync_state(&b, |s| {
         s["peers"].as_array().is_some_and(|p| {
             p.iter()

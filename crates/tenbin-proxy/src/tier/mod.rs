@@ -176,6 +176,10 @@ impl ProxyTier {
             let built = if rebuild {
                 let stats = old.map_or_else(Arc::default, |o| Arc::clone(&o.stats));
                 let old_tls = old.and_then(|o| o.tls.as_ref());
+                let old_sessions = old.and_then(|o| match &o.live {
+                    Live::Datagram(fe) => fe.load().sessions.clone(),
+                    Live::Stream { .. } => None,
+                });
                 Some(build::frontend(
                     f,
                     config,
@@ -183,6 +187,7 @@ impl ProxyTier {
                     old_tls,
                     &stats,
                     self.ctx.splice,
+                    old_sessions.as_ref(),
                 )?)
             } else {
                 None
@@ -213,7 +218,6 @@ impl ProxyTier {
             }
         }
         self.pools = pools;
-        self.sync.refresh(&self.pools);
         let staying: BTreeSet<String> = plans
             .iter()
             .filter(|p| p.existing)
@@ -233,6 +237,14 @@ impl ProxyTier {
         for plan in plans {
             self.commit(plan);
         }
+        let udp = self.frontends.iter().filter_map(|(name, r)| match &r.live {
+            Live::Datagram(fe) => {
+                let fe = fe.load();
+                Some((name.clone(), fe.pool.clone(), fe.sessions.clone()?))
+            }
+            Live::Stream { .. } => None,
+        });
+        self.sync.refresh(&self.pools, udp.collect());
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! The pools' persistence tables as session sync sees them: by pool name, with servers by
+//! The tier's session tables as session sync sees them: every pool's persistence table as
+//! `pool/NAME` and every UDP frontend's session table as `udp/NAME`, with servers by
 //! their configured names (internal ids differ between nodes), ages instead of times (so
 //! peers' clocks need not agree), and one change feed installed on every table, including
 //! tables created by a later apply.
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::build::PoolSlot;
 use crate::persist::{Feed, Learned, Persistence};
+use crate::pool::Pool;
 
 /// One persisted session as it travels between nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,12 +57,12 @@ impl SyncTables {
         (feed, rx)
     }
 
-    /// The pools that have a persistence table.
+    /// Every table's name (`pool/NAME`, `udp/NAME`).
     pub fn names(&self) -> Vec<String> {
         self.inner.tables.load().keys().cloned().collect()
     }
 
-    /// The configured name of server `id` of pool `table`.
+    /// The configured name of server `id` in `table`.
     pub fn server_name(&self, table: &str, id: BackendId) -> Option<String> {
         self.inner.tables.load().get(table)?.names.get(&id).cloned()
     }
@@ -91,8 +93,8 @@ impl SyncTables {
             .collect()
     }
 
-    /// Folds a peer's entries into pool `table`'s table. Entries naming a server this node
-    /// does not have are skipped. Returns how many were taken (0 for an unknown pool).
+    /// Folds a peer's entries into `table`. Entries naming a server this node does not have
+    /// are skipped. Returns how many were taken (0 for an unknown table).
     pub fn merge(&self, table: &str, entries: Vec<SyncEntry>) -> usize {
         let tables = self.inner.tables.load();
         let Some(t) = tables.get(table) else {
@@ -110,32 +112,41 @@ impl SyncTables {
         t.persistence.merge(local, now)
     }
 
-    /// The tier's pools after an apply: tables (and server names) as they are now.
-    pub(super) fn refresh(&self, pools: &BTreeMap<String, PoolSlot>) {
+    /// The tier after an apply: its pools' tables and `udp` (frontend, pool, table), with
+    /// server names as they are now.
+    pub(super) fn refresh(
+        &self,
+        pools: &BTreeMap<String, PoolSlot>,
+        udp: Vec<(String, Pool, Arc<Persistence>)>,
+    ) {
         let feed = self
             .inner
             .feed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let tables = pools
-            .iter()
-            .filter_map(|(name, slot)| {
-                let persistence = slot.persistence.clone()?;
+        let pooled = pools.iter().filter_map(|(name, slot)| {
+            let p = slot.persistence.clone()?;
+            Some((format!("pool/{name}"), slot.pool.clone(), p))
+        });
+        let udp = udp
+            .into_iter()
+            .map(|(name, pool, p)| (format!("udp/{name}"), pool, p));
+        let tables = pooled
+            .chain(udp)
+            .map(|(name, pool, persistence)| {
                 if let Some(f) = &feed {
-                    persistence.set_feed(name, f.clone());
+                    persistence.set_feed(&name, f.clone());
                 }
-                let servers = slot.pool.servers();
+                let servers = pool.servers();
                 let names = servers.iter().map(|(s, _, _)| (s.id, s.name.clone()));
                 let ids = servers.iter().map(|(s, _, _)| (s.name.clone(), s.id));
-                Some((
-                    name.clone(),
-                    Table {
-                        persistence,
-                        names: names.collect(),
-                        ids: ids.collect(),
-                    },
-                ))
+                let table = Table {
+                    persistence,
+                    names: names.collect(),
+                    ids: ids.collect(),
+                };
+                (name, table)
             })
             .collect();
         self.inner.tables.store(Arc::new(tables));

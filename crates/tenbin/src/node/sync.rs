@@ -3,7 +3,8 @@
 //!
 //! One task forwards the proxy's change feed to every peer connection, naming servers by
 //! their configured names and turning times into ages; a change the feed had to drop
-//! makes every peer resync in full. Tables travel as `pool/NAME`.
+//! makes every peer resync in full. Tables travel under the proxy's names (`pool/NAME`,
+//! `udp/FRONTEND`).
 
 use std::sync::Arc;
 
@@ -16,8 +17,6 @@ use tenbin_proxy::tier::{SyncEntry, SyncTables};
 use tokio::sync::broadcast;
 
 use super::control::NodeContext;
-
-const POOL_PREFIX: &str = "pool/";
 
 /// The running role.
 #[derive(Debug)]
@@ -75,9 +74,11 @@ pub(super) async fn start(
                 server,
                 age: Persistence::now().saturating_sub(change.last_seen),
             };
-            let table = Arc::from(format!("{POOL_PREFIX}{}", change.table));
             // No receiver yet (no peer connected): the next snapshot carries it.
-            let _ = tx.send(FeedItem::Change { table, entry });
+            let _ = tx.send(FeedItem::Change {
+                table: change.table,
+                entry,
+            });
         }
     });
     Ok(SyncRole { handle, feed })
@@ -122,7 +123,7 @@ impl proto::Tables for NodeTables {
         self.0
             .snapshot()
             .into_iter()
-            .map(|(pool, entries)| {
+            .map(|(table, entries)| {
                 let entries = entries
                     .into_iter()
                     .map(|e| WireEntry {
@@ -131,15 +132,12 @@ impl proto::Tables for NodeTables {
                         age: e.age,
                     })
                     .collect();
-                (format!("{POOL_PREFIX}{pool}"), entries)
+                (table, entries)
             })
             .collect()
     }
 
     fn merge(&self, table: &str, entries: Vec<WireEntry>) -> u64 {
-        let Some(pool) = table.strip_prefix(POOL_PREFIX) else {
-            return 0;
-        };
         let entries = entries
             .into_iter()
             .map(|e| SyncEntry {
@@ -148,6 +146,6 @@ impl proto::Tables for NodeTables {
                 age: e.age,
             })
             .collect();
-        self.0.merge(pool, entries) as u64
+        self.0.merge(table, entries) as u64
     }
 }
