@@ -66,19 +66,35 @@ impl Config {
         let Some(path) = &admin.token_file else {
             return Ok(());
         };
-        let fail = |message: String| {
-            ConfigError::at(file, text, Some(path.span()), "admin.token_file", message)
-        };
-        let content = read(path.get_ref())
-            .map_err(|e| fail(format!("cannot read {}: {e}", path.get_ref().display())))?;
-        let token = content.lines().next().unwrap_or("").trim();
-        if token.is_empty() {
-            return Err(fail(format!(
-                "{} holds no token (its first line is empty)",
-                path.get_ref().display()
-            )));
-        }
+        let token = read_secret(text, file, path, "admin.token_file", 1, read)?;
         admin.token = Some(Token::new(token));
         Ok(())
     }
+}
+
+/// The first line of the file `path` names, trimmed, read with `read`: a secret kept out of
+/// the config (`[admin].token_file`, `[sync].key_file`). Errors name `key` at `path`'s place.
+pub(crate) fn read_secret(
+    text: &str,
+    file: &str,
+    path: &Spanned<PathBuf>,
+    key: &str,
+    min_len: usize,
+    read: impl FnOnce(&Path) -> std::io::Result<String>,
+) -> Result<String, ConfigError> {
+    let fail = |message: String| ConfigError::at(file, text, Some(path.span()), key, message);
+    let shown = path.get_ref().display();
+    let content = read(path.get_ref()).map_err(|e| fail(format!("cannot read {shown}: {e}")))?;
+    let secret = content.lines().next().unwrap_or("").trim();
+    if secret.is_empty() {
+        return Err(fail(format!(
+            "{shown} holds nothing (its first line is empty)"
+        )));
+    }
+    if secret.len() < min_len {
+        return Err(fail(format!(
+            "{shown} must hold at least {min_len} bytes on its first line"
+        )));
+    }
+    Ok(secret.to_string())
 }

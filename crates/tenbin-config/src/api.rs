@@ -14,6 +14,8 @@ mod mux;
 
 pub use agent::{AgentCheckState, AgentState};
 pub use mux::{MuxState, MuxVipState};
+mod sync;
+pub use sync::{SyncPeerState, SyncState};
 
 /// Everything a node runs, as the admin API's state endpoint returns it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -22,7 +24,7 @@ pub struct NodeState {
     pub config: String,
     /// Bumped by every applied change (reload or operator action).
     pub generation: u64,
-    /// Which tiers run: `proxy`, `dns`, `mux`, `agent`, `admin`.
+    /// Which tiers run: `proxy`, `dns`, `mux`, `agent`, `sync`, `admin`.
     pub tiers: Vec<String>,
     pub frontends: Vec<FrontendState>,
     pub pools: Vec<PoolState>,
@@ -39,6 +41,9 @@ pub struct NodeState {
     /// announcements follow).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub readiness: Vec<TierReadiness>,
+    /// Session sync with the peers, when `[sync]` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncState>,
 }
 
 /// One tier's readiness on the node's health bus.

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use crate::admin::Admin;
 use crate::frontend::Frontend;
 use crate::pool::Pool;
-use crate::{bgp, dns, mux, vrrp};
+use crate::{bgp, dns, mux, sync, vrrp};
 
 /// The configuration of a whole tenbin node. Each tier's section is optional: a node may run
 /// only the proxy, only the Mux, only the DNS, or any mix.
@@ -23,6 +23,7 @@ pub struct Config {
     pub agent: Option<mux::AgentSection>,
     pub bgp: Option<bgp::BgpSection>,
     pub vrrp: Option<vrrp::VrrpSection>,
+    pub sync: Option<sync::SyncSection>,
 }
 
 impl Config {

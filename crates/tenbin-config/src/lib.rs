@@ -7,7 +7,7 @@
 //! column and the key's dotted path, and saying what would be accepted.
 //!
 //! The schema modules ([`Config`] and its sections [`frontend`], [`pool`], [`persist`],
-//! [`tls`], [`dns`], [`mux`]) are plain serde types with their defaults and import only each
+//! [`tls`], [`dns`], [`mux`], [`sync`]) are plain serde types with their defaults and import only each
 //! other. The checks live in the private `validate` modules, one per section, which read the
 //! schema and are read by nothing but [`Config::parse`]. A check names the key it is about;
 //! when it has no span at hand, `spans` finds where that key stands in the text.
@@ -28,6 +28,7 @@ pub mod mux;
 pub mod persist;
 pub mod pool;
 mod spans;
+pub mod sync;
 pub mod tls;
 mod validate;
 pub mod vrrp;

@@ -102,6 +102,9 @@ pub struct PersistTable<K = PersistKey> {
 struct Slot {
     entry: Entry,
     seq: u64,
+    /// When, and with which server, the entry was last reported to peers (or received
+    /// from one): see [`PersistTable::take_report`].
+    reported: Option<(Duration, BackendId)>,
 }
 
 impl<K: Hash + Eq + Clone> PersistTable<K> {
@@ -172,6 +175,7 @@ impl<K: Hash + Eq + Clone> PersistTable<K> {
                 backend,
                 last_seen: now,
             },
+            None,
         );
         evicted
     }
@@ -230,7 +234,8 @@ impl<K: Hash + Eq + Clone> PersistTable<K> {
             match self.map.get(&key).copied() {
                 Some(slot) if slot.entry.last_seen >= entry.last_seen => {}
                 Some(slot) => {
-                    self.touch(&key, slot, entry.backend, entry.last_seen);
+                    self.order.remove(&(slot.entry.last_seen, slot.seq));
+                    self.put(key, entry, Some((entry.last_seen, entry.backend)));
                     taken += 1;
                 }
                 None => {
@@ -244,12 +249,29 @@ impl<K: Hash + Eq + Clone> PersistTable<K> {
                             self.map.remove(&old);
                         }
                     }
-                    self.put(key, entry);
+                    // A peer's entry is not reported back to peers until it changes here.
+                    self.put(key, entry, Some((entry.last_seen, entry.backend)));
                     taken += 1;
                 }
             }
         }
         taken
+    }
+
+    /// Whether `key`'s entry should be sent to peers now, marking it sent if so: it was
+    /// never reported, its server changed since, or its last report is `every` old (so a
+    /// peer's copy of an active session is refreshed before it idles out, without a
+    /// message per request). Entries merged from a peer count as reported.
+    pub fn take_report(&mut self, key: &K, now: Duration, every: Duration) -> Option<Entry> {
+        let slot = self.map.get_mut(key)?;
+        let due = match slot.reported {
+            Some((at, backend)) => backend != slot.entry.backend || now.saturating_sub(at) >= every,
+            None => true,
+        };
+        due.then(|| {
+            slot.reported = Some((now, slot.entry.backend));
+            slot.entry
+        })
     }
 
     fn live(&self, entry: &Entry, now: Duration) -> bool {
@@ -264,14 +286,22 @@ impl<K: Hash + Eq + Clone> PersistTable<K> {
                 backend,
                 last_seen: seen,
             },
+            slot.reported,
         );
     }
 
-    fn put(&mut self, key: K, entry: Entry) {
+    fn put(&mut self, key: K, entry: Entry, reported: Option<(Duration, BackendId)>) {
         self.seq += 1;
         let seq = self.seq;
         self.order.insert((entry.last_seen, seq), key.clone());
-        self.map.insert(key, Slot { entry, seq });
+        self.map.insert(
+            key,
+            Slot {
+                entry,
+                seq,
+                reported,
+            },
+        );
     }
 }
 
@@ -361,6 +391,31 @@ mod tests {
         assert_eq!(a.peek(&PersistKey(1), t(12)), Some(BackendId(2)));
         assert_eq!(a.peek(&PersistKey(2), t(12)), Some(BackendId(1)));
         assert_eq!(a.peek(&PersistKey(3), t(12)), None);
+    }
+
+    #[test]
+    fn reports_are_due_when_new_moved_or_old_and_never_for_merged_entries() {
+        let mut tab = PersistTable::new(10, t(100));
+        let k = PersistKey(1);
+        tab.insert(k, BackendId(1), t(0));
+        assert!(tab.take_report(&k, t(0), t(25)).is_some());
+        tab.insert(k, BackendId(1), t(10));
+        assert_eq!(tab.take_report(&k, t(10), t(25)), None);
+        tab.insert(k, BackendId(2), t(11));
+        assert_eq!(
+            tab.take_report(&k, t(11), t(25)).map(|e| e.backend),
+            Some(BackendId(2))
+        );
+        tab.lookup(&k, t(40));
+        assert!(tab.take_report(&k, t(40), t(25)).is_some());
+        let peer = Entry {
+            backend: BackendId(3),
+            last_seen: t(41),
+        };
+        tab.merge([(PersistKey(2), peer), (k, peer)], t(41));
+        assert_eq!(tab.take_report(&PersistKey(2), t(41), t(25)), None);
+        assert_eq!(tab.take_report(&k, t(41), t(25)), None);
+        assert_eq!(tab.take_report(&PersistKey(9), t(41), t(25)), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - [`vrrp`]: VRRPv3 (RFC 5798) between proxy nodes.
 //! - [`bgp`]: BGP-4 (RFC 4271), announce only, from each Mux (and DNS node) to its routers.
+//! - [`sync`]: session sync, the proxies' persistence tables replicated to their peers.
 //! - [`bfd`]: BFD (RFC 5880/5881) beside BGP, for failure detection faster than a hold time.
 //!
 //! Each protocol is a sans-IO state machine (`handle_input(bytes, now)`, `handle_timeout(now)`,
@@ -12,4 +13,5 @@
 
 pub mod bfd;
 pub mod bgp;
+pub mod sync;
 pub mod vrrp;

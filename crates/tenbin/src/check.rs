@@ -13,6 +13,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     let file = path.display().to_string();
     let mut config = Config::parse(&text, &file)?;
     config.load_admin_token(&text, &file, |p| std::fs::read_to_string(p))?;
+    config.load_sync_key(&text, &file, |p| std::fs::read_to_string(p))?;
     Ok(config)
 }
 

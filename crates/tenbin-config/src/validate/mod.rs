@@ -14,6 +14,7 @@ mod mux;
 mod persist;
 mod pool;
 mod records;
+mod sync;
 mod tls;
 
 use std::collections::HashSet;
@@ -60,6 +61,9 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
             key: e.key,
             message: e.message,
         })?;
+    }
+    if let Some(section) = &config.sync {
+        sync::sync(section)?;
     }
     let mut frontend_names = HashSet::new();
     for (i, fe) in config.frontend.iter().enumerate() {

@@ -5,6 +5,11 @@
 //! session. Replies from the server are sent back to the client from the listening socket,
 //! so the client sees the address it talked to. A session ends after `idle_timeout` without
 //! traffic in either direction, or when the server answers with ICMP port unreachable.
+//!
+//! With a `sessions` table (the tier gives every frontend one, kept across applies) each
+//! new session is recorded as client address → server, and a new session for a client the
+//! table knows goes back to that server: session sync fills the table from a peer, so after
+//! a failover a client's flow keeps its server.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,8 +24,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::debug;
 
+use tenbin_core::persist::PersistKey;
+
 use super::copy::Activity;
 use super::{client_key, ActiveGuard, L4Stats};
+use crate::persist::{PersistConfig, PersistMode, Persistence};
 use crate::pool::{Lease, Outcome, Pool};
 
 /// Largest datagram relayed.
@@ -35,6 +43,36 @@ pub struct UdpFrontend {
     /// Sessions beyond this are refused (their datagrams dropped), bounding memory.
     pub max_sessions: usize,
     pub stats: Arc<L4Stats>,
+    /// Client address → server of the sessions opened (see the module docs).
+    pub sessions: Option<Arc<Persistence>>,
+}
+
+/// Key domain of UDP session keys (the persistence modes use 1 to 4).
+const UDP_DOMAIN: u8 = 5;
+
+/// The table key of a client's socket address, identical on every node.
+pub fn session_key(client: SocketAddr) -> PersistKey {
+    let mut b = [0u8; 18];
+    let n = match client.ip() {
+        IpAddr::V4(ip) => {
+            b[..4].copy_from_slice(&ip.octets());
+            4
+        }
+        IpAddr::V6(ip) => {
+            b[..16].copy_from_slice(&ip.octets());
+            16
+        }
+    };
+    b[n..n + 2].copy_from_slice(&client.port().to_be_bytes());
+    PersistKey::from_bytes(UDP_DOMAIN, &b[..n + 2])
+}
+
+/// A session table for `fe`: as many entries as sessions, forgotten after the idle timeout.
+pub fn session_table(fe: &UdpFrontend) -> Arc<Persistence> {
+    let mut cfg = PersistConfig::new(PersistMode::Source, "");
+    cfg.table_size = fe.max_sessions;
+    cfg.idle_timeout = fe.idle_timeout;
+    Arc::new(Persistence::new(cfg))
 }
 
 impl UdpFrontend {
@@ -45,6 +83,7 @@ impl UdpFrontend {
             idle_timeout: super::UDP_IDLE,
             max_sessions: 65_536,
             stats: Arc::default(),
+            sessions: None,
         }
     }
 
@@ -144,13 +183,20 @@ async fn open(
         L4Stats::bump(&fe.stats.failed);
         return None;
     }
-    let lease = match fe.pool.try_acquire(client_key(&fe.pool, client.ip()), &[]) {
-        Ok(l) => l,
-        Err(e) => {
-            debug!(frontend = %fe.name, client = %client, error = %e, "udp: no server");
-            L4Stats::bump(&fe.stats.failed);
-            return None;
-        }
+    let known = fe.sessions.as_ref().and_then(|t| {
+        let server = t.lookup(session_key(client), t.current())?;
+        fe.pool.acquire_pinned(server)
+    });
+    let lease = match known {
+        Some(l) => l,
+        None => match fe.pool.try_acquire(client_key(&fe.pool, client.ip()), &[]) {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(frontend = %fe.name, client = %client, error = %e, "udp: no server");
+                L4Stats::bump(&fe.stats.failed);
+                return None;
+            }
+        },
     };
     let unspecified = match lease.addr().ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -175,6 +221,9 @@ async fn open(
         activity: Activity::new(),
     });
     lock(table).insert(client, Arc::clone(&session));
+    if let Some(t) = &fe.sessions {
+        t.learn(session_key(client), lease.id(), t.current());
+    }
     L4Stats::bump(&fe.stats.accepted);
     Some((session, lease))
 }

@@ -22,6 +22,7 @@
 
 mod config;
 mod cookie;
+mod feed;
 mod l4;
 mod lease;
 mod modes;
@@ -34,11 +35,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
+
 use tenbin_core::persist::{PersistKey, PersistTable};
 use tenbin_core::BackendId;
 
 pub use config::{for_pools, from_config};
 pub use cookie::SetCookieAttrs;
+pub use feed::{Feed, Learned};
 pub use l4::L4Sticky;
 pub use lease::hold;
 pub use servers::{Member, ServerSet};
@@ -190,6 +194,8 @@ pub struct Persistence {
     table: Mutex<PersistTable>,
     clock: Clock,
     counts: Counts,
+    /// Session sync's change feed with this table's name (see `feed`).
+    feed: ArcSwapOption<(Arc<str>, Feed)>,
 }
 
 /// Lookups and evictions, counted beside the table (its lock already serialises them).
@@ -234,6 +240,7 @@ impl Persistence {
             table: Mutex::new(table),
             clock,
             counts: Counts::default(),
+            feed: ArcSwapOption::empty(),
         }
     }
 
@@ -276,9 +283,7 @@ impl Persistence {
 
     /// Pins `key` to `server`.
     pub fn learn(&self, key: PersistKey, server: BackendId, now: Duration) {
-        if self.table().insert(key, server, now).is_some() {
-            self.counts.evictions.fetch_add(1, Relaxed);
-        }
+        self.learn_and_report(key, server, now);
     }
 
     /// The table's size and counters now.

@@ -135,8 +135,9 @@ pub(super) enum Built {
     Datagram(UdpFrontend),
 }
 
-/// Builds what `f` runs over `pools`; `stats` carry over for L4 frontends and `old_tls` is
-/// reused when the frontend's TLS section did not change.
+/// Builds what `f` runs over `pools`; `stats` carry over for L4 frontends, `old_tls` is
+/// reused when the frontend's TLS section did not change, and a UDP frontend keeps
+/// `old_sessions` while its bounds are unchanged.
 pub(super) fn frontend(
     f: &Frontend,
     config: &Config,
@@ -144,6 +145,7 @@ pub(super) fn frontend(
     old_tls: Option<&TlsRuntime>,
     stats: &Arc<L4Stats>,
     splice: bool,
+    old_sessions: Option<&Arc<Persistence>>,
 ) -> Result<Built, TierError> {
     let name = f.name.get_ref();
     let slot = |p: &str| {
@@ -229,6 +231,15 @@ pub(super) fn frontend(
             };
             let mut fe = UdpFrontend::from_config(f, default.pool.clone());
             fe.stats = Arc::clone(stats);
+            let same = |t: &&Arc<Persistence>| {
+                t.config().idle_timeout == fe.idle_timeout
+                    && t.config().table_size == fe.max_sessions
+            };
+            fe.sessions = Some(
+                old_sessions
+                    .filter(same)
+                    .map_or_else(|| crate::l4::udp::session_table(&fe), Arc::clone),
+            );
             Ok(Built::Datagram(fe))
         }
     }

@@ -13,7 +13,9 @@
 //!   stop accepting; a removed frontend's connections finish their requests and are cut after
 //!   the grace period;
 //! - everything that can fail (building handlers, loading certificates, binding) happens
-//!   before anything changes, so a failed apply leaves the tier as it was.
+//!   before anything changes, so a failed apply leaves the tier as it was;
+//! - [`SyncTables`] is session sync's view of the persistence tables: a change feed
+//!   installed on every table and a merge of peers' entries by server name.
 //!
 //! [`ProxyTier::stats`] reads every frontend's counters and every pool's servers as plain
 //! data (`/metrics` renders it).
@@ -24,6 +26,7 @@
 mod build;
 mod listen;
 mod stats;
+mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -44,6 +47,7 @@ use crate::pool::Pool;
 
 use build::{Built, PoolSlot, TlsRuntime};
 use listen::{Conns, Handler};
+pub use sync::{SyncEntry, SyncTables};
 
 pub use stats::{FrontendStats, FrontendTraffic, L4Snapshot, PoolStats, ProxyStats};
 
@@ -93,6 +97,7 @@ pub struct ProxyTier {
     ctx: TierContext,
     pools: BTreeMap<String, PoolSlot>,
     frontends: BTreeMap<String, Running>,
+    sync: SyncTables,
 }
 
 #[derive(Debug)]
@@ -142,6 +147,7 @@ impl ProxyTier {
             ctx,
             pools: BTreeMap::new(),
             frontends: BTreeMap::new(),
+            sync: SyncTables::default(),
         };
         tier.apply(config).await?;
         Ok(tier)
@@ -176,6 +182,10 @@ impl ProxyTier {
             let built = if rebuild {
                 let stats = old.map_or_else(Arc::default, |o| Arc::clone(&o.stats));
                 let old_tls = old.and_then(|o| o.tls.as_ref());
+                let old_sessions = old.and_then(|o| match &o.live {
+                    Live::Datagram(fe) => fe.load().sessions.clone(),
+                    Live::Stream { .. } => None,
+                });
                 Some(build::frontend(
                     f,
                     config,
@@ -183,6 +193,7 @@ impl ProxyTier {
                     old_tls,
                     &stats,
                     self.ctx.splice,
+                    old_sessions.as_ref(),
                 )?)
             } else {
                 None
@@ -232,6 +243,14 @@ impl ProxyTier {
         for plan in plans {
             self.commit(plan);
         }
+        let udp = self.frontends.iter().filter_map(|(name, r)| match &r.live {
+            Live::Datagram(fe) => {
+                let fe = fe.load();
+                Some((name.clone(), fe.pool.clone(), fe.sessions.clone()?))
+            }
+            Live::Stream { .. } => None,
+        });
+        self.sync.refresh(&self.pools, udp.collect());
         Ok(())
     }
 
@@ -241,6 +260,11 @@ impl ProxyTier {
             .iter()
             .map(|(n, s)| (n.clone(), s.pool.clone()))
             .collect()
+    }
+
+    /// The pools' persistence tables for session sync (follows later applies).
+    pub fn sync_tables(&self) -> SyncTables {
+        self.sync.clone()
     }
 
     /// Every frontend as it runs now, by name.

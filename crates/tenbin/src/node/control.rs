@@ -71,6 +71,7 @@ pub(super) struct Node {
     pub agent: Agent,
     /// The node's health bus: every tier's entries under typed keys, and `NodeHealth`.
     pub bus: HealthBus,
+    pub sync: Option<super::sync::SyncRole>,
     pub admin: Option<AdminListener>,
     pub counters: NodeCounters,
     myself: Weak<Mutex<Node>>,
@@ -111,10 +112,15 @@ impl Control {
             .apply(config.agent.as_ref(), &xdp)
             .await
             .map_err(|e| anyhow::anyhow!("[agent]: {e}"))?;
+        let sync = match &config.sync {
+            Some(section) => Some(super::sync::start(section, proxy.sync_tables(), &ctx).await?),
+            None => None,
+        };
         if proxy.frontends().is_empty()
             && dns.is_none()
             && config.mux.is_none()
             && config.agent.is_none()
+            && sync.is_none()
         {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
@@ -131,6 +137,7 @@ impl Control {
             mux,
             agent,
             bus,
+            sync,
             admin: None,
             counters: NodeCounters::new(path),
             myself: Weak::new(),
@@ -340,6 +347,12 @@ impl Node {
                         lines.push(refused(change, e));
                         continue;
                     }
+                }
+                Change::Sync(_) => {
+                    tracing::warn!(change = %change.describe(), "applied at the next restart");
+                    applied.sync = self.effective.sync.clone();
+                    lines.push(format!("{} (at the next restart)", change.describe()));
+                    continue;
                 }
                 _ => {}
             }

@@ -8,6 +8,7 @@
 //!   diff-and-apply path as a reload and survive the next health snapshot.
 //! - `state`: the admin API's view of the tiers.
 //! - `stats`: [`NodeStats`], every tier's counters for `/metrics`.
+//! - `sync`: `[sync]`, the persistence tables replicated to and from the peers.
 //! - `watch`: the config and certificate file watcher (`notify`).
 //!
 //! The tiers publish their health to one `tenbin_health::bus::HealthBus` (typed keys, and
@@ -27,6 +28,7 @@ mod mux;
 mod overlay;
 mod state;
 mod stats;
+mod sync;
 mod watch;
 
 use std::path::Path;

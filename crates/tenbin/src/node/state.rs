@@ -119,6 +119,9 @@ impl Node {
         if agent.is_some() {
             tiers.push("agent".to_string());
         }
+        if self.sync.is_some() {
+            tiers.push("sync".to_string());
+        }
         if self.admin.is_some() {
             tiers.push("admin".to_string());
         }
@@ -149,6 +152,7 @@ impl Node {
                     detail: r.detail.clone(),
                 })
                 .collect(),
+            sync: self.sync.as_ref().map(|s| s.state()),
         }
     }
 }

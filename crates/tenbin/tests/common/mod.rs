@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

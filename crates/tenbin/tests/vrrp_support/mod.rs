@@ -126,16 +126,26 @@ impl Lab {
 
     /// Starts `tenbin vrrp` on node `h` with `config` (a whole TOML file).
     pub fn tenbin(&mut self, h: &str, config: &str) {
-        let file = self.dir.join(format!("{h}.toml"));
+        self.spawn_tenbin(h, h, "vrrp", config);
+    }
+
+    /// Starts `tenbin run` on node `h` with `config`, as process `name` (for [`Lab::kill9`]),
+    /// logging to `name.log`.
+    pub fn tenbin_run(&mut self, h: &str, name: &str, config: &str) {
+        self.spawn_tenbin(h, name, "run", config);
+    }
+
+    fn spawn_tenbin(&mut self, h: &str, name: &str, command: &str, config: &str) {
+        let file = self.dir.join(format!("{name}.toml"));
         std::fs::write(&file, config).expect("config");
-        let log = File::create(self.dir.join(format!("{h}.log"))).expect("log");
+        let log = File::create(self.dir.join(format!("{name}.log"))).expect("log");
         let child = Command::new("ip")
             .args([
                 "netns",
                 "exec",
                 &self.ns(h),
                 env!("CARGO_BIN_EXE_tenbin"),
-                "vrrp",
+                command,
                 "-c",
             ])
             .arg(&file)
@@ -146,7 +156,7 @@ impl Lab {
             .spawn()
             .expect("start tenbin");
         self.procs.push(Proc {
-            name: h.to_owned(),
+            name: name.to_owned(),
             child,
             child_pid_file: None,
         });
@@ -457,7 +467,8 @@ impl Drop for Lab {
     }
 }
 
-fn enter(ns: &str) {
+/// Moves the calling thread into namespace `ns`.
+pub fn enter(ns: &str) {
     let fd = File::open(format!("/var/run/netns/{ns}")).expect("netns file");
     nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
