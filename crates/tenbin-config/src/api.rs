@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::AdminState;
 
+pub mod vrrp;
+pub use vrrp::{VrrpDrops, VrrpInstanceState, VrrpState};
+
 /// Everything a node runs, as the admin API's state endpoint returns it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
@@ -23,6 +26,9 @@ pub struct NodeState {
     pub dns: Option<DnsState>,
     /// The address the admin API is bound to.
     pub admin: Option<SocketAddr>,
+    /// `[vrrp]`: each virtual router's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpState>,
 }
 
 /// One `[[frontend]]` and the addresses it is bound to now.

@@ -5,6 +5,7 @@
 
 use crate::dns::DnsSection;
 use crate::mux::{AgentSection, MuxSection};
+use crate::vrrp::VrrpSection;
 use crate::{Admin, Config, Frontend, Pool, Server};
 
 /// One unit of change. Servers are compared by name inside a pool, so a changed address or
@@ -37,6 +38,7 @@ pub enum Change {
     Dns(Option<Box<DnsSection>>),
     Mux(Option<Box<MuxSection>>),
     Agent(Option<Box<AgentSection>>),
+    Vrrp(Option<Box<VrrpSection>>),
 }
 
 impl Change {
@@ -69,6 +71,7 @@ impl Change {
             Change::Dns(d) => set("dns", d.is_some()),
             Change::Mux(m) => set("mux", m.is_some()),
             Change::Agent(a) => set("agent", a.is_some()),
+            Change::Vrrp(v) => set("vrrp", v.is_some()),
         }
     }
 
@@ -129,6 +132,9 @@ impl ConfigDiff {
         }
         if old.agent != new.agent {
             changes.push(Change::Agent(new.agent.clone().map(Box::new)));
+        }
+        if old.vrrp != new.vrrp {
+            changes.push(Change::Vrrp(new.vrrp.clone().map(Box::new)));
         }
         ConfigDiff { changes }
     }

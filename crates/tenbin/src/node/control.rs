@@ -61,6 +61,7 @@ pub(super) struct Node {
     pub proxy: ProxyTier,
     pub health: ProxyHealth,
     pub dns: Option<DnsTier>,
+    pub vrrp: Option<super::vrrp::VrrpRole>,
     pub admin: Option<AdminListener>,
     myself: Weak<Mutex<Node>>,
 }
@@ -89,9 +90,17 @@ impl Control {
             Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker)?),
             None => None,
         };
-        if proxy.frontends().is_empty() && dns.is_none() {
+        let vrrp = match &config.vrrp {
+            Some(section) => {
+                let tracked = super::vrrp::readiness(&proxy.frontends(), &health.snapshot());
+                Some(super::vrrp::start(section, path, &tracked)?)
+            }
+            None => None,
+        };
+        if proxy.frontends().is_empty() && dns.is_none() && vrrp.is_none() {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
+        let health_rx = health.subscribe();
         let node = Node {
             path: path.to_path_buf(),
             file: config.clone(),
@@ -102,10 +111,18 @@ impl Control {
             proxy,
             health,
             dns,
+            vrrp,
             admin: None,
             myself: Weak::new(),
         };
+        let shutdown = node.ctx.shutdown.clone();
+        let tracker = node.ctx.tracker.clone();
         let inner = Arc::new(Mutex::new(node));
+        tracker.spawn(super::vrrp::follow(
+            Arc::downgrade(&inner),
+            health_rx,
+            shutdown,
+        ));
         {
             let mut node = inner.lock().await;
             node.myself = Arc::downgrade(&inner);
@@ -159,6 +176,15 @@ impl Control {
     pub async fn watched_files(&self) -> (PathBuf, Vec<PathBuf>) {
         let node = self.inner.lock().await;
         (node.path.clone(), node.proxy.certificate_files())
+    }
+
+    /// Hands the VIPs over (priority 0) and stops the virtual routers: at shutdown, before
+    /// the listeners close.
+    pub async fn stop_vrrp(&self) {
+        let role = self.inner.lock().await.vrrp.take();
+        if let Some(role) = role {
+            role.shutdown().await;
+        }
     }
 
     /// Stops the health checks (at shutdown; listeners follow the node's token).
@@ -273,6 +299,24 @@ impl Node {
                         }
                     }
                 }
+                Change::Vrrp(section) => match self.apply_vrrp(section.as_deref()).await {
+                    Ok(Some(line)) => {
+                        lines.push(line.to_string());
+                        continue;
+                    }
+                    Ok(None) => {
+                        tracing::warn!(change = %change.describe(), "applied at the next restart");
+                        applied.vrrp = self.effective.vrrp.clone();
+                        lines.push(format!("{} (at the next restart)", change.describe()));
+                        continue;
+                    }
+                    Err(e) => {
+                        applied.vrrp = self.effective.vrrp.clone();
+                        tracing::error!("reload: {e:#}");
+                        lines.push(format!("[vrrp] not applied: {e:#}"));
+                        continue;
+                    }
+                },
                 Change::Mux(_) | Change::Agent(_) => {
                     tracing::warn!(change = %change.describe(), "applied at the next restart");
                     applied.mux = self.effective.mux.clone();

@@ -5,6 +5,7 @@
 //! - `overlay`: operator actions as overrides on top of the file, so they take the same
 //!   diff-and-apply path as a reload and survive the next health snapshot.
 //! - `state`: the admin API's view of the tiers.
+//! - `vrrp`: the `[vrrp]` role (virtual routers, VIP guard, tracked tier health).
 //! - `watch`: the config and certificate file watcher (`notify`).
 //!
 //! Every long-lived task runs on one `TaskTracker`; one `CancellationToken` (`shutdown`)
@@ -17,6 +18,7 @@
 mod control;
 mod overlay;
 mod state;
+pub mod vrrp;
 mod watch;
 
 use std::path::Path;
@@ -69,6 +71,9 @@ pub async fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
             }
         }
     }
+    // The VIPs go first, so the backup serves new requests at once while this node's
+    // listeners still finish what arrived before.
+    control.stop_vrrp().await;
     tracing::info!(grace = ?ctx.grace, "shutting down: listeners closed, draining");
     ctx.shutdown.cancel();
     control.stop().await;

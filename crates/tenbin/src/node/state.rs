@@ -110,6 +110,9 @@ impl Node {
         if dns.is_some() {
             tiers.push("dns".to_string());
         }
+        if self.vrrp.is_some() {
+            tiers.push("vrrp".to_string());
+        }
         if self.admin.is_some() {
             tiers.push("admin".to_string());
         }
@@ -121,6 +124,7 @@ impl Node {
             pools,
             dns,
             admin: self.admin.as_ref().map(|a| a.addr),
+            vrrp: self.vrrp.as_ref().map(|v| v.state()),
         }
     }
 }

@@ -3,8 +3,12 @@
 //!
 //! - Start: stale VIPs (left by a crashed run) are removed, link state is read, machines
 //!   start.
-//! - Inputs ([`Handle::send`]): a tracked object up or down, node fault on/off, shutdown
-//!   (a master then sends priority 0 and releases its VIPs before [`Driver::run`] returns).
+//! - Inputs ([`Handle::send`]): a tracked object up or down, node fault on/off, a live
+//!   config change ([`InstanceConfig::live_change`]), shutdown (a master then sends
+//!   priority 0 and keeps its VIPs until the new master's first advert arrives, at most two
+//!   intervals, so no packet to a VIP finds nobody; then releases them and
+//!   [`Driver::run`] returns).
+//! - Status ([`Handle::status`]): each router's state, priority, master and counters.
 //! - Outputs: adverts to the group or the unicast peers, VIPs through netlink (with a
 //!   lifetime the master refreshes), gratuitous ARP / unsolicited NA on takeover, probes run
 //!   on a short-lived thread, the notify script, and an [`Event`] per state change.
@@ -15,6 +19,7 @@ pub mod arp;
 pub mod netlink;
 mod notify;
 pub mod socket;
+mod status;
 pub mod track;
 
 use std::io::{self, Read, Write};
@@ -23,6 +28,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -31,10 +37,11 @@ use pnet_datalink::NetworkInterface;
 
 use super::machine::Counters;
 use super::{ChecksumMode, Machine, Output, Probe, Received, Settings, State};
+pub use status::Status;
 use track::{Track, Tracking};
 
 /// One virtual router as the driver runs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceConfig {
     pub name: String,
     pub interface: String,
@@ -74,6 +81,9 @@ pub enum Input {
     Tracked { name: String, up: bool },
     /// The node cannot serve (or can again): every instance to Fault (or out of it).
     Fault(bool),
+    /// The routers' new configs, matched by name; only the fields
+    /// [`InstanceConfig::live_change`] accepts are taken, the rest is ignored.
+    Reconfigure(Vec<InstanceConfig>),
     /// Graceful stop: masters send priority 0 and release.
     Shutdown,
 }
@@ -99,7 +109,8 @@ enum Msg {
 #[derive(Debug, Clone)]
 pub struct Handle {
     tx: Sender<Msg>,
-    wake: std::sync::Arc<UnixStream>,
+    wake: Arc<UnixStream>,
+    status: Arc<Mutex<Vec<Status>>>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -114,6 +125,14 @@ impl std::fmt::Debug for Msg {
 impl Handle {
     pub fn send(&self, input: Input) {
         self.post(Msg::Input(input));
+    }
+
+    /// Every router's state as of the driver's last wake-up.
+    pub fn status(&self) -> Vec<Status> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn post(&self, m: Msg) {
@@ -134,6 +153,10 @@ struct Instance {
     links_down: Vec<u32>,
     tracked_links: Vec<u32>,
     refreshed: Option<Instant>,
+    transitions: u64,
+    /// Shutting down as master: the VIPs go when an advert from the new master arrives
+    /// (`received` passes this count) or at the deadline.
+    handover: Option<(u64, Instant)>,
 }
 
 /// The running VRRP speaker of a node.
@@ -162,9 +185,11 @@ impl Driver {
         let (wake_rx, wake_tx) = UnixStream::pair()?;
         wake_rx.set_nonblocking(true)?;
         wake_tx.set_nonblocking(true)?;
+        let status = configs.iter().map(Status::new).collect();
         let handle = Handle {
             tx,
-            wake: std::sync::Arc::new(wake_tx),
+            wake: Arc::new(wake_tx),
+            status: Arc::new(Mutex::new(status)),
         };
         let mut nl = netlink::Netlink::new()?;
         let links = netlink::LinkWatch::new()?;
@@ -218,6 +243,8 @@ impl Driver {
                 links_down,
                 tracked_links,
                 refreshed: None,
+                transitions: 0,
+                handover: None,
             });
         }
         let driver = Driver {
@@ -233,6 +260,12 @@ impl Driver {
 
     /// Runs until [`Input::Shutdown`]; `events` hears every state change.
     pub fn run(mut self, mut events: impl FnMut(Event)) -> io::Result<Vec<(String, Counters)>> {
+        // Inputs sent before the start (the node's tracked objects) count from the start,
+        // so a node that cannot serve starts in Fault instead of passing through Backup.
+        let mut stopping = false;
+        while let Ok(m) = self.rx.try_recv() {
+            stopping |= self.on_msg(m, Instant::now());
+        }
         for i in 0..self.instances.len() {
             let inst = &self.instances[i];
             for vip in &inst.cfg.vips {
@@ -245,18 +278,22 @@ impl Driver {
             inst.machine.set_fault(fault, now);
             inst.machine.startup(now);
         }
-        let mut stopping = false;
         loop {
             for i in 0..self.instances.len() {
                 self.flush(i, &mut events);
             }
-            if stopping {
+            if stopping && self.handed_over(Instant::now())? {
+                self.publish();
                 break;
             }
+            self.publish();
             let timeout = self
                 .instances
                 .iter()
-                .filter_map(|i| i.machine.poll_timeout())
+                .filter_map(|i| match i.handover {
+                    Some((_, deadline)) => Some(deadline),
+                    None => i.machine.poll_timeout(),
+                })
                 .min();
             let wait = match timeout {
                 None => PollTimeout::NONE,
@@ -290,15 +327,7 @@ impl Driver {
                 self.on_link(ix, up, now);
             }
             for inst in &mut self.instances {
-                while let Some(d) = inst.sock.recv()? {
-                    let rx = Received {
-                        src: d.src,
-                        dst: d.dst,
-                        ttl: d.ttl,
-                        payload: &d.payload,
-                    };
-                    inst.machine.handle_input(&rx, now);
-                }
+                inst.receive(now)?;
                 if inst.machine.poll_timeout().is_some_and(|t| t <= now) {
                     inst.machine.handle_timeout(now);
                 }
@@ -323,9 +352,30 @@ impl Driver {
             }
             Msg::Input(Input::Shutdown) => {
                 for inst in &mut self.instances {
+                    if inst.machine.state() == State::Master {
+                        let wait = Duration::from_millis(u64::from(inst.cfg.interval) * 20);
+                        inst.handover = Some((inst.machine.counters().received, now + wait));
+                    }
                     inst.machine.shutdown(now);
                 }
                 return true;
+            }
+            Msg::Input(Input::Reconfigure(configs)) => {
+                for inst in &mut self.instances {
+                    let Some(new) = configs.iter().find(|c| c.name == inst.cfg.name) else {
+                        continue;
+                    };
+                    if inst.cfg.live_change(new) != Some(true) {
+                        continue;
+                    }
+                    inst.machine
+                        .reconfigure(new.priority, new.preempt, new.preempt_delay);
+                    inst.tracking.respec(new.track.clone());
+                    inst.machine.set_priority_delta(inst.tracking.delta());
+                    inst.machine.set_fault(inst.is_faulty(), now);
+                    inst.cfg = new.clone();
+                    tracing::info!(instance = %inst.cfg.name, priority = inst.machine.priority(), "vrrp: reconfigured");
+                }
             }
             Msg::Input(Input::Fault(on)) => {
                 for inst in &mut self.instances {
@@ -404,6 +454,9 @@ impl Driver {
                     arp::announce_v6(&inst.iface, &v6, inst.cfg.garp_repeat)?;
                 }
             }
+            Output::Release if inst.handover.is_some() => {
+                // Kept until the new master is heard (see `handed_over`).
+            }
             Output::Release => {
                 inst.refreshed = None;
                 for vip in &inst.cfg.vips {
@@ -432,6 +485,7 @@ impl Driver {
                 });
             }
             Output::Transition { from, to, reason } => {
+                inst.transitions += 1;
                 let prio = inst.machine.priority();
                 tracing::info!(instance = %inst.cfg.name, vrid = inst.cfg.vrid, from = from.name(), to = to.name(), reason, "vrrp state");
                 if let Some(script) = &inst.cfg.notify {
@@ -450,7 +504,67 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// While stopping: releases the VIPs of each former master whose successor has been
+    /// heard (or whose deadline passed); whether every one is done.
+    fn handed_over(&mut self, now: Instant) -> io::Result<bool> {
+        let mut done = true;
+        for inst in &mut self.instances {
+            inst.receive(now)?;
+            let Some((seen, deadline)) = inst.handover else {
+                continue;
+            };
+            let heard = inst.machine.counters().received > seen;
+            if heard || now >= deadline {
+                inst.handover = None;
+                inst.refreshed = None;
+                tracing::info!(instance = %inst.cfg.name, successor_heard = heard, "vrrp: VIPs released after the handover");
+                for vip in &inst.cfg.vips {
+                    self.nl.del_vip(inst.iface.index, *vip)?;
+                }
+            } else {
+                done = false;
+            }
+        }
+        Ok(done)
+    }
+
+    fn publish(&self) {
+        let all = self
+            .instances
+            .iter()
+            .map(|i| Status {
+                name: i.cfg.name.clone(),
+                interface: i.cfg.interface.clone(),
+                vrid: i.cfg.vrid,
+                state: i.machine.state(),
+                priority: i.machine.priority(),
+                configured_priority: i.cfg.priority,
+                master: i.machine.master(),
+                tracked_down: i.tracking.down(),
+                transitions: i.transitions,
+                counters: i.machine.counters().clone(),
+            })
+            .collect();
+        *self.handle.status.lock().unwrap_or_else(|e| e.into_inner()) = all;
+    }
+}
+
 impl Instance {
+    /// Feeds every advertisement waiting on the socket to the machine.
+    fn receive(&mut self, now: Instant) -> io::Result<()> {
+        while let Some(d) = self.sock.recv()? {
+            let rx = Received {
+                src: d.src,
+                dst: d.dst,
+                ttl: d.ttl,
+                payload: &d.payload,
+            };
+            self.machine.handle_input(&rx, now);
+        }
+        Ok(())
+    }
+
     fn is_faulty(&self) -> bool {
         !self.links_down.is_empty() || self.tracking.fault()
     }
