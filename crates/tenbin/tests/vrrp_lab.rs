@@ -40,7 +40,8 @@ fn pair_of(run: bool, tag: &str, interval: &str, extra_a: &str, extra_b: &str) -
     lab
 }
 
-/// kill -9 of master a: its guard removes the VIP, b takes over and answers HTTP.
+/// kill -9 of master a: its guard removes the VIP and sends the priority 0 advert a could
+/// not, b takes over and answers HTTP.
 fn kill_9_case(run: bool, tag: &str) -> Lab {
     let mut lab = pair_of(run, tag, "100ms", "", "probe = [\"10.77.0.3\"]");
     lab.kill9("a");
@@ -50,6 +51,12 @@ fn kill_9_case(run: bool, tag: &str) -> Lab {
     lab.wait_state("b", "MASTER", 10 * S);
     assert!(lab.has_vip("b"));
     lab.wait_http_from("b", 10 * S);
+    lab.stop("b");
+    assert!(
+        lab.log("b").contains("priority_zero_received: 1"),
+        "the guard resigned for the killed master: {}",
+        lab.log("b")
+    );
     lab
 }
 

@@ -584,7 +584,10 @@ fn primary_of(iface: &NetworkInterface, vips: &[IpNet]) -> Option<IpAddr> {
 /// The VIP guard: blocks until `parent` reaches end of file (the driver's process is gone,
 /// whatever killed it, since the kernel closes its end of the pipe), then removes every VIP
 /// of `configs`. Run in a separate process, it takes a SIGKILLed master's VIPs away at once
-/// instead of at the end of their lifetime, so a backup's probe finds them free.
+/// instead of at the end of their lifetime, so a backup's probe finds them free. Where it
+/// removed VIPs (that router was master and did not hand over), it then sends the priority
+/// 0 advert the dead master could not (§6.4.3), so the backup takes over after Skew_Time
+/// instead of Master_Down_Interval.
 pub fn guard_until_eof(mut parent: impl Read, configs: &[InstanceConfig]) -> io::Result<()> {
     let mut buf = [0u8; 64];
     loop {
@@ -596,13 +599,55 @@ pub fn guard_until_eof(mut parent: impl Read, configs: &[InstanceConfig]) -> io:
         }
     }
     let mut nl = netlink::Netlink::new()?;
+    let mut orphaned = Vec::new();
     for cfg in configs {
         let Ok(ix) = nix::net::if_::if_nametoindex(cfg.interface.as_str()) else {
             continue;
         };
+        let mut held = false;
         for vip in &cfg.vips {
-            nl.del_vip(ix, *vip)?;
+            held |= nl.remove_vip(ix, *vip)?;
         }
+        if held {
+            orphaned.push(cfg);
+        }
+    }
+    if !orphaned.is_empty() {
+        let all = pnet_datalink::interfaces();
+        for cfg in orphaned {
+            if let Err(e) = resign(cfg, &all) {
+                tracing::warn!(instance = %cfg.name, "vrrp guard: no priority 0 advert: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends one priority 0 advert for `cfg` from its primary address, as its master would on
+/// shutdown.
+fn resign(cfg: &InstanceConfig, all: &[NetworkInterface]) -> io::Result<()> {
+    let iface = all
+        .iter()
+        .find(|i| i.name == cfg.interface)
+        .ok_or_else(|| io::Error::other(format!("no interface {}", cfg.interface)))?;
+    let primary = cfg
+        .source
+        .or_else(|| primary_of(iface, &cfg.vips))
+        .ok_or_else(|| io::Error::other(format!("{} has no usable address", iface.name)))?;
+    let sock = socket::VrrpSocket::open(&iface.name, iface.index, primary)?;
+    let repr = super::packet::Repr {
+        vrid: cfg.vrid,
+        priority: 0,
+        max_adver_int: cfg.interval,
+        addrs: cfg.vips.iter().map(|v| v.addr()).collect(),
+    };
+    let dsts = if cfg.unicast_peers.is_empty() {
+        vec![sock.group()]
+    } else {
+        cfg.unicast_peers.clone()
+    };
+    for dst in dsts {
+        sock.send(&repr.emit(primary, dst, cfg.checksum), dst)?;
     }
     Ok(())
 }
