@@ -221,6 +221,11 @@ round() { # stack event interval(ms): prints the outage in ms ("!" appended: VIP
   out=$(cat "$WORK/client.out")
   down a
   down b
+  # LOGS=DIR keeps every round's daemon logs there.
+  if [ -n "${LOGS:-}" ]; then
+    local d="$LOGS/$stack-$event-${ms}ms-$(date +%s%N)"
+    mkdir -p "$d" && cp "$WORK"/*.log "$WORK/client.out" "$d/" 2>/dev/null || true
+  fi
   local outage=${out#*outage_ms=}
   outage=${outage%% *}
   if [[ "$out" != *"answered_by=node-b"* ]]; then

@@ -355,6 +355,16 @@ impl Driver {
                     if inst.machine.state() == State::Master {
                         let wait = Duration::from_millis(u64::from(inst.cfg.interval) * 20);
                         inst.handover = Some((inst.machine.counters().received, now + wait));
+                        // No more adverts, so no more refreshes: the VIPs' lifetime must
+                        // outlast the handover, or they expire before the successor is up.
+                        if inst.cfg.vip_lifetime > 0 {
+                            let life = inst.cfg.vip_lifetime + wait.as_secs() as u32 + 1;
+                            for vip in &inst.cfg.vips {
+                                if let Err(e) = self.nl.add_vip(inst.iface.index, *vip, life) {
+                                    tracing::warn!(instance = %inst.cfg.name, error = %e, "vrrp: VIP not refreshed for the handover");
+                                }
+                            }
+                        }
                     }
                     inst.machine.shutdown(now);
                 }
