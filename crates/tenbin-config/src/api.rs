@@ -16,6 +16,8 @@ pub use agent::{AgentCheckState, AgentState};
 pub use mux::{MuxState, MuxVipState};
 mod sync;
 pub use sync::{SyncPeerState, SyncState};
+pub mod vrrp;
+pub use vrrp::{VrrpDrops, VrrpInstanceState, VrrpState};
 
 /// Everything a node runs, as the admin API's state endpoint returns it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -24,7 +26,7 @@ pub struct NodeState {
     pub config: String,
     /// Bumped by every applied change (reload or operator action).
     pub generation: u64,
-    /// Which tiers run: `proxy`, `dns`, `mux`, `agent`, `sync`, `admin`.
+    /// Which tiers run: `proxy`, `dns`, `mux`, `agent`, `sync`, `vrrp`, `admin`.
     pub tiers: Vec<String>,
     pub frontends: Vec<FrontendState>,
     pub pools: Vec<PoolState>,
@@ -44,6 +46,9 @@ pub struct NodeState {
     /// Session sync with the peers, when `[sync]` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncState>,
+    /// `[vrrp]`: each virtual router's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpState>,
 }
 
 /// One tier's readiness on the node's health bus.

@@ -6,6 +6,7 @@
 use crate::dns::DnsSection;
 use crate::mux::{AgentSection, MuxSection};
 use crate::sync::SyncSection;
+use crate::vrrp::VrrpSection;
 use crate::{Admin, Config, Frontend, Pool, Server};
 
 /// One unit of change. Servers are compared by name inside a pool, so a changed address or
@@ -39,6 +40,7 @@ pub enum Change {
     Mux(Option<Box<MuxSection>>),
     Agent(Option<Box<AgentSection>>),
     Sync(Option<Box<SyncSection>>),
+    Vrrp(Option<Box<VrrpSection>>),
 }
 
 impl Change {
@@ -72,6 +74,7 @@ impl Change {
             Change::Mux(m) => set("mux", m.is_some()),
             Change::Agent(a) => set("agent", a.is_some()),
             Change::Sync(s) => set("sync", s.is_some()),
+            Change::Vrrp(v) => set("vrrp", v.is_some()),
         }
     }
 
@@ -135,6 +138,9 @@ impl ConfigDiff {
         }
         if old.sync != new.sync {
             changes.push(Change::Sync(new.sync.clone().map(Box::new)));
+        }
+        if old.vrrp != new.vrrp {
+            changes.push(Change::Vrrp(new.vrrp.clone().map(Box::new)));
         }
         ConfigDiff { changes }
     }

@@ -19,8 +19,8 @@
 //! probe = ["10.77.0.254"]       # cable-safe promotion: ARP these before taking over
 //! track_interfaces = ["eth1"]
 //!
-//! [[vrrp.instance.track]]             # fed by the node runtime; `tenbin vrrp` alone feeds none
-//! name = "pool/web"             # a name the node reports up or down
+//! [[vrrp.instance.track]]      # fed by `tenbin run`; `tenbin vrrp` alone feeds none
+//! name = "pool/web"             # pool/NAME, frontend/NAME, or proxy (the node can serve)
 //! weight = 50                   # priority decrement while down; omitted: Fault
 //! ```
 

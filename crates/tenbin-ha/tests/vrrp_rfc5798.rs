@@ -538,3 +538,33 @@ fn cable_safe_promotion_does_not_block_preemption_of_a_master_we_hear() {
     }
     assert_eq!(m.state(), State::Master);
 }
+
+#[test]
+fn the_master_address_is_the_advertisers_in_backup_and_ours_in_master() {
+    let t0 = Instant::now();
+    let mut m = started(settings(100, 100), t0);
+    assert_eq!(m.master(), None, "no advert heard yet");
+    feed(&mut m, 200, 100, "10.77.0.9", t0 + ms(10));
+    assert_eq!(m.master(), Some(ip("10.77.0.9")));
+    // The master resigns (priority 0): nobody is master until we take over.
+    feed(&mut m, 0, 100, "10.77.0.9", t0 + ms(20));
+    assert_eq!(m.master(), None);
+    run_until(&mut m, t0 + ms(2_000));
+    assert_eq!(m.state(), State::Master);
+    assert_eq!(m.master(), Some(ip(ME)));
+}
+
+#[test]
+fn a_live_priority_change_lets_a_backup_preempt_at_the_next_advert() {
+    let t0 = Instant::now();
+    let mut m = started(settings(100, 100), t0);
+    feed(&mut m, 150, 100, "10.77.0.9", t0 + ms(10));
+    assert_eq!(m.state(), State::Backup);
+    m.reconfigure(200, true, Duration::ZERO);
+    assert_eq!(m.priority(), 200);
+    // A lower priority master's advert is no longer learned: Master_Down_Timer runs out.
+    feed(&mut m, 150, 100, "10.77.0.9", t0 + ms(1_000));
+    let out = run_until(&mut m, t0 + ms(5_000));
+    assert_eq!(states(&out), vec![State::Master]);
+    assert_eq!(sent_priorities(&out)[0], 200);
+}

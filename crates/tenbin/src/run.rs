@@ -3,7 +3,7 @@
 //!
 //! Today that is the proxy tier (L4 tcp/udp and L7 http frontends over shared, health-checked
 //! pools), the GSLB DNS tier, the XDP roles (`[mux]`, `[agent]`; `tenbin mux run` and `tenbin
-//! agent` run one of them alone) and the admin API.
+//! agent` run one of them alone), the `[vrrp]` virtual routers, `[sync]` and the admin API.
 
 use std::path::Path;
 

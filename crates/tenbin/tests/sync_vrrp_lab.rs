@@ -181,8 +181,8 @@ fn sticky_sessions_land_on_the_same_servers_after_kill_9_of_the_master() {
     lab.wait_state("a", "MASTER", 10 * S);
     lab.tenbin("b", &node_config(&n, 100, "100ms", ""));
     lab.wait_state("b", "BACKUP", 10 * S);
-    lab.tenbin_run("a", "a-run", &run_config(1, 2));
-    lab.tenbin_run("b", "b-run", &run_config(2, 1));
+    lab.tenbin_run_as("a", "a-run", &run_config(1, 2));
+    lab.tenbin_run_as("b", "b-run", &run_config(2, 1));
     lab.wait("both sync connections", 20 * S, |l| {
         [1, 2].iter().all(|&n| {
             sync_state(l, n).is_some_and(|s| {

@@ -143,6 +143,9 @@ pub struct Machine {
     /// Last advertisement of this VRID heard, accepted or not (preemption vs one-way loss).
     heard_at: Option<Instant>,
     isolated: bool,
+    /// The current master's primary address: ours in Master, the last accepted advert's
+    /// source in Backup.
+    master: Option<IpAddr>,
     backup_since: Instant,
     out: VecDeque<Output>,
     counters: Counters,
@@ -166,6 +169,7 @@ impl Machine {
             probe_wait: None,
             heard_at: None,
             isolated: false,
+            master: None,
             backup_since: now,
             out: VecDeque::new(),
             counters: Counters::default(),
@@ -182,6 +186,24 @@ impl Machine {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The master's primary address as far as this router knows (ours while master).
+    pub fn master(&self) -> Option<IpAddr> {
+        match self.state {
+            State::Master => Some(self.s.primary),
+            State::Backup => self.master,
+            State::Initialize | State::Fault => None,
+        }
+    }
+
+    /// Changes what can change without a restart: the configured priority and preemption.
+    /// A master that no longer owns the addresses (255 to less) keeps running as master
+    /// until a higher priority advert arrives, as after any priority change (§6.4.3).
+    pub fn reconfigure(&mut self, priority: u8, preempt: bool, preempt_delay: Duration) {
+        self.s.priority = priority;
+        self.s.preempt = preempt;
+        self.s.preempt_delay = preempt_delay;
     }
 
     /// The interval learned from the master (§6.4.2), centiseconds.
@@ -295,11 +317,13 @@ impl Machine {
                     // Hearing the master proves the network is back.
                     self.isolated = false;
                     self.enter_backup(now, "advertisement heard again");
+                    self.master = Some(rx.src);
                     self.learn(&repr, now);
                 }
             }
             State::Backup => {
                 self.heard_at = Some(now);
+                self.master = (repr.priority != 0).then_some(rx.src);
                 self.backup_advert(&repr, now);
             }
             State::Master => self.master_advert(&repr, rx.src, now),
@@ -385,6 +409,7 @@ impl Machine {
         if repr.priority > mine || (repr.priority == mine && addr_gt(src, self.s.primary)) {
             self.out.push_back(Output::Release);
             self.enter_backup(now, "higher priority master");
+            self.master = Some(src);
             self.learn(repr, now);
         }
     }
@@ -472,6 +497,7 @@ impl Machine {
     }
 
     fn enter_backup(&mut self, now: Instant, reason: &'static str) {
+        self.master = None;
         self.master_adver_interval = self.s.interval;
         self.backup_since = now;
         let at = now + self.master_down_interval();

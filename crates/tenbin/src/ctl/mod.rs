@@ -47,7 +47,7 @@ pub struct CtlArgs {
 
 #[derive(Subcommand, Debug)]
 enum CtlCommand {
-    /// Frontends, pools and servers (state, weights, sessions), DNS datacenters.
+    /// Frontends, pools and servers (state, weights, sessions), DNS datacenters, VRRP.
     Status,
     /// No new sessions to SERVER; sessions persisted to it still go there.
     Drain { pool: String, server: String },

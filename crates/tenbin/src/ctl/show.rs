@@ -91,7 +91,54 @@ pub fn status(reply: &Value) -> Result<String, Failure> {
         }
         table(&mut out, &rows);
     }
+    if let Some(vrrp) = &state.vrrp {
+        out.push('\n');
+        vrrp_table(&mut out, vrrp);
+    }
     Ok(out)
+}
+
+/// One row per virtual router: state, priority in force (configured), master, tracked
+/// objects down, transitions, adverts and drops.
+fn vrrp_table(out: &mut String, vrrp: &tenbin_config::api::VrrpState) {
+    let mut rows = vec![row([
+        "VRRP",
+        "IFACE",
+        "VRID",
+        "STATE",
+        "PRIORITY",
+        "MASTER",
+        "TRACKED DOWN",
+        "TRANSITIONS",
+        "SENT",
+        "RECEIVED",
+        "DROPPED (ttl/malformed/checksum/other vrid)",
+    ])];
+    for i in &vrrp.instances {
+        let d = &i.drops;
+        rows.push(vec![
+            i.name.clone(),
+            i.interface.clone(),
+            i.vrid.to_string(),
+            i.state.clone(),
+            if i.priority == i.configured_priority {
+                i.priority.to_string()
+            } else {
+                format!("{} ({})", i.priority, i.configured_priority)
+            },
+            i.master.map_or_else(|| "-".into(), |m| m.to_string()),
+            if i.tracked_down.is_empty() {
+                "-".into()
+            } else {
+                i.tracked_down.join(",")
+            },
+            i.transitions.to_string(),
+            i.adverts_sent.to_string(),
+            i.adverts_received.to_string(),
+            format!("{}/{}/{}/{}", d.ttl, d.malformed, d.checksum, d.other_vrid),
+        ]);
+    }
+    table(out, &rows);
 }
 
 /// What a change did: one line per applied change, or that nothing changed.

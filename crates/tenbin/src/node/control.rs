@@ -72,6 +72,7 @@ pub(super) struct Node {
     /// The node's health bus: every tier's entries under typed keys, and `NodeHealth`.
     pub bus: HealthBus,
     pub sync: Option<super::sync::SyncRole>,
+    pub vrrp: Option<super::vrrp::VrrpRole>,
     pub admin: Option<AdminListener>,
     pub counters: NodeCounters,
     myself: Weak<Mutex<Node>>,
@@ -116,14 +117,23 @@ impl Control {
             Some(section) => Some(super::sync::start(section, proxy.sync_tables(), &ctx).await?),
             None => None,
         };
+        let vrrp = match &config.vrrp {
+            Some(section) => {
+                let tracked = super::vrrp::readiness(&proxy.frontends(), &health.snapshot());
+                Some(super::vrrp::start(section, path, &tracked)?)
+            }
+            None => None,
+        };
         if proxy.frontends().is_empty()
             && dns.is_none()
             && config.mux.is_none()
             && config.agent.is_none()
             && sync.is_none()
+            && vrrp.is_none()
         {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
+        let health_rx = health.subscribe();
         let node = Node {
             path: path.to_path_buf(),
             file: config.clone(),
@@ -138,11 +148,19 @@ impl Control {
             agent,
             bus,
             sync,
+            vrrp,
             admin: None,
             counters: NodeCounters::new(path),
             myself: Weak::new(),
         };
+        let shutdown = node.ctx.shutdown.clone();
+        let tracker = node.ctx.tracker.clone();
         let inner = Arc::new(Mutex::new(node));
+        tracker.spawn(super::vrrp::follow(
+            Arc::downgrade(&inner),
+            health_rx,
+            shutdown,
+        ));
         {
             let mut node = inner.lock().await;
             node.myself = Arc::downgrade(&inner);
@@ -212,6 +230,15 @@ impl Control {
     pub async fn watched_files(&self) -> (PathBuf, Vec<PathBuf>) {
         let node = self.inner.lock().await;
         (node.path.clone(), node.proxy.certificate_files())
+    }
+
+    /// Hands the VIPs over (priority 0) and stops the virtual routers: at shutdown, before
+    /// the listeners close.
+    pub async fn stop_vrrp(&self) {
+        let role = self.inner.lock().await.vrrp.take();
+        if let Some(role) = role {
+            role.shutdown().await;
+        }
     }
 
     /// Stops the health checks and the XDP roles (at shutdown; listeners follow the node's
@@ -348,6 +375,24 @@ impl Node {
                         continue;
                     }
                 }
+                Change::Vrrp(section) => match self.apply_vrrp(section.as_deref()).await {
+                    Ok(Some(line)) => {
+                        lines.push(line.to_string());
+                        continue;
+                    }
+                    Ok(None) => {
+                        tracing::warn!(change = %change.describe(), "applied at the next restart");
+                        applied.vrrp = self.effective.vrrp.clone();
+                        lines.push(format!("{} (at the next restart)", change.describe()));
+                        continue;
+                    }
+                    Err(e) => {
+                        applied.vrrp = self.effective.vrrp.clone();
+                        tracing::error!("reload: {e:#}");
+                        lines.push(format!("[vrrp] not applied: {e:#}"));
+                        continue;
+                    }
+                },
                 Change::Sync(_) => {
                     tracing::warn!(change = %change.describe(), "applied at the next restart");
                     applied.sync = self.effective.sync.clone();

@@ -9,6 +9,7 @@
 //! - `state`: the admin API's view of the tiers.
 //! - `stats`: [`NodeStats`], every tier's counters for `/metrics`.
 //! - `sync`: `[sync]`, the persistence tables replicated to and from the peers.
+//! - `vrrp`: the `[vrrp]` role (virtual routers, VIP guard, tracked tier health).
 //! - `watch`: the config and certificate file watcher (`notify`).
 //!
 //! The tiers publish their health to one `tenbin_health::bus::HealthBus` (typed keys, and
@@ -29,6 +30,7 @@ mod overlay;
 mod state;
 mod stats;
 mod sync;
+pub mod vrrp;
 mod watch;
 
 use std::path::Path;
@@ -84,6 +86,9 @@ pub async fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
             }
         }
     }
+    // The VIPs go first, so the backup serves new requests at once while this node's
+    // listeners still finish what arrived before.
+    control.stop_vrrp().await;
     tracing::info!(grace = ?ctx.grace, "shutting down: listeners closed, draining");
     ctx.shutdown.cancel();
     control.stop().await;

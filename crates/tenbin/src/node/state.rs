@@ -122,6 +122,9 @@ impl Node {
         if self.sync.is_some() {
             tiers.push("sync".to_string());
         }
+        if self.vrrp.is_some() {
+            tiers.push("vrrp".to_string());
+        }
         if self.admin.is_some() {
             tiers.push("admin".to_string());
         }
@@ -153,6 +156,7 @@ impl Node {
                 })
                 .collect(),
             sync: self.sync.as_ref().map(|s| s.state()),
+            vrrp: self.vrrp.as_ref().map(|v| v.state()),
         }
     }
 }

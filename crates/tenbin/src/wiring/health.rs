@@ -165,6 +165,11 @@ impl ProxyHealth {
         self.hub.snapshot()
     }
 
+    /// Every snapshot the hub publishes, as it is published.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<HealthSnapshot>> {
+        self.hub.subscribe()
+    }
+
     /// Stops every check.
     pub fn stop(&mut self) {
         for (_, tasks) in std::mem::take(&mut self.checks).into_values() {

@@ -131,8 +131,49 @@ impl Lab {
 
     /// Starts `tenbin run` on node `h` with `config`, as process `name` (for [`Lab::kill9`]),
     /// logging to `name.log`.
-    pub fn tenbin_run(&mut self, h: &str, name: &str, config: &str) {
+    pub fn tenbin_run_as(&mut self, h: &str, name: &str, config: &str) {
         self.spawn_tenbin(h, name, "run", config);
+    }
+
+    /// Starts `tenbin run` (the node: `[vrrp]` beside the proxy tier) on node `h`.
+    pub fn tenbin_run(&mut self, h: &str, config: &str) {
+        self.spawn_tenbin(h, h, "run", config);
+    }
+
+    /// The path of node `h`'s config file (rewrite it and [`Lab::reload`] to apply).
+    pub fn config_path(&self, h: &str) -> PathBuf {
+        self.dir.join(format!("{h}.toml"))
+    }
+
+    /// SIGHUP to node `h`: a `tenbin run` node reloads its file.
+    pub fn reload(&self, h: &str) {
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.name == h)
+            .expect("process of node");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p.child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("SIGHUP");
+    }
+
+    /// `tenbin ctl ARGS` inside node `h` against its admin API (see [`run_config`]).
+    pub fn ctl(&self, h: &str, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(h),
+                env!("CARGO_BIN_EXE_tenbin"),
+                "ctl",
+            ])
+            .args(["--admin", ADMIN])
+            .args(args)
+            .output()
+            .expect("tenbin ctl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn spawn_tenbin(&mut self, h: &str, name: &str, command: &str, config: &str) {
@@ -334,6 +375,11 @@ impl Lab {
 
     /// An HTTP responder on port 80 of node `h` answering with the node's name.
     pub fn http_server(&mut self, h: &str) {
+        self.http_server_on(h, 80);
+    }
+
+    /// An HTTP responder on `port` of node `h` answering with the node's name.
+    pub fn http_server_on(&mut self, h: &str, port: u16) {
         let stop = Arc::new(AtomicBool::new(false));
         self.stops.push(stop.clone());
         let ns = self.ns(h);
@@ -342,9 +388,9 @@ impl Lab {
         std::thread::spawn(move || {
             enter(&ns);
             // Dual-stack: answers on the IPv4 and the IPv6 VIP.
-            let l = TcpListener::bind("[::]:80")
-                .or_else(|_| TcpListener::bind("0.0.0.0:80"))
-                .expect("bind :80");
+            let l = TcpListener::bind(format!("[::]:{port}"))
+                .or_else(|_| TcpListener::bind(format!("0.0.0.0:{port}")))
+                .expect("bind the responder");
             l.set_nonblocking(true).expect("nonblocking");
             let _ = ready_tx.send(());
             while !stop.load(Ordering::Relaxed) {
@@ -479,5 +525,24 @@ pub fn node_config(notify: &str, priority: u8, interval: &str, extra: &str) -> S
         "[vrrp]\nnotify = \"{notify}\"\n\n[[vrrp.instance]]\nname = \"web\"\ninterface = \"eth0\"\n\
          vrid = 51\npriority = {priority}\ninterval = \"{interval}\"\nvips = [\"{VIP}/24\"]\n\
          vip_lifetime = \"1s\"\n{extra}\n"
+    )
+}
+
+/// The admin API of a [`run_config`] node, inside its namespace.
+pub const ADMIN: &str = "127.0.0.1:9900";
+
+/// The backend port of a [`run_config`] node: [`Lab::http_server_on`] it.
+pub const BACKEND_PORT: u16 = 8081;
+
+/// A `tenbin run` node's file: [`node_config`]'s `[vrrp]` and an HTTP frontend on port 80
+/// of every address (so on the VIP once it is here) in front of the node's own responder
+/// on [`BACKEND_PORT`], with a TCP check, and the admin API on [`ADMIN`].
+pub fn run_config(notify: &str, priority: u8, interval: &str, extra: &str) -> String {
+    format!(
+        "[admin]\nlisten = \"{ADMIN}\"\n\n[[frontend]]\nname = \"web\"\nbind = [\"0.0.0.0:80\"]\n\
+         default_pool = \"web\"\n\n[[pool]]\nname = \"web\"\n\
+         health = {{ kind = \"tcp\", interval = \"200ms\", rise = 1, fall = 1 }}\n\n\
+         [[pool.server]]\nname = \"local\"\naddress = \"127.0.0.1:{BACKEND_PORT}\"\n\n{}",
+        node_config(notify, priority, interval, extra)
     )
 }

@@ -3,8 +3,12 @@
 //!
 //! - Start: stale VIPs (left by a crashed run) are removed, link state is read, machines
 //!   start.
-//! - Inputs ([`Handle::send`]): a tracked object up or down, node fault on/off, shutdown
-//!   (a master then sends priority 0 and releases its VIPs before [`Driver::run`] returns).
+//! - Inputs ([`Handle::send`]): a tracked object up or down, node fault on/off, a live
+//!   config change ([`InstanceConfig::live_change`]), shutdown (a master then sends
+//!   priority 0 and keeps its VIPs until the new master's first advert arrives, at most two
+//!   intervals, so no packet to a VIP finds nobody; then releases them and
+//!   [`Driver::run`] returns).
+//! - Status ([`Handle::status`]): each router's state, priority, master and counters.
 //! - Outputs: adverts to the group or the unicast peers, VIPs through netlink (with a
 //!   lifetime the master refreshes), gratuitous ARP / unsolicited NA on takeover, probes run
 //!   on a short-lived thread, the notify script, and an [`Event`] per state change.
@@ -15,6 +19,7 @@ pub mod arp;
 pub mod netlink;
 mod notify;
 pub mod socket;
+mod status;
 pub mod track;
 
 use std::io::{self, Read, Write};
@@ -23,6 +28,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -31,10 +37,11 @@ use pnet_datalink::NetworkInterface;
 
 use super::machine::Counters;
 use super::{ChecksumMode, Machine, Output, Probe, Received, Settings, State};
+pub use status::Status;
 use track::{Track, Tracking};
 
 /// One virtual router as the driver runs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceConfig {
     pub name: String,
     pub interface: String,
@@ -74,6 +81,9 @@ pub enum Input {
     Tracked { name: String, up: bool },
     /// The node cannot serve (or can again): every instance to Fault (or out of it).
     Fault(bool),
+    /// The routers' new configs, matched by name; only the fields
+    /// [`InstanceConfig::live_change`] accepts are taken, the rest is ignored.
+    Reconfigure(Vec<InstanceConfig>),
     /// Graceful stop: masters send priority 0 and release.
     Shutdown,
 }
@@ -99,7 +109,8 @@ enum Msg {
 #[derive(Debug, Clone)]
 pub struct Handle {
     tx: Sender<Msg>,
-    wake: std::sync::Arc<UnixStream>,
+    wake: Arc<UnixStream>,
+    status: Arc<Mutex<Vec<Status>>>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -114,6 +125,14 @@ impl std::fmt::Debug for Msg {
 impl Handle {
     pub fn send(&self, input: Input) {
         self.post(Msg::Input(input));
+    }
+
+    /// Every router's state as of the driver's last wake-up.
+    pub fn status(&self) -> Vec<Status> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn post(&self, m: Msg) {
@@ -134,6 +153,10 @@ struct Instance {
     links_down: Vec<u32>,
     tracked_links: Vec<u32>,
     refreshed: Option<Instant>,
+    transitions: u64,
+    /// Shutting down as master: the VIPs go when an advert from the new master arrives
+    /// (`received` passes this count) or at the deadline.
+    handover: Option<(u64, Instant)>,
 }
 
 /// The running VRRP speaker of a node.
@@ -162,9 +185,11 @@ impl Driver {
         let (wake_rx, wake_tx) = UnixStream::pair()?;
         wake_rx.set_nonblocking(true)?;
         wake_tx.set_nonblocking(true)?;
+        let status = configs.iter().map(Status::new).collect();
         let handle = Handle {
             tx,
-            wake: std::sync::Arc::new(wake_tx),
+            wake: Arc::new(wake_tx),
+            status: Arc::new(Mutex::new(status)),
         };
         let mut nl = netlink::Netlink::new()?;
         let links = netlink::LinkWatch::new()?;
@@ -218,6 +243,8 @@ impl Driver {
                 links_down,
                 tracked_links,
                 refreshed: None,
+                transitions: 0,
+                handover: None,
             });
         }
         let driver = Driver {
@@ -233,6 +260,12 @@ impl Driver {
 
     /// Runs until [`Input::Shutdown`]; `events` hears every state change.
     pub fn run(mut self, mut events: impl FnMut(Event)) -> io::Result<Vec<(String, Counters)>> {
+        // Inputs sent before the start (the node's tracked objects) count from the start,
+        // so a node that cannot serve starts in Fault instead of passing through Backup.
+        let mut stopping = false;
+        while let Ok(m) = self.rx.try_recv() {
+            stopping |= self.on_msg(m, Instant::now());
+        }
         for i in 0..self.instances.len() {
             let inst = &self.instances[i];
             for vip in &inst.cfg.vips {
@@ -245,18 +278,22 @@ impl Driver {
             inst.machine.set_fault(fault, now);
             inst.machine.startup(now);
         }
-        let mut stopping = false;
         loop {
             for i in 0..self.instances.len() {
                 self.flush(i, &mut events);
             }
-            if stopping {
+            if stopping && self.handed_over(Instant::now())? {
+                self.publish();
                 break;
             }
+            self.publish();
             let timeout = self
                 .instances
                 .iter()
-                .filter_map(|i| i.machine.poll_timeout())
+                .filter_map(|i| match i.handover {
+                    Some((_, deadline)) => Some(deadline),
+                    None => i.machine.poll_timeout(),
+                })
                 .min();
             let wait = match timeout {
                 None => PollTimeout::NONE,
@@ -290,15 +327,7 @@ impl Driver {
                 self.on_link(ix, up, now);
             }
             for inst in &mut self.instances {
-                while let Some(d) = inst.sock.recv()? {
-                    let rx = Received {
-                        src: d.src,
-                        dst: d.dst,
-                        ttl: d.ttl,
-                        payload: &d.payload,
-                    };
-                    inst.machine.handle_input(&rx, now);
-                }
+                inst.receive(now)?;
                 if inst.machine.poll_timeout().is_some_and(|t| t <= now) {
                     inst.machine.handle_timeout(now);
                 }
@@ -323,9 +352,40 @@ impl Driver {
             }
             Msg::Input(Input::Shutdown) => {
                 for inst in &mut self.instances {
+                    if inst.machine.state() == State::Master {
+                        let wait = Duration::from_millis(u64::from(inst.cfg.interval) * 20);
+                        inst.handover = Some((inst.machine.counters().received, now + wait));
+                        // No more adverts, so no more refreshes: the VIPs' lifetime must
+                        // outlast the handover, or they expire before the successor is up.
+                        if inst.cfg.vip_lifetime > 0 {
+                            let life = inst.cfg.vip_lifetime + wait.as_secs() as u32 + 1;
+                            for vip in &inst.cfg.vips {
+                                if let Err(e) = self.nl.add_vip(inst.iface.index, *vip, life) {
+                                    tracing::warn!(instance = %inst.cfg.name, error = %e, "vrrp: VIP not refreshed for the handover");
+                                }
+                            }
+                        }
+                    }
                     inst.machine.shutdown(now);
                 }
                 return true;
+            }
+            Msg::Input(Input::Reconfigure(configs)) => {
+                for inst in &mut self.instances {
+                    let Some(new) = configs.iter().find(|c| c.name == inst.cfg.name) else {
+                        continue;
+                    };
+                    if inst.cfg.live_change(new) != Some(true) {
+                        continue;
+                    }
+                    inst.machine
+                        .reconfigure(new.priority, new.preempt, new.preempt_delay);
+                    inst.tracking.respec(new.track.clone());
+                    inst.machine.set_priority_delta(inst.tracking.delta());
+                    inst.machine.set_fault(inst.is_faulty(), now);
+                    inst.cfg = new.clone();
+                    tracing::info!(instance = %inst.cfg.name, priority = inst.machine.priority(), "vrrp: reconfigured");
+                }
             }
             Msg::Input(Input::Fault(on)) => {
                 for inst in &mut self.instances {
@@ -404,6 +464,9 @@ impl Driver {
                     arp::announce_v6(&inst.iface, &v6, inst.cfg.garp_repeat)?;
                 }
             }
+            Output::Release if inst.handover.is_some() => {
+                // Kept until the new master is heard (see `handed_over`).
+            }
             Output::Release => {
                 inst.refreshed = None;
                 for vip in &inst.cfg.vips {
@@ -432,6 +495,7 @@ impl Driver {
                 });
             }
             Output::Transition { from, to, reason } => {
+                inst.transitions += 1;
                 let prio = inst.machine.priority();
                 tracing::info!(instance = %inst.cfg.name, vrid = inst.cfg.vrid, from = from.name(), to = to.name(), reason, "vrrp state");
                 if let Some(script) = &inst.cfg.notify {
@@ -450,7 +514,67 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// While stopping: releases the VIPs of each former master whose successor has been
+    /// heard (or whose deadline passed); whether every one is done.
+    fn handed_over(&mut self, now: Instant) -> io::Result<bool> {
+        let mut done = true;
+        for inst in &mut self.instances {
+            inst.receive(now)?;
+            let Some((seen, deadline)) = inst.handover else {
+                continue;
+            };
+            let heard = inst.machine.counters().received > seen;
+            if heard || now >= deadline {
+                inst.handover = None;
+                inst.refreshed = None;
+                tracing::info!(instance = %inst.cfg.name, successor_heard = heard, "vrrp: VIPs released after the handover");
+                for vip in &inst.cfg.vips {
+                    self.nl.del_vip(inst.iface.index, *vip)?;
+                }
+            } else {
+                done = false;
+            }
+        }
+        Ok(done)
+    }
+
+    fn publish(&self) {
+        let all = self
+            .instances
+            .iter()
+            .map(|i| Status {
+                name: i.cfg.name.clone(),
+                interface: i.cfg.interface.clone(),
+                vrid: i.cfg.vrid,
+                state: i.machine.state(),
+                priority: i.machine.priority(),
+                configured_priority: i.cfg.priority,
+                master: i.machine.master(),
+                tracked_down: i.tracking.down(),
+                transitions: i.transitions,
+                counters: i.machine.counters().clone(),
+            })
+            .collect();
+        *self.handle.status.lock().unwrap_or_else(|e| e.into_inner()) = all;
+    }
+}
+
 impl Instance {
+    /// Feeds every advertisement waiting on the socket to the machine.
+    fn receive(&mut self, now: Instant) -> io::Result<()> {
+        while let Some(d) = self.sock.recv()? {
+            let rx = Received {
+                src: d.src,
+                dst: d.dst,
+                ttl: d.ttl,
+                payload: &d.payload,
+            };
+            self.machine.handle_input(&rx, now);
+        }
+        Ok(())
+    }
+
     fn is_faulty(&self) -> bool {
         !self.links_down.is_empty() || self.tracking.fault()
     }
@@ -470,7 +594,10 @@ fn primary_of(iface: &NetworkInterface, vips: &[IpNet]) -> Option<IpAddr> {
 /// The VIP guard: blocks until `parent` reaches end of file (the driver's process is gone,
 /// whatever killed it, since the kernel closes its end of the pipe), then removes every VIP
 /// of `configs`. Run in a separate process, it takes a SIGKILLed master's VIPs away at once
-/// instead of at the end of their lifetime, so a backup's probe finds them free.
+/// instead of at the end of their lifetime, so a backup's probe finds them free. Where it
+/// removed VIPs (that router was master and did not hand over), it then sends the priority
+/// 0 advert the dead master could not (§6.4.3), so the backup takes over after Skew_Time
+/// instead of Master_Down_Interval.
 pub fn guard_until_eof(mut parent: impl Read, configs: &[InstanceConfig]) -> io::Result<()> {
     let mut buf = [0u8; 64];
     loop {
@@ -482,13 +609,55 @@ pub fn guard_until_eof(mut parent: impl Read, configs: &[InstanceConfig]) -> io:
         }
     }
     let mut nl = netlink::Netlink::new()?;
+    let mut orphaned = Vec::new();
     for cfg in configs {
         let Ok(ix) = nix::net::if_::if_nametoindex(cfg.interface.as_str()) else {
             continue;
         };
+        let mut held = false;
         for vip in &cfg.vips {
-            nl.del_vip(ix, *vip)?;
+            held |= nl.remove_vip(ix, *vip)?;
         }
+        if held {
+            orphaned.push(cfg);
+        }
+    }
+    if !orphaned.is_empty() {
+        let all = pnet_datalink::interfaces();
+        for cfg in orphaned {
+            if let Err(e) = resign(cfg, &all) {
+                tracing::warn!(instance = %cfg.name, "vrrp guard: no priority 0 advert: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends one priority 0 advert for `cfg` from its primary address, as its master would on
+/// shutdown.
+fn resign(cfg: &InstanceConfig, all: &[NetworkInterface]) -> io::Result<()> {
+    let iface = all
+        .iter()
+        .find(|i| i.name == cfg.interface)
+        .ok_or_else(|| io::Error::other(format!("no interface {}", cfg.interface)))?;
+    let primary = cfg
+        .source
+        .or_else(|| primary_of(iface, &cfg.vips))
+        .ok_or_else(|| io::Error::other(format!("{} has no usable address", iface.name)))?;
+    let sock = socket::VrrpSocket::open(&iface.name, iface.index, primary)?;
+    let repr = super::packet::Repr {
+        vrid: cfg.vrid,
+        priority: 0,
+        max_adver_int: cfg.interval,
+        addrs: cfg.vips.iter().map(|v| v.addr()).collect(),
+    };
+    let dsts = if cfg.unicast_peers.is_empty() {
+        vec![sock.group()]
+    } else {
+        cfg.unicast_peers.clone()
+    };
+    for dst in dsts {
+        sock.send(&repr.emit(primary, dst, cfg.checksum), dst)?;
     }
     Ok(())
 }

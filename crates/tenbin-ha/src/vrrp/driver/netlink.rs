@@ -63,10 +63,15 @@ impl Netlink {
 
     /// Removes `vip` from `ifindex`; absent already is fine.
     pub fn del_vip(&mut self, ifindex: u32, vip: IpNet) -> io::Result<()> {
+        self.remove_vip(ifindex, vip).map(drop)
+    }
+
+    /// [`Netlink::del_vip`], saying whether the address was there.
+    pub fn remove_vip(&mut self, ifindex: u32, vip: IpNet) -> io::Result<bool> {
         match self.request(RouteNetlinkMessage::DelAddress(address(ifindex, vip)), 0) {
-            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            other => other,
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            other => other.map(|()| true),
         }
     }
 

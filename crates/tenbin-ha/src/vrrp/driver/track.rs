@@ -27,6 +27,12 @@ impl Tracking {
         }
     }
 
+    /// New specs (a live config change); objects still tracked keep their last state.
+    pub fn respec(&mut self, specs: Vec<Track>) {
+        self.down.retain(|d| specs.iter().any(|s| &s.name == d));
+        self.specs = specs;
+    }
+
     /// Records `name` up or down; `false` when it is not tracked here or did not change.
     pub fn set(&mut self, name: &str, up: bool) -> bool {
         if !self.specs.iter().any(|s| s.name == name) {
@@ -37,6 +43,11 @@ impl Tracking {
         } else {
             self.down.insert(name.to_owned())
         }
+    }
+
+    /// The tracked objects down now, in config order.
+    pub fn down(&self) -> Vec<String> {
+        self.down_specs().map(|s| s.name.clone()).collect()
     }
 
     /// Sum of the weights of the objects down, saturating.
