@@ -414,10 +414,11 @@ address = "{}"
             .then(|| fds(pid))
     });
 
-    // The count sees a connection the proxy holds (else the checks below could not fail).
-    let probe = std::net::TcpStream::connect(frontends[0].1).unwrap();
+    // The count sees a connection the proxy holds (else the checks below could not fail): a
+    // TCP session, which no short timeout closes while the count is read.
+    let probe = std::net::TcpStream::connect(frontends[2].1).unwrap();
     node.wait_for("the probe connection counted", || {
-        (connections_on(pid, frontends[0].1.port()) == 1).then_some(())
+        (connections_on(pid, frontends[2].1.port()) == 1).then_some(())
     });
     drop(probe);
 
