@@ -4,8 +4,9 @@
 //! HTTP keep-alive, HTTP on a new connection per request, and HTTP through the TCP frontend.
 //!
 //! Phases, each observed in `/api/v1/state` and in which backend answers:
-//! 1. SIGKILL `b` while HTTP requests are in flight on it (every backend answers after 50 ms):
-//!    the access log shows requests retried, its check marks it down, and traffic leaves it.
+//! 1. SIGKILL `b` while HTTP requests are in flight on it (backends answer after 50 ms, `b`
+//!    after 300 ms): the access log shows requests retried, its check marks it down, and
+//!    traffic leaves it.
 //! 2. start `b` again: its check marks it up, and the new process answers.
 //! 3. `tenbin ctl drain` then `enable` `c`: no new request reaches it, then it answers again.
 //! 4. reload (SIGHUP after an edit of a response header): the generation moves and the
@@ -42,6 +43,10 @@ const CHILD_VAR: &str = "TENBIN_CHAOS_BACKEND";
 /// Every backend takes this long to answer, so requests are in flight on it when it dies.
 const ANSWER_DELAY: Duration = Duration::from_millis(50);
 
+/// The first `b`, the one SIGKILLed, answers slower still: round robin over clients in
+/// lockstep would otherwise rarely leave two requests on one server at once.
+const KILLED_DELAY: Duration = Duration::from_millis(300);
+
 /// Answers in a row each client must give without a server before it counts as out of the
 /// rotation (round robin over the others would have picked it within two).
 const RUN: usize = 10;
@@ -64,7 +69,11 @@ fn backend_process() {
         let backend = http()
             .name(name)
             .bind(addr)
-            .delay(ANSWER_DELAY)
+            .delay(if name == "b1" {
+                KILLED_DELAY
+            } else {
+                ANSWER_DELAY
+            })
             .spawn()
             .await;
         println!("listening {}", backend.addr());
