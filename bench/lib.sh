@@ -48,3 +48,25 @@ start() { # name command...: background, logs in $WORK/name.log
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# NGINX static backends, one per port in BACK_PORTS (set by the caller), each answering
+# "backend N"; started in the background and waited for. NGINX_CONNECTIONS: its
+# worker_connections (default 4096).
+start_nginx_backends() {
+  mkdir -p "$WORK/backends"
+  {
+    echo "worker_processes 1; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
+    echo "events { worker_connections ${NGINX_CONNECTIONS:-4096}; }"
+    echo "http { access_log off; keepalive_requests 100000;"
+    echo "  client_body_temp_path $WORK/backends; proxy_temp_path $WORK/backends;"
+    echo "  fastcgi_temp_path $WORK/backends; uwsgi_temp_path $WORK/backends; scgi_temp_path $WORK/backends;"
+    local i=0 p
+    for p in "${BACK_PORTS[@]}"; do
+      i=$((i + 1))
+      echo "  server { listen 127.0.0.1:$p; location / { default_type text/plain; return 200 \"backend $i\\n\"; } }"
+    done
+    echo "}"
+  } >"$WORK/backends/nginx.conf"
+  start backends nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
+  for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; cat "$WORK/backends.log"; exit 1; }; done
+}

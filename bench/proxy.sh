@@ -39,22 +39,7 @@ NG_V=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 # ---------------------------------------------------------------- backends: NGINX static
 BACK_PORTS=()
 for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
-mkdir -p "$WORK/backends"
-{
-  echo "worker_processes 1; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
-  echo "events { worker_connections 4096; }"
-  echo "http { access_log off; keepalive_requests 100000;"
-  echo "  client_body_temp_path $WORK/backends; proxy_temp_path $WORK/backends;"
-  echo "  fastcgi_temp_path $WORK/backends; uwsgi_temp_path $WORK/backends; scgi_temp_path $WORK/backends;"
-  i=0
-  for p in "${BACK_PORTS[@]}"; do
-    i=$((i + 1))
-    echo "  server { listen 127.0.0.1:$p; location / { default_type text/plain; return 200 \"backend $i\\n\"; } }"
-  done
-  echo "}"
-} >"$WORK/backends/nginx.conf"
-start backends nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
-for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; cat "$WORK/backends.log"; exit 1; }; done
+start_nginx_backends
 
 IPERF_PORT=$(free_port)
 start iperf3 iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"

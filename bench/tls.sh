@@ -41,22 +41,7 @@ cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/bundle.pem"
 # ---------------------------------------------------------------- backends: NGINX static
 BACK_PORTS=()
 for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
-mkdir -p "$WORK/backends"
-{
-  echo "worker_processes 1; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
-  echo "events { worker_connections 8192; }"
-  echo "http { access_log off; keepalive_requests 100000;"
-  echo "  client_body_temp_path $WORK/backends; proxy_temp_path $WORK/backends;"
-  echo "  fastcgi_temp_path $WORK/backends; uwsgi_temp_path $WORK/backends; scgi_temp_path $WORK/backends;"
-  i=0
-  for p in "${BACK_PORTS[@]}"; do
-    i=$((i + 1))
-    echo "  server { listen 127.0.0.1:$p; location / { default_type text/plain; return 200 \"backend $i\\n\"; } }"
-  done
-  echo "}"
-} >"$WORK/backends/nginx.conf"
-start backends nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
-for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; exit 1; }; done
+NGINX_CONNECTIONS=8192 start_nginx_backends
 
 # ---------------------------------------------------------------- HAProxy
 HA=$(free_port); HA_PLAIN=$(free_port)

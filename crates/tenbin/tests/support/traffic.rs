@@ -181,7 +181,13 @@ where
 
 /// A new connection for every GET.
 pub fn fresh(addr: SocketAddr) -> Load {
-    repeat("fresh", move || get_once(addr))
+    fresh_through("fresh", addr)
+}
+
+/// A new connection for every GET, failures recorded as `what` (e.g. through a TCP frontend,
+/// whose servers speak HTTP).
+pub fn fresh_through(what: &'static str, addr: SocketAddr) -> Load {
+    repeat(what, move || get_once(addr))
 }
 
 /// TCP sessions through a `mode tcp` frontend over greeting echo backends: read the
