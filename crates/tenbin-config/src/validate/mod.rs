@@ -55,11 +55,14 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
         })?;
     }
     if let Some(section) = &config.bgp {
-        section.validate().map_err(|e| Invalid {
-            span: e.span,
-            key: e.key,
-            message: e.message,
-        })?;
+        section
+            .validate()
+            .and_then(|()| section.validate_dns(config.dns.as_ref()))
+            .map_err(|e| Invalid {
+                span: e.span,
+                key: e.key,
+                message: e.message,
+            })?;
     }
     let mut frontend_names = HashSet::new();
     for (i, fe) in config.frontend.iter().enumerate() {

@@ -61,6 +61,7 @@ pub(super) struct Node {
     pub proxy: ProxyTier,
     pub health: ProxyHealth,
     pub dns: Option<DnsTier>,
+    pub bgp: Option<super::bgp::BgpRole>,
     pub admin: Option<AdminListener>,
     myself: Weak<Mutex<Node>>,
 }
@@ -92,6 +93,10 @@ impl Control {
         if proxy.frontends().is_empty() && dns.is_none() {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
+        let bgp = match &config.bgp {
+            Some(section) => Some(super::bgp::start_for_node(section, &config).await?),
+            None => None,
+        };
         let node = Node {
             path: path.to_path_buf(),
             file: config.clone(),
@@ -102,6 +107,7 @@ impl Control {
             proxy,
             health,
             dns,
+            bgp,
             admin: None,
             myself: Weak::new(),
         };
@@ -161,6 +167,15 @@ impl Control {
         (node.path.clone(), node.proxy.certificate_files())
     }
 
+    /// Withdraws every prefix, lingers, and closes the BGP sessions (at shutdown, before the
+    /// listeners close). The node's lock is not held while it lingers.
+    pub async fn stop_bgp(&self) {
+        let bgp = self.inner.lock().await.bgp.take();
+        if let Some(b) = bgp {
+            b.stop().await;
+        }
+    }
+
     /// Stops the health checks (at shutdown; listeners follow the node's token).
     pub async fn stop(&self) {
         self.inner.lock().await.health.stop();
@@ -181,6 +196,9 @@ impl Node {
             }
             Command::SetDatacenterLoad { datacenter, load } => {
                 return self.set_load(datacenter, *load);
+            }
+            Command::DrainMux | Command::UndrainMux => {
+                return self.drain_mux(matches!(cmd, Command::DrainMux));
             }
             other => (
                 self.file.clone(),
@@ -303,6 +321,9 @@ impl Node {
                 if let Some(s) = s {
                     self.dns = Some(DnsTier::start(s, &self.ctx.shutdown, &self.ctx.tracker)?);
                 }
+                if let Some(b) = self.bgp.as_mut() {
+                    b.follow_dns(s);
+                }
                 Ok(())
             }
         }
@@ -328,6 +349,30 @@ impl Node {
             }
             Err(e @ LoadError::Invalid(_)) => Err(ApplyError::rejected(e.to_string())),
         }
+    }
+
+    fn drain_mux(&mut self, drained: bool) -> Result<Applied, ApplyError> {
+        let bgp = self
+            .bgp
+            .as_ref()
+            .ok_or_else(|| ApplyError::rejected("the node runs no [bgp]: nothing to withdraw"))?;
+        if self.effective.mux.is_none() {
+            return Err(ApplyError::rejected("the node runs no [mux]"));
+        }
+        let changed = bgp.set_mux_drained(drained);
+        let what = if drained {
+            "mux drained: its VIPs are withdrawn, it keeps forwarding what still arrives"
+        } else {
+            "mux undrained: its servable VIPs are announced"
+        };
+        Ok(Applied {
+            generation: self.generation,
+            changes: if changed {
+                vec![what.to_string()]
+            } else {
+                Vec::new()
+            },
+        })
     }
 
     async fn bind_admin(&self, addr: std::net::SocketAddr) -> anyhow::Result<AdminListener> {

@@ -1,5 +1,7 @@
 //! The node runtime: one process that owns every tier it runs and applies every change live.
 //!
+//! - `bgp`: the `[bgp]` role, announcing the Mux's VIPs and (`anycast`) the DNS tier's
+//!   listen addresses while they serve; withdrawn before the node stops.
 //! - `control`: [`Control`], the one handle to read the node ([`Control::state`]) and change
 //!   it ([`Control::apply`]); SIGHUP, the file watcher and the admin API all go through it.
 //! - `overlay`: operator actions as overrides on top of the file, so they take the same
@@ -14,6 +16,8 @@
 //! Ten seconds because process managers usually wait that long (systemd 90 s, Kubernetes
 //! 30 s) between SIGTERM and SIGKILL: it finishes ordinary requests and fits inside them.
 
+mod anycast;
+pub(crate) mod bgp;
 mod control;
 mod overlay;
 mod state;
@@ -69,6 +73,8 @@ pub async fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
             }
         }
     }
+    // Withdraw and linger while still serving, so routers move traffic before sockets close.
+    control.stop_bgp().await;
     tracing::info!(grace = ?ctx.grace, "shutting down: listeners closed, draining");
     ctx.shutdown.cancel();
     control.stop().await;

@@ -113,6 +113,10 @@ impl Node {
         if self.admin.is_some() {
             tiers.push("admin".to_string());
         }
+        let bgp = self.bgp.as_ref().map(|b| b.state());
+        if bgp.is_some() {
+            tiers.push("bgp".to_string());
+        }
         NodeState {
             config: self.path.display().to_string(),
             generation: self.generation,
@@ -121,6 +125,7 @@ impl Node {
             pools,
             dns,
             admin: self.admin.as_ref().map(|a| a.addr),
+            bgp,
         }
     }
 }
