@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::AdminState;
 
+mod agent;
+mod mux;
+
+pub use agent::{AgentCheckState, AgentState};
+pub use mux::{MuxState, MuxVipState};
+
 /// Everything a node runs, as the admin API's state endpoint returns it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
@@ -18,7 +24,7 @@ pub struct NodeState {
     pub config: String,
     /// Bumped by every applied change (reload or operator action).
     pub generation: u64,
-    /// Which tiers run: `proxy`, `dns`, `admin`.
+    /// Which tiers run: `proxy`, `dns`, `mux`, `agent`, `admin`.
     pub tiers: Vec<String>,
     pub frontends: Vec<FrontendState>,
     pub pools: Vec<PoolState>,
@@ -28,6 +34,12 @@ pub struct NodeState {
     /// The BGP speaker, when the node runs `[bgp]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<bgp::BgpState>,
+    /// The XDP Mux role, when `[mux]` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mux: Option<MuxState>,
+    /// The host agent role, when `[agent]` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentState>,
 }
 
 /// One `[[frontend]]` and the addresses it is bound to now.

@@ -98,7 +98,7 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
         let bgp = match &bgp_section {
             Some(s) => {
                 let mut role = crate::node::bgp::start(s).await?;
-                role.follow_mux(mux.readiness());
+                role.follow_mux(Some(mux.readiness()));
                 Some(Arc::new(role))
             }
             None => None,

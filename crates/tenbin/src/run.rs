@@ -2,8 +2,8 @@
 //! describes until SIGTERM or SIGINT.
 //!
 //! Today that is the proxy tier (L4 tcp/udp and L7 http frontends over shared, health-checked
-//! pools), the GSLB DNS tier and the admin API. The XDP Mux and host agent run as `tenbin
-//! mux` / `tenbin agent`.
+//! pools), the GSLB DNS tier, the XDP roles (`[mux]`, `[agent]`; `tenbin mux run` and `tenbin
+//! agent` run one of them alone) and the admin API.
 
 use std::path::Path;
 

@@ -137,14 +137,15 @@ pub async fn start(section: &BgpSection) -> anyhow::Result<BgpRole> {
     })
 }
 
-/// The node's role: the speaker of `section`, following the DNS tier of `config` when
-/// `announce_dns` is on. (The Mux, where the node runs one, is followed with
-/// [`BgpRole::follow_mux`].)
+/// The node's role: the speaker of `section`, following the Mux's readiness where the node
+/// runs one, and the DNS tier of `config` when `announce_dns` is on.
 pub async fn start_for_node(
     section: &BgpSection,
     config: &tenbin_config::Config,
+    mux: Option<tokio::sync::watch::Receiver<tenbin_xdp::mux::MuxReadiness>>,
 ) -> anyhow::Result<BgpRole> {
     let mut role = start(section).await?;
+    role.follow_mux(mux);
     role.follow_dns(config.dns.as_ref());
     Ok(role)
 }
@@ -205,10 +206,18 @@ impl BgpRole {
     }
 
     /// Follows the Mux's readiness: every change announces what is announceable now.
+    /// `None` (the node runs no Mux) withdraws the Mux's VIPs.
     pub fn follow_mux(
         &mut self,
-        mut ready: tokio::sync::watch::Receiver<tenbin_xdp::mux::MuxReadiness>,
+        ready: Option<tokio::sync::watch::Receiver<tenbin_xdp::mux::MuxReadiness>>,
     ) {
+        let Some(mut ready) = ready else {
+            if let Some(old) = self.sources.0.remove(&Source::Mux) {
+                old.abort();
+            }
+            self.set(Source::Mux, BTreeSet::new());
+            return;
+        };
         let role = self.source_handle();
         self.replace_source(
             Source::Mux,

@@ -18,7 +18,10 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::agent::Agent;
+use super::mux::Mux;
 use super::overlay::Overrides;
+use crate::role::Refused;
 use crate::wiring::{DnsTier, LoadError, ProxyHealth};
 
 /// Serves the admin API on a bound listener until the token is cancelled. The binary hands
@@ -62,6 +65,8 @@ pub(super) struct Node {
     pub health: ProxyHealth,
     pub dns: Option<DnsTier>,
     pub bgp: Option<super::bgp::BgpRole>,
+    pub mux: Mux,
+    pub agent: Agent,
     pub admin: Option<AdminListener>,
     myself: Weak<Mutex<Node>>,
 }
@@ -90,11 +95,27 @@ impl Control {
             Some(section) => Some(DnsTier::start(section, &ctx.shutdown, &ctx.tracker)?),
             None => None,
         };
-        if proxy.frontends().is_empty() && dns.is_none() {
+        let mut mux = Mux::default();
+        let mut agent = Agent::default();
+        let xdp = xdp_context(&ctx);
+        mux.apply(config.mux.as_ref(), &xdp)
+            .await
+            .map_err(|e| anyhow::anyhow!("[mux]: {e}"))?;
+        agent
+            .apply(config.agent.as_ref(), &xdp)
+            .await
+            .map_err(|e| anyhow::anyhow!("[agent]: {e}"))?;
+        if proxy.frontends().is_empty()
+            && dns.is_none()
+            && config.mux.is_none()
+            && config.agent.is_none()
+        {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
         let bgp = match &config.bgp {
-            Some(section) => Some(super::bgp::start_for_node(section, &config).await?),
+            Some(section) => {
+                Some(super::bgp::start_for_node(section, &config, mux.readiness()).await?)
+            }
             None => None,
         };
         let node = Node {
@@ -108,6 +129,8 @@ impl Control {
             health,
             dns,
             bgp,
+            mux,
+            agent,
             admin: None,
             myself: Weak::new(),
         };
@@ -176,9 +199,14 @@ impl Control {
         }
     }
 
-    /// Stops the health checks (at shutdown; listeners follow the node's token).
+    /// Stops the health checks and the XDP roles (at shutdown; listeners follow the node's
+    /// token). The host agent goes first (its VIPs leave `lo`), the Mux detaches last: a
+    /// BGP speaker, where the node runs one, withdraws before that.
     pub async fn stop(&self) {
-        self.inner.lock().await.health.stop();
+        let mut node = self.inner.lock().await;
+        node.health.stop();
+        node.agent.shutdown().await;
+        node.mux.shutdown().await;
     }
 }
 
@@ -291,12 +319,24 @@ impl Node {
                         }
                     }
                 }
-                Change::Mux(_) | Change::Agent(_) => {
-                    tracing::warn!(change = %change.describe(), "applied at the next restart");
-                    applied.mux = self.effective.mux.clone();
-                    applied.agent = self.effective.agent.clone();
-                    lines.push(format!("{} (at the next restart)", change.describe()));
-                    continue;
+                Change::Mux(section) => {
+                    let xdp = xdp_context(&self.ctx);
+                    if let Err(e) = self.mux.apply(section.as_deref(), &xdp).await {
+                        applied.mux = self.effective.mux.clone();
+                        lines.push(refused(change, e));
+                        continue;
+                    }
+                    if let Some(b) = self.bgp.as_mut() {
+                        b.follow_mux(self.mux.readiness());
+                    }
+                }
+                Change::Agent(section) => {
+                    let xdp = xdp_context(&self.ctx);
+                    if let Err(e) = self.agent.apply(section.as_deref(), &xdp).await {
+                        applied.agent = self.effective.agent.clone();
+                        lines.push(refused(change, e));
+                        continue;
+                    }
                 }
                 _ => {}
             }
@@ -400,6 +440,30 @@ impl Node {
             configured: addr,
             stop,
         })
+    }
+}
+
+/// The XDP roles' context. They run on the `abort` token, not `shutdown`: [`Control::stop`]
+/// stops them in order (a Mux detaches only after BGP withdrew), and `abort` is the
+/// backstop once the grace period is over.
+fn xdp_context(ctx: &NodeContext) -> tenbin_xdp::TierContext {
+    tenbin_xdp::TierContext {
+        cancel: ctx.abort.child_token(),
+    }
+}
+
+/// The apply report's line for a role change the role refused; the section it had keeps
+/// running (and the change is reported again by the next reload).
+fn refused(change: &Change, e: Refused) -> String {
+    match e {
+        Refused::AtRestart(e) => {
+            tracing::warn!(change = %change.describe(), "applied at the next restart: {e}");
+            format!("{} (at the next restart: {e})", change.describe())
+        }
+        Refused::Failed(e) => {
+            tracing::error!(change = %change.describe(), "not applied: {e}");
+            format!("{} not applied: {e}", change.describe())
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //!   listen addresses while they serve; withdrawn before the node stops.
 //! - `control`: [`Control`], the one handle to read the node ([`Control::state`]) and change
 //!   it ([`Control::apply`]); SIGHUP, the file watcher and the admin API all go through it.
+//! - `mux`, `agent`: the XDP roles `[mux]` and `[agent]` (tenbin-xdp's handles, started and
+//!   followed like `tenbin mux run` and `tenbin agent` do) and their state.
 //! - `overlay`: operator actions as overrides on top of the file, so they take the same
 //!   diff-and-apply path as a reload and survive the next health snapshot.
 //! - `state`: the admin API's view of the tiers.
@@ -16,9 +18,11 @@
 //! Ten seconds because process managers usually wait that long (systemd 90 s, Kubernetes
 //! 30 s) between SIGTERM and SIGKILL: it finishes ordinary requests and fits inside them.
 
+mod agent;
 mod anycast;
 pub(crate) mod bgp;
 mod control;
+mod mux;
 mod overlay;
 mod state;
 mod watch;

@@ -110,6 +110,14 @@ impl Node {
         if dns.is_some() {
             tiers.push("dns".to_string());
         }
+        let mux = self.mux.state();
+        if mux.is_some() {
+            tiers.push("mux".to_string());
+        }
+        let agent = self.agent.state();
+        if agent.is_some() {
+            tiers.push("agent".to_string());
+        }
         if self.admin.is_some() {
             tiers.push("admin".to_string());
         }
@@ -126,6 +134,8 @@ impl Node {
             dns,
             admin: self.admin.as_ref().map(|a| a.addr),
             bgp,
+            mux,
+            agent,
         }
     }
 }
