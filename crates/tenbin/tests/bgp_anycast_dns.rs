@@ -78,12 +78,19 @@ fn dig(client: &str) -> Option<String> {
 
 /// `tenbin ctl status` run in node `i`'s namespace.
 fn status(lab: &Lab, i: u8) -> String {
+    tenbin_ctl(lab, i, "status").1
+}
+
+/// `tenbin ctl COMMAND` run in node `i`'s namespace: its exit code and output.
+fn tenbin_ctl(lab: &Lab, i: u8, command: &str) -> (Option<i32>, String) {
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.mux(i), env!("CARGO_BIN_EXE_tenbin")])
-        .args(["ctl", "--admin", "127.0.0.1:9180", "status"])
+        .args(["ctl", "--admin", "127.0.0.1:9180", command])
         .output()
         .expect("tenbin ctl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
 }
 
 #[test]
@@ -139,6 +146,11 @@ fn two_dns_nodes_share_an_anycast_address_and_withdraw_when_they_stop_answering(
     println!("{s}");
     assert!(s.contains("established"), "{s}");
     assert!(s.contains(&format!("{ANYCAST}/32 (dns)")), "{s}");
+    // drain-mux on a node without [mux] is refused (exit 1) and withdraws nothing.
+    let (code, out) = tenbin_ctl(&lab, 1, "drain-mux");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no [mux]"), "{out}");
+    assert_eq!(nexthops(&r, ANYCAST, false), both);
 
     // Node 2's DNS tier stops answering (the process and its session live on): it withdraws.
     let n2 = lab.mux(2);
