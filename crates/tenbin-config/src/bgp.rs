@@ -1,4 +1,8 @@
-//! The `[bgp]` section: the speaker that announces this node's VIPs to its routers.
+//! The `[bgp]` section: the speaker that announces this node's VIPs (and, with
+//! `announce_dns`, its DNS listen addresses: anycast DNS) to its routers.
+//!
+//! Sessions run without TCP MD5 (RFC 2385) or TCP-AO: there is no key to set (`md5` is an
+//! unknown key), so keep sessions on links only routers and nodes reach.
 //!
 //! ```toml
 //! [bgp]
