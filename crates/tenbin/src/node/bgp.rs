@@ -12,18 +12,20 @@
 //! everything, lingers while routers move the flows, then closes the sessions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::Context as _;
 use ipnet::IpNet;
-use tenbin_config::api::bgp::{BgpNeighborState, BgpPrefix, BgpState};
 use tenbin_config::bgp::BgpSection;
-use tenbin_ha::bfd::BfdConfig;
-use tenbin_ha::bgp::driver::{Neighbor, Speaker, SpeakerConfig};
-use tenbin_ha::bgp::{PeerConfig, Route, RouteAttrs, State};
+use tenbin_ha::bgp::driver::Speaker;
+use tenbin_ha::bgp::{Route, RouteAttrs};
 use tokio::task::JoinHandle;
+
+mod speaker;
+mod state;
+
+pub use state::render_metrics;
 
 /// Why an address is announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,7 +123,7 @@ pub async fn start(section: &BgpSection) -> anyhow::Result<BgpRole> {
             .map_err(|e| anyhow::anyhow!(e.message))?,
         ..RouteAttrs::default()
     };
-    let speaker = Speaker::start(speaker_config(section))
+    let speaker = Speaker::start(speaker::speaker_config(section))
         .await
         .context("starting the BGP speaker")?;
     tracing::info!(neighbors = section.neighbor.len(), "bgp speaker started");
@@ -148,45 +150,6 @@ pub async fn start_for_node(
     role.follow_mux(mux);
     role.follow_dns(config.dns.as_ref());
     Ok(role)
-}
-
-fn speaker_config(b: &BgpSection) -> SpeakerConfig {
-    let neighbors: Vec<Neighbor> = b
-        .neighbor
-        .iter()
-        .enumerate()
-        .map(|(i, n)| Neighbor {
-            address: *n.address.get_ref(),
-            port: n.port,
-            local_address: n.local_address.as_ref().map(|a| *a.get_ref()),
-            session: PeerConfig {
-                local_as: *b.local_as.get_ref(),
-                remote_as: *n.remote_as.get_ref(),
-                router_id: *b.router_id.get_ref(),
-                hold_time: *n.hold_time.as_ref().unwrap_or(&b.hold_time).get_ref(),
-                passive: n.passive,
-                connect_retry: b.connect_retry,
-                connect_retry_max: b.connect_retry_max,
-                ipv4: n.ipv4,
-                ipv6: n.ipv6,
-                next_hop_v4: b.next_hop_v4,
-                next_hop_v6: b.next_hop_v6,
-            },
-            bfd: n.bfd.then(|| BfdConfig {
-                desired_min_tx: b.bfd_interval,
-                required_min_rx: b.bfd_interval,
-                detect_mult: *b.bfd_multiplier.get_ref(),
-                local_discr: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                // Jitter only needs to differ between nodes and sessions.
-                seed: u64::from(u32::from(*b.router_id.get_ref())) << 8 | i as u64,
-            }),
-        })
-        .collect();
-    let passive = neighbors.iter().any(|n| n.session.passive);
-    SpeakerConfig {
-        listen: passive.then(|| b.listen.unwrap_or(SocketAddr::from(([0u16; 8], 179)))),
-        neighbors,
-    }
 }
 
 impl BgpRole {
@@ -264,53 +227,6 @@ impl BgpRole {
         }
     }
 
-    /// Each neighbour's session and what is announced, as the admin API shows it.
-    pub fn state(&self) -> BgpState {
-        let a = lock(&self.inner);
-        let status = a.speaker.status();
-        let peers = status.borrow();
-        let now = Instant::now();
-        let neighbors = self
-            .section
-            .neighbor
-            .iter()
-            .map(|n| {
-                let address = *n.address.get_ref();
-                let p = peers.iter().find(|p| p.peer == address);
-                BgpNeighborState {
-                    address,
-                    remote_as: *n.remote_as.get_ref(),
-                    state: p.map_or("idle", |p| state_name(p.state)).to_string(),
-                    uptime_secs: p
-                        .and_then(|p| p.established_at)
-                        .map(|t| now.saturating_duration_since(t).as_secs_f64()),
-                    hold_time_secs: p.map_or(0, |p| p.hold_time.as_secs()),
-                    prefixes_announced: p.map_or(0, |p| p.announced as u64),
-                    flaps: p.map_or(0, |p| p.stats.flaps),
-                    updates_sent: p.map_or(0, |p| p.stats.updates_sent),
-                    updates_received: p.map_or(0, |p| p.stats.updates_received),
-                    last_error: p.and_then(|p| p.last_error.clone()),
-                }
-            })
-            .collect();
-        BgpState {
-            router_id: *self.section.router_id.get_ref(),
-            local_as: *self.section.local_as.get_ref(),
-            neighbors,
-            prefixes: a
-                .wanted
-                .prefixes()
-                .into_iter()
-                .map(|(address, source)| BgpPrefix {
-                    prefix: IpNet::from(address).to_string(),
-                    source: source.name().to_string(),
-                    address,
-                })
-                .collect(),
-            mux_drained: a.wanted.mux_drained,
-        }
-    }
-
     /// Withdraws everything, waits `[bgp].linger` so routers move the flows elsewhere (the
     /// node keeps serving meanwhile), then ends every session with a Cease.
     pub async fn stop(mut self) {
@@ -363,54 +279,6 @@ fn lock(m: &Mutex<Announcer>) -> std::sync::MutexGuard<'_, Announcer> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn state_name(s: State) -> &'static str {
-    match s {
-        State::Idle => "idle",
-        State::Connect => "connect",
-        State::Active => "active",
-        State::OpenSent => "opensent",
-        State::OpenConfirm => "openconfirm",
-        State::Established => "established",
-    }
-}
-
-/// The role's state as Prometheus text (for `tenbin mux run --metrics`).
-pub fn render_metrics(s: &BgpState, out: &mut String) {
-    use std::fmt::Write as _;
-    type Family = (
-        &'static str,
-        &'static str,
-        &'static str,
-        fn(&BgpNeighborState) -> u64,
-    );
-    let families: [Family; 3] = [
-        (
-            "tenbin_bgp_session_established",
-            "gauge",
-            "1 while the session with the neighbour is Established.",
-            |n| u64::from(n.state == "established"),
-        ),
-        (
-            "tenbin_bgp_prefixes_announced",
-            "gauge",
-            "Prefixes the neighbour has from us.",
-            |n| n.prefixes_announced,
-        ),
-        (
-            "tenbin_bgp_flaps_total",
-            "counter",
-            "Times the session left Established.",
-            |n| n.flaps,
-        ),
-    ];
-    for (name, kind, help, value) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for n in &s.neighbors {
-            let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", n.address, value(n));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,35 +302,5 @@ mod tests {
             set(&["10.53.0.1", "10.99.0.1"])
         );
         assert!(left.values().all(|s| *s == Source::Dns));
-    }
-
-    #[test]
-    fn metrics_name_each_neighbour() {
-        let s = BgpState {
-            neighbors: vec![BgpNeighborState {
-                address: "10.88.11.1".parse().unwrap(),
-                remote_as: 65000,
-                state: "established".into(),
-                uptime_secs: Some(3.0),
-                hold_time_secs: 3,
-                prefixes_announced: 2,
-                flaps: 1,
-                updates_sent: 3,
-                updates_received: 0,
-                last_error: None,
-            }],
-            router_id: "10.88.11.2".parse().unwrap(),
-            local_as: 65001,
-            prefixes: Vec::new(),
-            mux_drained: false,
-        };
-        let mut out = String::new();
-        render_metrics(&s, &mut out);
-        assert!(
-            out.contains("tenbin_bgp_session_established{peer=\"10.88.11.1\"} 1\n"),
-            "{out}"
-        );
-        assert!(out.contains("tenbin_bgp_prefixes_announced{peer=\"10.88.11.1\"} 2\n"));
-        assert!(out.contains("tenbin_bgp_flaps_total{peer=\"10.88.11.1\"} 1\n"));
     }
 }
