@@ -56,8 +56,17 @@ fn query_reads_back(zone: &str) {
         name.split('.').map(str::as_bytes).collect()
     };
     let got: Vec<&[u8]> = question.name().iter().collect();
-    assert_eq!(got.len(), want.len(), "{zone:?} read as {}", question.name());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{zone:?} read as {}",
+        question.name()
+    );
     for (g, w) in got.iter().zip(&want) {
-        assert!(g.eq_ignore_ascii_case(w), "{zone:?} read as {}", question.name());
+        assert!(
+            g.eq_ignore_ascii_case(w),
+            "{zone:?} read as {}",
+            question.name()
+        );
     }
 }
