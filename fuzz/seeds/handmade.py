@@ -199,4 +199,25 @@ rules = {
 }
 for n, t in rules.items():
     put("http_rules", n, t)
+# --- anycast DNS self-check replies (RFC 1035 §4.1.1): 2 bytes of query id, then the reply ---
+def dns_reply(id_, flags, rcode, qd=1, an=0, body=b""):
+    return struct.pack(">HBBHHHH", id_, flags, rcode, qd, an, 0, 0) + body
+soa_q = b"\x07anycast\x04test\x00" + struct.pack(">HH", 6, 1)
+soa_rr = b"\xc0\x0c" + struct.pack(">HHIH", 6, 1, 300, 0)
+for n, (flags, rcode, qd, an, body) in {
+    "aa-noerror": (0x84, 0, 1, 0, soa_q),
+    "aa-noerror-soa": (0x84, 0, 1, 1, soa_q + soa_rr),
+    "not-authoritative": (0x80, 0, 1, 0, soa_q),
+    "refused": (0x84, 5, 1, 0, soa_q),
+    "servfail": (0x84, 2, 1, 0, soa_q),
+    "query-not-reply": (0x04, 0, 1, 0, soa_q),
+    "no-question": (0x84, 0, 0, 0, b""),
+    "truncated-question": (0x84, 0, 1, 0, soa_q[:5]),
+}.items():
+    put("dns_check_reply", n, struct.pack(">H", 0xbeef) + dns_reply(0xbeef, flags, rcode, qd, an, body))
+put("dns_check_reply", "other-id", struct.pack(">H", 1) + dns_reply(2, 0x84, 0, 1, 0, soa_q))
+put("dns_check_reply", "header-only-short", struct.pack(">H", 1) + b"\x00\x01\x84")
+put("dns_check_reply", "zone-name", "example.com.")
+put("dns_check_reply", "zone-root", ".")
+
 print("seeds written")

@@ -3,6 +3,8 @@
 //! consumes them; the admin API and `tenbin ctl` send them as JSON, so both ends share these
 //! definitions and nothing here does I/O.
 
+pub mod bgp;
+
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,9 @@ pub struct NodeState {
     pub dns: Option<DnsState>,
     /// The address the admin API is bound to.
     pub admin: Option<SocketAddr>,
+    /// The BGP speaker, when the node runs `[bgp]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<bgp::BgpState>,
     /// The XDP Mux role, when `[mux]` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mux: Option<MuxState>,
@@ -197,6 +202,11 @@ pub enum Command {
         datacenter: String,
         state: Option<DcAdminState>,
     },
+    /// Withdraw every Mux VIP from the routers (BGP sessions stay up, the Mux keeps
+    /// forwarding what still arrives) until `undrain-mux`. Not kept across a restart.
+    DrainMux,
+    /// Announce the Mux's servable VIPs again.
+    UndrainMux,
 }
 
 /// What a command changed.

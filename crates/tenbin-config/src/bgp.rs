@@ -1,4 +1,8 @@
-//! The `[bgp]` section: the speaker that announces this node's VIPs to its routers.
+//! The `[bgp]` section: the speaker that announces this node's VIPs (and, with
+//! `announce_dns`, its DNS listen addresses: anycast DNS) to its routers.
+//!
+//! Sessions run without TCP MD5 (RFC 2385) or TCP-AO: there is no key to set (`md5` is an
+//! unknown key), so keep sessions on links only routers and nodes reach.
 //!
 //! ```toml
 //! [bgp]
@@ -13,6 +17,9 @@
 //!
 //! bfd_interval = "100ms"           # for neighbours with bfd = true; default 300ms
 //! bfd_multiplier = 3
+//!
+//! announce_dns = true              # anycast DNS: announce each [dns].listen address
+//! dns_check_interval = "1s"        # ... while a query for its first zone's SOA is answered
 //!
 //! [[bgp.neighbor]]
 //! address = "10.88.11.1"
@@ -67,6 +74,14 @@ pub struct BgpSection {
     /// Packets missed before BFD declares a neighbour down.
     #[serde(default = "default_bfd_multiplier")]
     pub bfd_multiplier: Spanned<u8>,
+    /// Anycast authoritative DNS: announce each address of `[dns].listen` (as a /32 or
+    /// /128) while the DNS tier answers a query for its first zone's SOA there, checked every
+    /// `dns_check_interval`; withdraw it while it does not. Needs `[dns]` with a zone and
+    /// specific (not wildcard) listen addresses.
+    #[serde(default = "no")]
+    pub announce_dns: Spanned<bool>,
+    #[serde(default = "default_dns_check", with = "humantime_serde")]
+    pub dns_check_interval: Duration,
     pub neighbor: Vec<BgpNeighbor>,
 }
 
@@ -155,6 +170,13 @@ impl BgpSection {
                 message: "must be at least 10ms".into(),
             });
         }
+        if self.dns_check_interval < Duration::from_millis(100) {
+            return Err(BgpInvalid {
+                span: None,
+                key: "bgp.dns_check_interval".into(),
+                message: "must be at least 100ms".into(),
+            });
+        }
         if self.neighbor.is_empty() {
             return Err(invalid(
                 &self.router_id,
@@ -197,6 +219,30 @@ impl BgpSection {
                     "offers no address family (ipv4 and ipv6 both false)",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks `announce_dns` against the `[dns]` section it announces (`None`: the file
+    /// has none).
+    pub fn validate_dns(&self, dns: Option<&crate::dns::DnsSection>) -> Result<(), BgpInvalid> {
+        if !*self.announce_dns.get_ref() {
+            return Ok(());
+        }
+        let at = |message: String| Err(invalid(&self.announce_dns, "bgp.announce_dns", message));
+        let Some(dns) = dns else {
+            return at("announces the DNS tier's addresses, but there is no [dns] section".into());
+        };
+        if dns.listen.is_empty() {
+            return at("announces [dns].listen, which is empty".into());
+        }
+        if let Some(a) = dns.listen.iter().find(|a| a.ip().is_unspecified()) {
+            return at(format!(
+                "cannot announce the wildcard address {a} of [dns].listen: listen on the anycast address itself"
+            ));
+        }
+        if dns.zones.is_empty() {
+            return at("needs a [[dns.zones]] to check the DNS tier with".into());
         }
         Ok(())
     }
@@ -292,6 +338,10 @@ fn default_linger() -> Duration {
     Duration::from_secs(2)
 }
 
+fn default_dns_check() -> Duration {
+    Duration::from_secs(1)
+}
+
 fn default_bfd_interval() -> Duration {
     Duration::from_millis(300)
 }
@@ -306,6 +356,10 @@ fn default_port() -> u16 {
 
 fn yes() -> bool {
     true
+}
+
+fn no() -> Spanned<bool> {
+    Spanned::new(0..0, false)
 }
 
 #[cfg(test)]
@@ -378,6 +432,33 @@ remote_as = 65000
         assert_eq!(
             Config::parse(&fam, "t.toml").unwrap_err().key,
             "bgp.neighbor[0].local_address"
+        );
+    }
+
+    #[test]
+    fn announce_dns_needs_a_dns_tier_on_specific_addresses_with_a_zone() {
+        let on = GOOD.replace("hold_time = 3", "hold_time = 3\nannounce_dns = true");
+        let e = Config::parse(&on, "t.toml").unwrap_err();
+        assert_eq!(
+            (e.line, e.column, e.key.as_str()),
+            (6, 16, "bgp.announce_dns")
+        );
+        assert!(e.message.contains("no [dns] section"), "{e}");
+        let zone = "[[dns.zones]]\norigin = \"example.com\"\n\
+                    soa = { mname = \"ns1.example.com\", rname = \"h.example.com\" }\n";
+        let dns = |listen: &str, zones: &str| format!("[dns]\nlisten = [{listen}]\n{zones}{on}");
+        let e = Config::parse(&dns("\"0.0.0.0:53\"", zone), "t.toml").unwrap_err();
+        assert!(e.message.contains("wildcard"), "{e}");
+        let e = Config::parse(&dns("\"10.53.0.1:53\"", ""), "t.toml").unwrap_err();
+        assert!(e.message.contains("dns.zones"), "{e}");
+        let c = Config::parse(&dns("\"10.53.0.1:53\"", zone), "t.toml").unwrap();
+        let b = c.bgp.unwrap();
+        assert!(*b.announce_dns.get_ref());
+        assert_eq!(b.dns_check_interval, std::time::Duration::from_secs(1));
+        let fast = on.replace("announce_dns = true", "dns_check_interval = \"10ms\"");
+        assert_eq!(
+            Config::parse(&fast, "t.toml").unwrap_err().key,
+            "bgp.dns_check_interval"
         );
     }
 

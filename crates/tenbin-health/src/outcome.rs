@@ -43,6 +43,9 @@ pub enum ProbeError {
     RegexMismatch(String),
     #[error("malformed response: {0}")]
     Malformed(&'static str),
+    /// A DNS server answered with this RCODE instead of NOERROR.
+    #[error("dns rcode {0}")]
+    DnsRcode(u8),
     /// The checker itself cannot run (e.g. no CAP_NET_RAW for ICMP): this says nothing about the
     /// server, so it must not change the server's state.
     #[error("check cannot run: {0}")]

@@ -4,7 +4,6 @@
 
 mod admin;
 mod agent;
-mod bgp;
 mod check;
 mod ctl;
 mod demo;

@@ -1,11 +1,12 @@
 //! `tenbin mux`: the XDP VIP Mux. `run` starts [`tenbin_xdp::mux`]'s role from the config's
 //! `[mux]`, forwards SIGHUP and edits of the file to it ([`crate::role`]), serves its counters
 //! with `--metrics` and stops it on SIGTERM; with `[bgp]` it announces the VIPs the Mux's
-//! readiness calls announceable ([`crate::bgp`]) and withdraws them before it detaches; `explain` shows where a 5-tuple goes and why.
+//! readiness calls announceable ([`crate::node::bgp`], the role `tenbin run` runs too) and
+//! withdraws them before it detaches; `explain` shows where a 5-tuple goes and why.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -68,12 +69,18 @@ pub fn run(args: MuxArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Reads `[mux]` from the config file and validates it.
-fn section(path: &Path) -> anyhow::Result<MuxSection> {
+fn read(path: &Path) -> anyhow::Result<tenbin_config::Config> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let config = tenbin_config::Config::parse(&text, &path.display().to_string())?;
-    let mux = config.mux.context("the config has no [mux] section")?;
+    Ok(tenbin_config::Config::parse(
+        &text,
+        &path.display().to_string(),
+    )?)
+}
+
+/// Reads `[mux]` from the config file and validates it.
+fn section(path: &Path) -> anyhow::Result<MuxSection> {
+    let mux = read(path)?.mux.context("the config has no [mux] section")?;
     mux.validate()?;
     Ok(mux)
 }
@@ -81,14 +88,21 @@ fn section(path: &Path) -> anyhow::Result<MuxSection> {
 /// Attaches the Mux, serves until stopped (SIGHUP and file edits apply), detaches.
 fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
     let m = section(path)?;
-    // The speaker runs its own runtime; start it outside this one.
-    let bgp = crate::bgp::start(path)?.map(|a| Arc::new(Mutex::new(a)));
+    // Read once at start, like `tenbin run` does.
+    let bgp_section = read(path)?.bgp;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let mux = Arc::new(tenbin_xdp::mux::start(m.clone(), TierContext::default())?);
-        let announcing = bgp.clone().map(|b| tokio::spawn(announce(mux.readiness(), b)));
+        let bgp = match &bgp_section {
+            Some(s) => {
+                let mut role = crate::node::bgp::start(s).await?;
+                role.follow_mux(Some(mux.readiness()));
+                Some(Arc::new(role))
+            }
+            None => None,
+        };
         let exported = match metrics {
             Some(addr) => Some(tokio::spawn(metrics_endpoint(
                 tokio::net::TcpListener::bind(addr)
@@ -100,16 +114,14 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
             None => None,
         };
         let served = crate::role::serve(&*mux, path, m, section, limit).await;
-        for t in [exported, announcing].into_iter().flatten() {
+        if let Some(t) = exported {
             t.abort();
             let _ = t.await;
         }
         // Withdraw, let the routers move the flows, close: all while the data plane still
-        // forwards, so a graceful stop loses nothing. The speaker blocks on its own runtime,
-        // so it stops on a thread of its own.
+        // forwards, so a graceful stop loses nothing.
         if let Some(b) = bgp.and_then(|b| Arc::try_unwrap(b).ok()) {
-            let b = b.into_inner().unwrap_or_else(|e| e.into_inner());
-            let _ = std::thread::spawn(move || b.stop()).join();
+            b.stop().await;
         }
         match mux.stats() {
             Ok(s) => tracing::info!(counters = ?s.counters.verdicts, loop_counts = ?s.loop_counts, "mux stopping"),
@@ -123,27 +135,11 @@ fn serve(path: &Path, limit: Option<Duration>, metrics: Option<SocketAddr>) -> a
     })
 }
 
-/// Follows the Mux's readiness: every change re-announces what is announceable.
-async fn announce(
-    mut ready: tokio::sync::watch::Receiver<tenbin_xdp::mux::MuxReadiness>,
-    bgp: Arc<Mutex<crate::bgp::Announcer>>,
-) {
-    loop {
-        let healthy = ready.borrow_and_update().announceable();
-        bgp.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .follow(healthy);
-        if ready.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// A minimal HTTP endpoint answering every request with the counters, read when asked.
 async fn metrics_endpoint(
     listener: tokio::net::TcpListener,
     mux: Arc<MuxHandle>,
-    bgp: Option<Arc<Mutex<crate::bgp::Announcer>>>,
+    bgp: Option<Arc<crate::node::bgp::BgpRole>>,
 ) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     if let Ok(addr) = listener.local_addr() {
@@ -160,9 +156,7 @@ async fn metrics_endpoint(
             }
         };
         if let Some(b) = &bgp {
-            b.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .metrics(&mut body);
+            crate::node::bgp::render_metrics(&b.state(), &mut body);
         }
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

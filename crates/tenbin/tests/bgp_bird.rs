@@ -7,7 +7,7 @@ mod bgp_lab;
 
 use std::time::{Duration, Instant};
 
-use bgp_lab::{mux_config, nexthops, sh, wait_for, Lab, VIP4, VIP6};
+use bgp_lab::{birdc, mux_config, nexthops, sh, wait_for, Lab, VIP4, VIP6};
 use tenbin_testkit::skip::{need_root, need_tools};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -44,17 +44,6 @@ fn start_bird(lab: &mut Lab, muxes: u8) -> String {
         std::path::Path::new(&ctl).exists().then_some(())
     });
     ctl
-}
-
-/// birdc's answer; it exits non-zero for answers like "Network not found", so the status
-/// is not checked.
-fn birdc(lab: &Lab, ctl: &str, cmd: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.router(), "birdc", "-s", ctl])
-        .args(cmd.split_whitespace())
-        .output()
-        .expect("birdc runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn start_mux(lab: &mut Lab, i: u8, state: &str) -> String {

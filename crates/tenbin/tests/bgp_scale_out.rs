@@ -4,7 +4,9 @@
 //! Checked: new flows spread over the three Muxes; kill -9 of a Mux leaves established
 //! connections working through the others (same backend: every Mux hashes alike); a
 //! graceful drain (SIGTERM) fails no request; a stopped service leaves the ring without a
-//! withdrawal, and the VIP is withdrawn when its last backend fails. Root only.
+//! withdrawal, and the VIP is withdrawn when its last backend fails; with the Muxes run by
+//! `tenbin run` instead, `tenbin ctl drain-mux` withdraws a Mux's VIP with its session up and
+//! fails no request, and `undrain-mux` announces it again. Root only.
 mod bgp_lab;
 
 use std::net::{SocketAddr, TcpStream};
@@ -154,9 +156,17 @@ struct ScaleOut {
 
 const ALL: [&str; 3] = ["10.88.0.11", "10.88.0.12", "10.88.0.13"];
 
+/// What runs each Mux: the `tenbin mux run` shell (counters on :9100), or the node
+/// (`tenbin run`, admin API on 127.0.0.1:9180 in the Mux's namespace).
+#[derive(Clone, Copy, PartialEq)]
+enum Runner {
+    MuxRun,
+    Node,
+}
+
 impl ScaleOut {
     /// Builds the lab with per-Mux flow-hash seeds and waits for the 3-way ECMP route.
-    fn start(tag: &str, seeds: [u32; 3], bfd: bool) -> Option<ScaleOut> {
+    fn start(tag: &str, seeds: [u32; 3], bfd: bool, runner: Runner) -> Option<ScaleOut> {
         if !need_root("network namespaces, XDP, BIRD")
             || !need_tools(&["bird", "birdc", "ip", "curl", "ethtool", "nft"])
         {
@@ -223,15 +233,15 @@ impl ScaleOut {
                 p.attach(&port).expect("attach pass");
                 p
             }));
-            let conf = lab.write(
-                &format!("mux{i}.toml"),
-                &mux_config(i, seeds[usize::from(i - 1)], bfd, &backends),
-            );
-            lab.spawn(
-                &format!("mux{i}"),
-                &m,
-                &[
-                    env!("CARGO_BIN_EXE_tenbin"),
+            let mut text = mux_config(i, seeds[usize::from(i - 1)], bfd, &backends);
+            if runner == Runner::Node {
+                text.push_str("\n[admin]\nlisten = \"127.0.0.1:9180\"\n");
+            }
+            let conf = lab.write(&format!("mux{i}.toml"), &text);
+            let tenbin = env!("CARGO_BIN_EXE_tenbin");
+            let argv: &[&str] = match runner {
+                Runner::MuxRun => &[
+                    tenbin,
                     "mux",
                     "run",
                     "-c",
@@ -239,7 +249,9 @@ impl ScaleOut {
                     "--metrics",
                     "127.0.0.1:9100",
                 ],
-            );
+                Runner::Node => &[tenbin, "run", "-c", &conf],
+            };
+            lab.spawn(&format!("mux{i}"), &m, argv);
         }
         let bird_conf = lab.write("bird.conf", &bird_config(bfd));
         let ctl = lab.path("bird.ctl").display().to_string();
@@ -278,7 +290,7 @@ impl ScaleOut {
 
 #[test]
 fn three_muxes_behind_bird_survive_a_kill_a_drain_and_backend_failures() {
-    let Some(mut x) = ScaleOut::start("bgs", [7, 7, 7], false) else {
+    let Some(mut x) = ScaleOut::start("bgs", [7, 7, 7], false, Runner::MuxRun) else {
         return;
     };
     // New flows spread over the three Muxes and the three backends.
@@ -397,7 +409,7 @@ fn cut_off_mux_2(x: &mut ScaleOut) -> (Duration, usize) {
 
 #[test]
 fn a_silently_cut_off_mux_leaves_the_route_within_the_hold_time() {
-    let Some(mut x) = ScaleOut::start("bgq", [7, 7, 7], false) else {
+    let Some(mut x) = ScaleOut::start("bgq", [7, 7, 7], false, Runner::MuxRun) else {
         return;
     };
     let (recovered, survived) = cut_off_mux_2(&mut x);
@@ -411,7 +423,7 @@ fn a_silently_cut_off_mux_leaves_the_route_within_the_hold_time() {
 
 #[test]
 fn with_bfd_a_silently_cut_off_mux_leaves_in_a_detection_time() {
-    let Some(mut x) = ScaleOut::start("bgd", [7, 7, 7], true) else {
+    let Some(mut x) = ScaleOut::start("bgd", [7, 7, 7], true, Runner::MuxRun) else {
         return;
     };
     let ctl = x.lab.path("bird.ctl").display().to_string();
@@ -436,7 +448,7 @@ fn with_bfd_a_silently_cut_off_mux_leaves_in_a_detection_time() {
 #[test]
 fn without_a_shared_flow_hash_connections_moved_by_ecmp_break() {
     // Plain ECMP in front of Muxes that do not hash alike: what the shared seed avoids.
-    let Some(mut x) = ScaleOut::start("bgn", [7, 8, 9], false) else {
+    let Some(mut x) = ScaleOut::start("bgn", [7, 8, 9], false, Runner::MuxRun) else {
         return;
     };
     let mut conns = x.connections();
@@ -452,4 +464,71 @@ fn without_a_shared_flow_hash_connections_moved_by_ecmp_break() {
         survived < CONNS,
         "some moved connections reach another backend"
     );
+}
+
+/// `tenbin ctl` against the node running Mux `i`; exit status and output.
+fn ctl(x: &ScaleOut, i: u8, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &x.lab.mux(i), env!("CARGO_BIN_EXE_tenbin")])
+        .args(["ctl", "--admin", "127.0.0.1:9180"])
+        .args(args)
+        .output()
+        .expect("tenbin ctl runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn drain_mux_withdraws_the_vip_keeps_forwarding_and_fails_no_request() {
+    let Some(x) = ScaleOut::start("bgm", [7, 7, 7], false, Runner::Node) else {
+        return;
+    };
+    let mut conns = x.connections();
+    let (ok, out) = ctl(&x, 3, &["drain-mux"]);
+    assert!(ok && out.contains("mux drained"), "{out}");
+    // Requests on every connection the whole time: those the router still sends to Mux 3
+    // are forwarded by it, those it moves reach the same backend through the others.
+    let mut failed = 0;
+    let mut rounds = 0;
+    let drain = Instant::now();
+    while x.hops() != ["10.88.0.11", "10.88.0.12"] {
+        assert!(
+            drain.elapsed() < LIMIT,
+            "Mux 3 kept its route: {:?}",
+            x.hops()
+        );
+        rounds += 1;
+        failed += CONNS - still_served(&mut conns);
+    }
+    for _ in 0..3 {
+        rounds += 1;
+        failed += CONNS - still_served(&mut conns);
+    }
+    println!(
+        "drain-mux: route gone after {:?}; {rounds} rounds of {CONNS} requests, {failed} failed",
+        drain.elapsed()
+    );
+    assert_eq!(failed, 0);
+    let ctl_path = x.lab.path("bird.ctl").display().to_string();
+    assert!(bgp_lab::birdc(&x.lab, &ctl_path, "show protocols m3").contains("Established"));
+    let (_, status) = ctl(&x, 3, &["status"]);
+    println!("{status}");
+    assert!(status.contains("established"), "{status}");
+    assert!(
+        status.contains("announcing: nothing; mux drained"),
+        "{status}"
+    );
+    let (_, again) = ctl(&x, 3, &["drain-mux"]);
+    assert!(again.contains("no change"), "{again}");
+
+    let (ok, out) = ctl(&x, 3, &["undrain-mux"]);
+    assert!(ok && out.contains("mux undrained"), "{out}");
+    wait_for("Mux 3's route back", LIMIT, || {
+        (x.hops() == ALL).then_some(())
+    });
+    assert_eq!(still_served(&mut conns), CONNS);
+    // The state names why each prefix is announced.
+    let (_, status) = ctl(&x, 1, &["status"]);
+    assert!(status.contains(&format!("{VIP4}/32 (mux)")), "{status}");
 }

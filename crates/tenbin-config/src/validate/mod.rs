@@ -56,11 +56,14 @@ pub(crate) fn validate(config: &Config) -> Result<(), Invalid> {
         })?;
     }
     if let Some(section) = &config.bgp {
-        section.validate().map_err(|e| Invalid {
-            span: e.span,
-            key: e.key,
-            message: e.message,
-        })?;
+        section
+            .validate()
+            .and_then(|()| section.validate_dns(config.dns.as_ref()))
+            .map_err(|e| Invalid {
+                span: e.span,
+                key: e.key,
+                message: e.message,
+            })?;
     }
     if let Some(section) = &config.sync {
         sync::sync(section)?;

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::error::{cease, code, Notification};
 use super::rib::Route;
-use super::session::{Event, Output, PeerConfig, Session, State, Stats};
+use super::session::{Down, Event, Output, PeerConfig, Session, State, Stats};
 use crate::bfd::driver::{Bfd, BfdPeer};
 use crate::bfd::{BfdConfig, State as BfdState};
 
@@ -56,6 +56,11 @@ pub struct PeerStatus {
     pub hold_time: Duration,
     pub announced: usize,
     pub stats: Stats,
+    /// When the session last reached Established; `None` while it is not.
+    pub established_at: Option<std::time::Instant>,
+    /// Why the session last went down (a NOTIFICATION sent or received, or the connection
+    /// closing), kept after it comes back up.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -94,6 +99,8 @@ impl Speaker {
                 session: Session::new(n.session.clone()),
                 n,
                 index: i,
+                established_at: None,
+                last_error: None,
                 events: events.clone(),
                 status: status_tx.clone(),
             };
@@ -202,6 +209,8 @@ fn idle(peer: IpAddr) -> PeerStatus {
         hold_time: Duration::ZERO,
         announced: 0,
         stats: Stats::default(),
+        established_at: None,
+        last_error: None,
     }
 }
 
@@ -232,6 +241,8 @@ type Conn = (OwnedReadHalf, OwnedWriteHalf);
 struct Task {
     n: Neighbor,
     index: usize,
+    established_at: Option<std::time::Instant>,
+    last_error: Option<String>,
     session: Session,
     events: broadcast::Sender<SpeakerEvent>,
     status: watch::Sender<Vec<PeerStatus>>,
@@ -336,6 +347,18 @@ impl Task {
                 }
                 Output::Event(event) => {
                     tracing::info!(peer = %self.n.address, ?event, "bgp");
+                    match &event {
+                        Event::Established { .. } => self.established_at = Some(now()),
+                        Event::Down(d) => {
+                            self.established_at = None;
+                            self.last_error = Some(match d {
+                                Down::Sent(n) => format!("sent {n}"),
+                                Down::Received(n) => format!("received {n}"),
+                                Down::ConnectionClosed => "connection closed".to_string(),
+                            });
+                        }
+                        _ => {}
+                    }
                     let _ = self.events.send(SpeakerEvent {
                         peer: self.n.address,
                         event,
@@ -349,6 +372,10 @@ impl Task {
             hold_time: self.session.hold_time(),
             announced: self.session.announced().count(),
             stats: self.session.stats(),
+            established_at: self
+                .established_at
+                .filter(|_| self.session.state() == State::Established),
+            last_error: self.last_error.clone(),
         };
         self.status.send_if_modified(|all| {
             let changed = all.get(self.index) != Some(&s);

@@ -2,6 +2,7 @@
 //! them knows about hysteresis or publication.
 
 pub mod agent;
+pub mod dns;
 pub mod http;
 pub mod icmp;
 pub mod tcp;

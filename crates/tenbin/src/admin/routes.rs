@@ -67,6 +67,8 @@ pub const ROUTES: &[Route] = &[
     route("PUT", "/api/v1/dns/datacenters/{dc}/admin", |m| {
         on(m, dc_admin)
     }),
+    route("POST", "/api/v1/mux/drain", |m| on(m, drain_mux)),
+    route("POST", "/api/v1/mux/undrain", |m| on(m, undrain_mux)),
     route("GET", "/state", |m| on(m, state)),
     route("POST", "/reload", |m| on(m, reload)),
     route("POST", "/commands", |m| on(m, command)),
@@ -99,6 +101,14 @@ async fn state(State(control): State<Control>) -> Json<NodeState> {
 
 async fn reload(State(control): State<Control>) -> Reply {
     apply(&control, Command::Reload, None).await
+}
+
+async fn drain_mux(State(control): State<Control>) -> Reply {
+    apply(&control, Command::DrainMux, None).await
+}
+
+async fn undrain_mux(State(control): State<Control>) -> Reply {
+    apply(&control, Command::UndrainMux, None).await
 }
 
 /// `{"state": "..."}`: `active` (or `enable`), `draining` (or `drain`), `maintenance` (or

@@ -47,7 +47,8 @@ pub struct CtlArgs {
 
 #[derive(Subcommand, Debug)]
 enum CtlCommand {
-    /// Frontends, pools and servers (state, weights, sessions), DNS datacenters, VRRP.
+    /// Frontends, pools and servers (state, weights, sessions), DNS datacenters, VRRP, BGP
+    /// neighbours and prefixes.
     Status,
     /// No new sessions to SERVER; sessions persisted to it still go there.
     Drain { pool: String, server: String },
@@ -80,6 +81,11 @@ enum CtlCommand {
     DnsLoad { datacenter: String, load: f64 },
     /// Read the node's config file again and apply what changed.
     Reload,
+    /// Withdraw every Mux VIP over BGP (sessions stay up, the Mux keeps forwarding what
+    /// still arrives), e.g. before maintenance.
+    DrainMux,
+    /// Announce the Mux's servable VIPs again.
+    UndrainMux,
 }
 
 /// Runs one ctl command; the exit code is the module docs' table.
@@ -245,5 +251,7 @@ fn request(what: &CtlCommand) -> Request {
             json!({ "load": load }),
         ),
         CtlCommand::Reload => Request::post("/api/v1/reload", Value::Null),
+        CtlCommand::DrainMux => Request::post("/api/v1/mux/drain", Value::Null),
+        CtlCommand::UndrainMux => Request::post("/api/v1/mux/undrain", Value::Null),
     }
 }

@@ -95,6 +95,9 @@ pub fn status(reply: &Value) -> Result<String, Failure> {
         out.push('\n');
         vrrp_table(&mut out, vrrp);
     }
+    if let Some(bgp) = &state.bgp {
+        bgp_table(&mut out, bgp);
+    }
     Ok(out)
 }
 
@@ -139,6 +142,46 @@ fn vrrp_table(out: &mut String, vrrp: &tenbin_config::api::VrrpState) {
         ]);
     }
     table(out, &rows);
+}
+
+fn bgp_table(out: &mut String, bgp: &tenbin_config::api::bgp::BgpState) {
+    out.push('\n');
+    let mut rows = vec![row([
+        "NEIGHBOR",
+        "AS",
+        "STATE",
+        "UPTIME",
+        "PREFIXES",
+        "FLAPS",
+        "LAST ERROR",
+    ])];
+    for n in &bgp.neighbors {
+        rows.push(vec![
+            n.address.to_string(),
+            n.remote_as.to_string(),
+            n.state.clone(),
+            n.uptime_secs
+                .map_or_else(|| "-".into(), |s| format!("{}s", s.round())),
+            n.prefixes_announced.to_string(),
+            n.flaps.to_string(),
+            n.last_error.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    table(out, &rows);
+    let prefixes: Vec<String> = bgp
+        .prefixes
+        .iter()
+        .map(|p| format!("{} ({})", p.prefix, p.source))
+        .collect();
+    out.push_str(&format!(
+        "announcing: {}{}\n",
+        if prefixes.is_empty() {
+            "nothing".to_string()
+        } else {
+            prefixes.join(", ")
+        },
+        if bgp.mux_drained { "; mux drained" } else { "" }
+    ));
 }
 
 /// What a change did: one line per applied change, or that nothing changed.

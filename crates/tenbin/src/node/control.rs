@@ -67,6 +67,7 @@ pub(super) struct Node {
     pub proxy: ProxyTier,
     pub health: ProxyHealth,
     pub dns: Option<DnsHandle>,
+    pub bgp: Option<super::bgp::BgpRole>,
     pub mux: Mux,
     pub agent: Agent,
     /// The node's health bus: every tier's entries under typed keys, and `NodeHealth`.
@@ -133,6 +134,12 @@ impl Control {
         {
             anyhow::bail!("{}: no frontend to run", path.display());
         }
+        let bgp = match &config.bgp {
+            Some(section) => {
+                Some(super::bgp::start_for_node(section, &config, mux.readiness()).await?)
+            }
+            None => None,
+        };
         let health_rx = health.subscribe();
         let node = Node {
             path: path.to_path_buf(),
@@ -144,6 +151,7 @@ impl Control {
             proxy,
             health,
             dns,
+            bgp,
             mux,
             agent,
             bus,
@@ -241,6 +249,15 @@ impl Control {
         }
     }
 
+    /// Withdraws every prefix, lingers, and closes the BGP sessions (at shutdown, before the
+    /// listeners close). The node's lock is not held while it lingers.
+    pub async fn stop_bgp(&self) {
+        let bgp = self.inner.lock().await.bgp.take();
+        if let Some(b) = bgp {
+            b.stop().await;
+        }
+    }
+
     /// Stops the health checks and the XDP roles (at shutdown; listeners follow the node's
     /// token). The host agent goes first (its VIPs leave `lo`), the Mux detaches last: a
     /// BGP speaker, where the node runs one, withdraws before that.
@@ -266,6 +283,9 @@ impl Node {
             }
             Command::SetDatacenterLoad { datacenter, load } => {
                 return self.set_load(datacenter, *load);
+            }
+            Command::DrainMux | Command::UndrainMux => {
+                return self.drain_mux(matches!(cmd, Command::DrainMux));
             }
             other => (
                 self.file.clone(),
@@ -366,6 +386,9 @@ impl Node {
                         lines.push(refused(change, e));
                         continue;
                     }
+                    if let Some(b) = self.bgp.as_mut() {
+                        b.follow_mux(self.mux.readiness());
+                    }
                 }
                 Change::Agent(section) => {
                     let xdp = xdp_context(&self.ctx);
@@ -422,6 +445,9 @@ impl Node {
                 }
             }
         }
+        if let Some(b) = self.bgp.as_mut() {
+            b.follow_dns(section);
+        }
         Ok(())
     }
 
@@ -445,6 +471,30 @@ impl Node {
             }
             Err(e @ LoadError::Invalid(_)) => Err(ApplyError::rejected(e.to_string())),
         }
+    }
+
+    fn drain_mux(&mut self, drained: bool) -> Result<Applied, ApplyError> {
+        let bgp = self
+            .bgp
+            .as_ref()
+            .ok_or_else(|| ApplyError::rejected("the node runs no [bgp]: nothing to withdraw"))?;
+        if self.effective.mux.is_none() {
+            return Err(ApplyError::rejected("the node runs no [mux]"));
+        }
+        let changed = bgp.set_mux_drained(drained);
+        let what = if drained {
+            "mux drained: its VIPs are withdrawn, it keeps forwarding what still arrives"
+        } else {
+            "mux undrained: its servable VIPs are announced"
+        };
+        Ok(Applied {
+            generation: self.generation,
+            changes: if changed {
+                vec![what.to_string()]
+            } else {
+                Vec::new()
+            },
+        })
     }
 
     async fn bind_admin(&self, addr: std::net::SocketAddr) -> anyhow::Result<AdminListener> {

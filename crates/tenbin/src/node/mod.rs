@@ -1,5 +1,7 @@
 //! The node runtime: one process that owns every tier it runs and applies every change live.
 //!
+//! - `bgp`: the `[bgp]` role, announcing the Mux's VIPs and (`anycast`) the DNS tier's
+//!   listen addresses while they serve; withdrawn before the node stops.
 //! - `control`: [`Control`], the one handle to read the node ([`Control::state`]) and change
 //!   it ([`Control::apply`]); SIGHUP, the file watcher and the admin API all go through it.
 //! - `mux`, `agent`: the XDP roles `[mux]` and `[agent]` (tenbin-xdp's handles, started and
@@ -24,6 +26,8 @@
 //! 30 s) between SIGTERM and SIGKILL: it finishes ordinary requests and fits inside them.
 
 mod agent;
+mod anycast;
+pub(crate) mod bgp;
 mod control;
 mod mux;
 mod overlay;
@@ -87,8 +91,9 @@ pub async fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         }
     }
     // The VIPs go first, so the backup serves new requests at once while this node's
-    // listeners still finish what arrived before.
-    control.stop_vrrp().await;
+    // listeners still finish what arrived before; BGP withdraws and lingers (while still
+    // serving) at the same time, so routers move traffic before sockets close.
+    tokio::join!(control.stop_vrrp(), control.stop_bgp());
     tracing::info!(grace = ?ctx.grace, "shutting down: listeners closed, draining");
     ctx.shutdown.cancel();
     control.stop().await;

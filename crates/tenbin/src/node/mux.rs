@@ -59,7 +59,6 @@ impl Mux {
 
     /// The Mux's readiness, for whoever announces its VIPs (BGP) or folds it into the
     /// node's health; `None` when `[mux]` does not run.
-    #[allow(dead_code)] // the BGP role subscribes here
     pub(super) fn readiness(
         &self,
     ) -> Option<tokio::sync::watch::Receiver<tenbin_xdp::mux::MuxReadiness>> {

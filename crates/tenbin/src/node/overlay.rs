@@ -68,7 +68,10 @@ impl Overrides {
     pub fn with(&self, cmd: &Command, current: &Config) -> Result<Overrides, ApplyError> {
         let mut next = self.clone();
         match cmd {
-            Command::Reload | Command::SetDatacenterLoad { .. } => {}
+            Command::Reload
+            | Command::SetDatacenterLoad { .. }
+            | Command::DrainMux
+            | Command::UndrainMux => {}
             Command::SetServerState {
                 pool,
                 server,

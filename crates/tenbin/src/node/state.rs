@@ -128,6 +128,10 @@ impl Node {
         if self.admin.is_some() {
             tiers.push("admin".to_string());
         }
+        let bgp = self.bgp.as_ref().map(|b| b.state());
+        if bgp.is_some() {
+            tiers.push("bgp".to_string());
+        }
         NodeState {
             config: self.path.display().to_string(),
             generation: self.generation,
@@ -136,6 +140,7 @@ impl Node {
             pools,
             dns,
             admin: self.admin.as_ref().map(|a| a.addr),
+            bgp,
             mux,
             agent,
             readiness: self

@@ -194,7 +194,21 @@ pub fn mux_config(i: u8, state: &str, remote_as: u32) -> String {
              [[mux.vip.backend]]\naddress = \"{backend}\"\nmac = \"02:be:00:00:00:01\"\nstate = \"{state}\"\n"
         ));
     }
-    c.push_str(&format!(
+    c.push_str(&bgp_section(
+        i,
+        &format!(
+            "med = 10\ncommunities = [\"65001:100\"]\nlarge_communities = [\"65001:1:2\"]\n\
+             next_hop_v6 = \"fd88:1{i}::2\"\n"
+        ),
+        &format!("remote_as = {remote_as}\n"),
+    ));
+    c
+}
+
+/// `[bgp]` of node `i` towards the router (AS 65001, fast timers, 1 s linger), with `extra`
+/// keys in `[bgp]` and `neighbor` keys in its one `[[bgp.neighbor]]`.
+pub fn bgp_section(i: u8, extra: &str, neighbor: &str) -> String {
+    format!(
         r#"
 [bgp]
 router_id = "10.88.1{i}.2"
@@ -203,17 +217,22 @@ hold_time = 3
 connect_retry = "1s"
 connect_retry_max = "2s"
 linger = "1s"
-med = 10
-communities = ["65001:100"]
-large_communities = ["65001:1:2"]
-next_hop_v6 = "fd88:1{i}::2"
-
+{extra}
 [[bgp.neighbor]]
 address = "10.88.1{i}.1"
-remote_as = {remote_as}
-"#
-    ));
-    c
+{neighbor}"#
+    )
+}
+
+/// birdc's answer in the router namespace; it exits non-zero for answers like "Network not
+/// found", so the status is not checked.
+pub fn birdc(lab: &Lab, ctl: &str, cmd: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.router(), "birdc", "-s", ctl])
+        .args(cmd.split_whitespace())
+        .output()
+        .expect("birdc runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Kernel next hops of `prefix` in namespace `ns` (`ip route`'s `via` addresses).
