@@ -48,3 +48,14 @@ start() { # name command...: background, logs in $WORK/name.log
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# stats VALUE...: "median min max" of numbers (an empty or "fail" value makes it "fail").
+stats() {
+  printf '%s\n' "$@" | awk '
+    /^[0-9.]+$/ { v[n++] = $1; next } { bad = 1 }
+    END {
+      if (bad || n == 0) { print "fail fail fail"; exit }
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+      printf "%s %s %s\n", m, v[0], v[n - 1] }'
+}
