@@ -98,7 +98,7 @@ HA_HTTP=$(free_port); HA_TCP=$(free_port); HA_IPERF=$(free_port); HA_SPLICE=$(fr
 TB_HTTP=$(free_port); TB_TCP=$(free_port); TB_IPERF=$(free_port); TB_SPLICE=$(free_port)
 haproxy_cfg() { # nbthread
   echo "global"
-  echo "  maxconn 20000"
+  echo "  maxconn 4000"
   echo "  nbthread $1"
   echo "defaults"
   # tenbin's defaults: connect 3s, header 10s, idle 60s, server 30s, queue 5s, tcp idle 300s.
@@ -264,8 +264,8 @@ round_ratios() { # figure|T
 rfmt() { local s; read -r -a s <<<"$(stats $(round_ratios "$1"))"; printf 'x%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"; }
 printf '\n%-8s %-22s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
 for T in $THREADS_LIST; do
-  for f in http-rps http-p50 http-p99; do
-    for m in http tcp; do
+  for m in http tcp; do
+    for f in http-rps http-p50 http-p99; do
       printf '%-8s %-22s %-30s %-30s %s\n' "$T" "$m ${f#http-}" "$(fmt "$f|$m|$T|tenbin")" "$(fmt "$f|$m|$T|haproxy")" "$(rfmt "$f|$m|$T")"
     done
   done
