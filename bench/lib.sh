@@ -70,3 +70,14 @@ start_nginx_backends() {
   start backends nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
   for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; cat "$WORK/backends.log"; exit 1; }; done
 }
+
+# stats VALUE...: "median min max" of numbers (an empty or "fail" value makes it "fail").
+stats() {
+  printf '%s\n' "$@" | awk '
+    /^[0-9.]+$/ { v[n++] = $1; next } { bad = 1 }
+    END {
+      if (bad || n == 0) { print "fail fail fail"; exit }
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+      printf "%s %s %s\n", m, v[0], v[n - 1] }'
+}

@@ -1,142 +1,57 @@
 #!/usr/bin/env bash
-# bench/proxy.sh: the proxy tier side by side with HAProxy and NGINX on loopback (their
-# versions asked from their binaries and printed).
+# bench/proxy.sh: the proxy tier against HAProxy at equal cores, on loopback, in interleaved
+# rounds (tenbin, HAProxy, tenbin, HAProxy, ...) so that load from other processes on a shared
+# host lands on both alike; per figure the median and the spread (min-max) over the rounds.
 #
-#   HTTP: wrk through tenbin, HAProxy (mode http and mode tcp) and NGINX (proxy_pass with
-#         upstream keep-alive), round robin over the same NGINX static backends; req/s, p50,
-#         p99 and tenbin's ratios.
-#   TCP:  iperf3 through tenbin mode tcp (userspace copy and splice) and HAProxy mode tcp;
-#         Gbit/s and the ratio.
+#   http: wrk keep-alive through tenbin mode http and HAProxy mode http (keep-alive and
+#         connection reuse to the backends on both, the same X-Forwarded-* headers, the same
+#         timeouts, no logging), round robin over NGINX static backends: req/s, p50, p99.
+#   tcp:  the same wrk load through mode tcp on both (no splice on either): req/s, p99.
+#   tcp single stream: one iperf3 stream through mode tcp on both, then through tenbin's
+#         splice relay and HAProxy with `option splice-auto`: Gbit/s.
+# For each worker count in THREADS_LIST: tenbin `run --threads N`, HAProxy `nbthread N`, both
+# pinned with taskset to the same PROXY_CPUS; wrk, iperf3 and the backends pinned to LOAD_CPUS.
+# Only 2xx responses count: a wrk run with any non-2xx/3xx response or socket error is a
+# failed row (printed "fail", and the script exits 1 at the end).
 #
-# Peers come from Debian via scripts/install-deps. Everything binds 127.0.0.1 on free ports in
-# a private temp dir; every process started here is killed on exit. Runs are bounded by
-# DURATION / IPERF_SECS. Knobs (env): DURATION=10s CONNS=64 THREADS=2 BACKENDS=3 IPERF_SECS=5
-# TENBIN_HTTP=auto|off (tenbin mode http via `tenbin run` when it serves it, else the runner),
-# TENBIN_BIN=path to a release tenbin binary (default: built into the runner's target dir),
-# PROXY_BENCH_TARGET=cargo target dir of the runner (default target/proxy-bench),
-# TENBIN_THREADS=N worker threads of `tenbin run` (default: one per core).
+# Peers come from Debian via scripts/install-deps; their versions are read from the binaries.
+# Everything binds 127.0.0.1 on free ports in a private temp dir; every process started here
+# is killed on exit. Knobs (env), defaults in brackets:
+#   ROUNDS [3] DURATION [5s] IPERF_SECS [3] CONNS [64] WRK_THREADS [1] BACKENDS [3]
+#   THREADS_LIST ["1 2"]; PROXY_CPUS_1 [1] PROXY_CPUS_2 [0,1] (PROXY_CPUS_N for other N);
+#   LOAD_CPUS [0]; BENCH_QUICK=1 (2 rounds of 2s, iperf 1s: for iterating, not for figures);
+#   TENBIN_BIN=path to a release tenbin (default: built into PROXY_BENCH_TARGET
+#   [target/proxy-bench]); SPLICE=0 skips the splice rows.
 set -euo pipefail
 
-DURATION=${DURATION:-10s}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-2s}; IPERF_SECS=${IPERF_SECS:-1}
+fi
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+IPERF_SECS=${IPERF_SECS:-3}
 CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
+WRK_THREADS=${WRK_THREADS:-1}
 BACKENDS=${BACKENDS:-3}
-IPERF_SECS=${IPERF_SECS:-5}
-TENBIN_HTTP=${TENBIN_HTTP:-auto}
+THREADS_LIST=${THREADS_LIST:-"1 2"}
+LOAD_CPUS=${LOAD_CPUS:-0}
+SPLICE=${SPLICE:-1}
+PROXY_CPUS_1=${PROXY_CPUS_1:-1}
+PROXY_CPUS_2=${PROXY_CPUS_2:-0,1}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-for c in haproxy nginx wrk iperf3 ss curl; do
-  command -v "$c" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
+PATH="$PATH:/usr/sbin:/sbin"
+for c in haproxy nginx wrk iperf3 ss curl taskset; do
   command -v "$c" >/dev/null 2>&1 || { bash "$ROOT/scripts/install-deps"; break; }
 done
 
 BENCH_NAME=proxy
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-HA_V=$(haproxy -v 2>&1 | awk 'NR == 1 { sub(/-.*/, "", $3); print $3 }')
-NG_V=$(nginx -v 2>&1 | sed 's|.*nginx/||')
+FAILED=0
+pin() { taskset -c "$@"; } # cpus command...
 
-# ---------------------------------------------------------------- backends: NGINX static
-BACK_PORTS=()
-for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
-start_nginx_backends
-
-IPERF_PORT=$(free_port)
-start iperf3 iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
-wait_port "$IPERF_PORT"
-
-# ---------------------------------------------------------------- HAProxy 2.6
-HA_HTTP=$(free_port); HA_TCP=$(free_port); HA_IPERF=$(free_port)
-{
-  echo "global"
-  echo "  maxconn 4000"
-  echo "  nbthread 2"
-  echo "defaults"
-  echo "  timeout connect 3s"
-  echo "  timeout client 60s"
-  echo "  timeout server 60s"
-  echo "frontend http_in"
-  echo "  mode http"
-  echo "  bind 127.0.0.1:$HA_HTTP"
-  echo "  option http-keep-alive"
-  echo "  default_backend http_be"
-  echo "backend http_be"
-  echo "  mode http"
-  echo "  balance roundrobin"
-  echo "  http-reuse always"
-  i=0; for p in "${BACK_PORTS[@]}"; do i=$((i + 1)); echo "  server b$i 127.0.0.1:$p"; done
-  echo "frontend tcp_in"
-  echo "  mode tcp"
-  echo "  bind 127.0.0.1:$HA_TCP"
-  echo "  default_backend tcp_be"
-  echo "backend tcp_be"
-  echo "  mode tcp"
-  echo "  balance roundrobin"
-  i=0; for p in "${BACK_PORTS[@]}"; do i=$((i + 1)); echo "  server b$i 127.0.0.1:$p"; done
-  echo "listen iperf"
-  echo "  mode tcp"
-  echo "  bind 127.0.0.1:$HA_IPERF"
-  echo "  server i 127.0.0.1:$IPERF_PORT"
-} >"$WORK/haproxy.cfg"
-start haproxy haproxy -db -f "$WORK/haproxy.cfg"
-
-# ---------------------------------------------------------------- NGINX 1.22 as the proxy
-NG_HTTP=$(free_port)
-mkdir -p "$WORK/ngproxy"
-{
-  echo "worker_processes 2; daemon off; pid $WORK/ngproxy/nginx.pid; error_log $WORK/ngproxy/error.log;"
-  echo "events { worker_connections 8192; }"
-  echo "http { access_log off;"
-  echo "  client_body_temp_path $WORK/ngproxy; proxy_temp_path $WORK/ngproxy;"
-  echo "  fastcgi_temp_path $WORK/ngproxy; uwsgi_temp_path $WORK/ngproxy; scgi_temp_path $WORK/ngproxy;"
-  echo "  upstream be {"
-  for p in "${BACK_PORTS[@]}"; do echo "    server 127.0.0.1:$p;"; done
-  echo "    keepalive 64;"
-  echo "  }"
-  echo "  server { listen 127.0.0.1:$NG_HTTP;"
-  echo "    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-  echo "}"
-} >"$WORK/ngproxy/nginx.conf"
-start ngproxy nginx -p "$WORK/ngproxy" -c "$WORK/ngproxy/nginx.conf"
-
-# ---------------------------------------------------------------- tenbin
-TB_TCP=$(free_port); TB_SPLICE=$(free_port); TB_IPERF=$(free_port); TB_IPERF_SPLICE=$(free_port)
-TB_HTTP=$(free_port)
-servers_toml() { # pool name, ports...
-  local pool=$1
-  shift
-  echo "[[pool]]"
-  echo "name = \"$pool\""
-  echo "algorithm = \"roundrobin\""
-  local i=0
-  for p in "$@"; do
-    i=$((i + 1))
-    echo "[[pool.server]]"
-    echo "name = \"s$i\""
-    echo "address = \"127.0.0.1:$p\""
-  done
-}
-tcp_config() { # web port, iperf port
-  {
-    echo "[[frontend]]"; echo 'name = "web"'; echo "bind = [\"127.0.0.1:$1\"]"
-    echo 'mode = "tcp"'; echo 'default_pool = "web"'
-    echo "[[frontend]]"; echo 'name = "iperf"'; echo "bind = [\"127.0.0.1:$2\"]"
-    echo 'mode = "tcp"'; echo 'default_pool = "iperf"'
-    servers_toml web "${BACK_PORTS[@]}"
-    servers_toml iperf "$IPERF_PORT"
-  }
-}
-tcp_config "$TB_TCP" "$TB_IPERF" >"$WORK/tenbin-tcp.toml"
-tcp_config "$TB_SPLICE" "$TB_IPERF_SPLICE" >"$WORK/tenbin-splice.toml"
-{
-  echo "[[frontend]]"; echo 'name = "web"'; echo "bind = [\"127.0.0.1:$TB_HTTP\"]"
-  echo 'mode = "http"'; echo 'default_pool = "web"'
-  servers_toml web "${BACK_PORTS[@]}"
-} >"$WORK/tenbin-http.toml"
-
-# Release builds go to their own target dir so they never wait on (or block) the workspace's.
-# tenbin itself (`tenbin run`) serves the tcp and http rows; the small runner serves the
-# splice rows (a knob the config file does not carry) and stands in if tenbin does not build.
+# ---------------------------------------------------------------- builds
 RUNNER_TARGET=${PROXY_BENCH_TARGET:-"$ROOT/target/proxy-bench"}
 if [ -n "${TENBIN_BIN:-}" ]; then
   TENBIN=$TENBIN_BIN
@@ -144,121 +59,221 @@ else
   log "building tenbin (release; the first build takes minutes)"
   TENBIN="$RUNNER_TARGET/release/tenbin"
   (cd "$ROOT" && CARGO_TARGET_DIR="$RUNNER_TARGET" cargo build --release -q -p tenbin) >"$WORK/build-tenbin.log" 2>&1 \
-    || { log "tenbin did not build; using the runner: $(tail -n 3 "$WORK/build-tenbin.log")"; TENBIN=/nonexistent; }
+    || { cat "$WORK/build-tenbin.log"; exit 1; }
 fi
-log "building the L4 runner (release)"
-CARGO_TARGET_DIR="$RUNNER_TARGET" cargo build --release -q --manifest-path "$ROOT/bench/proxy-runner/Cargo.toml" >"$WORK/build-runner.log" 2>&1 \
-  || { cat "$WORK/build-runner.log"; exit 1; }
 RUNNER="$RUNNER_TARGET/release/tenbin-proxy-bench-runner"
-
-# mode tcp: `tenbin run` when it serves L4 frontends, else the runner over the same entry point.
-L4_VIA="runner"
-if [ -x "$TENBIN" ]; then
-  start tenbin-try "$TENBIN" run -c "$WORK/tenbin-tcp.toml"
-  if wait_port "$TB_TCP" 2>/dev/null; then L4_VIA="tenbin run"; fi
-fi
-if [ "$L4_VIA" = runner ]; then
-  start tenbin-tcp "$RUNNER" "$WORK/tenbin-tcp.toml"
-fi
-start tenbin-splice "$RUNNER" "$WORK/tenbin-splice.toml" --splice
-
-# mode http: `tenbin run` when it serves it, else the runner over http::serve.
-HTTP_OK=0
-HTTP_VIA="runner"
-if [ "$TENBIN_HTTP" != off ]; then
-  if [ -x "$TENBIN" ]; then
-    start tenbin-http-try "$TENBIN" run -c "$WORK/tenbin-http.toml"
-    if wait_port "$TB_HTTP" 2>/dev/null && curl -fsS -m 2 "http://127.0.0.1:$TB_HTTP/" >/dev/null 2>&1; then
-      HTTP_OK=1
-      HTTP_VIA="tenbin run"
-    fi
-  fi
-  if [ "$HTTP_OK" = 0 ]; then
-    start tenbin-http "$RUNNER" "$WORK/tenbin-http.toml"
-    if wait_port "$TB_HTTP" 2>/dev/null && curl -fsS -m 2 "http://127.0.0.1:$TB_HTTP/" >/dev/null 2>&1; then
-      HTTP_OK=1
-    else
-      log "tenbin mode http did not come up: $(tail -n 2 "$WORK/tenbin-http.log" 2>/dev/null)"
-    fi
-  fi
+if [ "$SPLICE" = 1 ]; then
+  log "building the splice runner (release)"
+  CARGO_TARGET_DIR="$RUNNER_TARGET" cargo build --release -q --manifest-path "$ROOT/bench/proxy-runner/Cargo.toml" >"$WORK/build-runner.log" 2>&1 \
+    || { cat "$WORK/build-runner.log"; exit 1; }
 fi
 
-for p in "$HA_HTTP" "$HA_TCP" "$HA_IPERF" "$NG_HTTP" "$TB_TCP" "$TB_SPLICE" "$TB_IPERF" "$TB_IPERF_SPLICE"; do
-  wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
-done
-for p in "$HA_HTTP" "$NG_HTTP" "$TB_TCP" "$TB_SPLICE"; do
-  curl -fsS -m 2 "http://127.0.0.1:$p/" >/dev/null || { log "no HTTP answer through port $p"; exit 1; }
-done
+# ---------------------------------------------------------------- backends: NGINX static
+BACK_PORTS=()
+for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
+mkdir -p "$WORK/backends"
+{
+  # One worker per backend port's share of the load CPUs is plenty for a 10-byte answer;
+  # two workers keep a backend from capping either proxy.
+  echo "worker_processes 2; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
+  echo "events { worker_connections 8192; }"
+  echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;"
+  echo "  client_body_temp_path $WORK/backends; proxy_temp_path $WORK/backends;"
+  echo "  fastcgi_temp_path $WORK/backends; uwsgi_temp_path $WORK/backends; scgi_temp_path $WORK/backends;"
+  i=0
+  for p in "${BACK_PORTS[@]}"; do
+    i=$((i + 1))
+    echo "  server { listen 127.0.0.1:$p; location / { default_type text/plain; return 200 \"backend $i\\n\"; } }"
+  done
+  echo "}"
+} >"$WORK/backends/nginx.conf"
+start backends pin "$LOAD_CPUS" nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
+for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; cat "$WORK/backends.log"; exit 1; }; done
+IPERF_PORT=$(free_port)
+start iperf3 pin "$LOAD_CPUS" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+wait_port "$IPERF_PORT"
 
-# ---------------------------------------------------------------- measure
-to_ms() { # wrk latency token (e.g. 512.00us, 1.20ms, 2.00s) -> milliseconds
+# ---------------------------------------------------------------- proxy configs
+HA_HTTP=$(free_port); HA_TCP=$(free_port); HA_IPERF=$(free_port); HA_SPLICE=$(free_port)
+TB_HTTP=$(free_port); TB_TCP=$(free_port); TB_IPERF=$(free_port); TB_SPLICE=$(free_port)
+haproxy_cfg() { # nbthread
+  echo "global"
+  echo "  maxconn 4000"
+  echo "  nbthread $1"
+  echo "defaults"
+  # tenbin's defaults: connect 3s, header 10s, idle 60s, server 30s, queue 5s, tcp idle 300s.
+  echo "  timeout connect 3s"
+  echo "  timeout client 60s"
+  echo "  timeout server 30s"
+  echo "  timeout http-request 10s"
+  echo "  timeout http-keep-alive 60s"
+  echo "  timeout queue 5s"
+  echo "  retries 2"
+  echo "frontend http_in"
+  echo "  mode http"
+  echo "  bind 127.0.0.1:$HA_HTTP"
+  echo "  option http-keep-alive"
+  # tenbin's default `forwarded = \"x-forwarded\"`: X-Forwarded-For, -Proto and -Host.
+  echo "  option forwardfor"
+  echo "  http-request set-header X-Forwarded-Proto http"
+  echo "  http-request set-header X-Forwarded-Host %[req.hdr(host)]"
+  echo "  default_backend http_be"
+  echo "backend http_be"
+  echo "  mode http"
+  echo "  balance roundrobin"
+  echo "  http-reuse always"
+  i=0; for p in "${BACK_PORTS[@]}"; do i=$((i + 1)); echo "  server b$i 127.0.0.1:$p"; done
+  echo "listen tcp_in"
+  echo "  mode tcp"
+  echo "  timeout client 300s"
+  echo "  timeout server 300s"
+  echo "  bind 127.0.0.1:$HA_TCP"
+  echo "  balance roundrobin"
+  i=0; for p in "${BACK_PORTS[@]}"; do i=$((i + 1)); echo "  server b$i 127.0.0.1:$p"; done
+  echo "listen iperf"
+  echo "  mode tcp"
+  echo "  timeout client 300s"
+  echo "  timeout server 300s"
+  echo "  bind 127.0.0.1:$HA_IPERF"
+  echo "  server i 127.0.0.1:$IPERF_PORT"
+  echo "listen iperf_splice"
+  echo "  mode tcp"
+  echo "  option splice-auto"
+  echo "  timeout client 300s"
+  echo "  timeout server 300s"
+  echo "  bind 127.0.0.1:$HA_SPLICE"
+  echo "  server i 127.0.0.1:$IPERF_PORT"
+}
+servers_toml() { # pool name, ports...
+  local pool=$1 i=0 p
+  shift
+  echo "[[pool]]"; echo "name = \"$pool\""; echo 'algorithm = "roundrobin"'
+  for p in "$@"; do
+    i=$((i + 1))
+    echo "[[pool.server]]"; echo "name = \"s$i\""; echo "address = \"127.0.0.1:$p\""
+  done
+}
+{
+  echo "[[frontend]]"; echo 'name = "web"'; echo "bind = [\"127.0.0.1:$TB_HTTP\"]"
+  echo 'mode = "http"'; echo 'default_pool = "web"'
+  echo "[[frontend]]"; echo 'name = "tcp"'; echo "bind = [\"127.0.0.1:$TB_TCP\"]"
+  echo 'mode = "tcp"'; echo 'default_pool = "web"'
+  echo "[[frontend]]"; echo 'name = "iperf"'; echo "bind = [\"127.0.0.1:$TB_IPERF\"]"
+  echo 'mode = "tcp"'; echo 'default_pool = "iperf"'
+  servers_toml web "${BACK_PORTS[@]}"
+  servers_toml iperf "$IPERF_PORT"
+} >"$WORK/tenbin.toml"
+{
+  echo "[[frontend]]"; echo 'name = "iperf"'; echo "bind = [\"127.0.0.1:$TB_SPLICE\"]"
+  echo 'mode = "tcp"'; echo 'default_pool = "iperf"'
+  servers_toml iperf "$IPERF_PORT"
+} >"$WORK/tenbin-splice.toml"
+
+# ---------------------------------------------------------------- measuring
+to_ms() { # wrk latency token (512.00us, 1.20ms, 2.00s) -> milliseconds
   awk -v v="$1" 'BEGIN {
     n = v + 0
     if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
     printf "%.3f", n }'
 }
-declare -A RPS P50 P99
-run_wrk() { # label port
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/" 2>&1)
-  echo "$out" >"$WORK/wrk-$2.txt"
-  RPS[$1]=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
-  P50[$1]=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
-  P99[$1]=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
-  local errs
-  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { print }')
-  [ -z "$errs" ] || log "$1: $errs"
+declare -A VAL # "figure|threads|peer" -> space-separated values, one per round
+add() { VAL[$1]="${VAL[$1]:-} $2"; }
+run_wrk() { # key port: req/s of 2xx responses and p99 (ms), or fail
+  local out rps p99 p50 errs
+  out=$(pin "$LOAD_CPUS" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/" 2>&1) || true
+  echo "$out" >>"$WORK/wrk.log"
+  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/')
+  rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
+  p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+  if [ -n "$errs" ] || [ -z "$rps" ]; then
+    log "$1: failed: ${errs:-no result}"
+    rps=fail; p99=fail; p50=fail; FAILED=1
+  fi
+  add "http-rps|$1" "$rps"; add "http-p50|$1" "$p50"; add "http-p99|$1" "$p99"
 }
-declare -A GBPS
-run_iperf() { # label port
-  local out
-  out=$(iperf3 -c 127.0.0.1 -p "$2" -t "$IPERF_SECS" -f g 2>&1) || { GBPS[$1]="fail"; echo "$out" >&2; return; }
-  GBPS[$1]=$(echo "$out" | awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") v = $(i - 1) } END { print v }')
+run_iperf() { # key port
+  local out g
+  out=$(pin "$LOAD_CPUS" iperf3 -c 127.0.0.1 -p "$2" -t "$IPERF_SECS" -f g 2>&1) || true
+  g=$(echo "$out" | awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") v = $(i - 1) } END { print v }')
+  [ -n "$g" ] || { log "$1: iperf3 failed: $(echo "$out" | tail -n 1)"; g=fail; FAILED=1; }
+  add "gbps|$1" "$g"
 }
+check_http() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$1/"; }
 
-
-HTTP_ROWS=("direct (one nginx backend)|${BACK_PORTS[0]}" "haproxy $HA_V mode http|$HA_HTTP"
-  "nginx $NG_V proxy_pass|$NG_HTTP" "haproxy $HA_V mode tcp|$HA_TCP"
-  "tenbin mode tcp ($L4_VIA)|$TB_TCP" "tenbin mode tcp splice|$TB_SPLICE")
-[ "$HTTP_OK" = 1 ] && HTTP_ROWS+=("tenbin mode http ($HTTP_VIA)|$TB_HTTP")
-for row in "${HTTP_ROWS[@]}"; do
-  log "wrk ${row%%|*}"
-  run_wrk "${row%%|*}" "${row##*|}"
-done
-IPERF_ROWS=("direct|$IPERF_PORT" "haproxy $HA_V mode tcp|$HA_IPERF" "tenbin mode tcp ($L4_VIA)|$TB_IPERF"
-  "tenbin mode tcp splice|$TB_IPERF_SPLICE")
-for row in "${IPERF_ROWS[@]}"; do
-  log "iperf3 ${row%%|*}"
-  run_iperf "${row%%|*}" "${row##*|}"
+# ---------------------------------------------------------------- per worker count
+for T in $THREADS_LIST; do
+  cpus_var="PROXY_CPUS_$T"
+  CPUS=${!cpus_var:-"0-$((T - 1))"}
+  haproxy_cfg "$T" >"$WORK/haproxy-$T.cfg"
+  start "haproxy-$T" pin "$CPUS" haproxy -db -f "$WORK/haproxy-$T.cfg"
+  HA_PID=${PIDS[-1]}
+  start "tenbin-$T" pin "$CPUS" "$TENBIN" run --threads "$T" -c "$WORK/tenbin.toml"
+  TB_PID=${PIDS[-1]}
+  SP_PID=
+  if [ "$SPLICE" = 1 ]; then
+    TENBIN_THREADS=$T start "splice-$T" pin "$CPUS" "$RUNNER" "$WORK/tenbin-splice.toml" --splice
+    SP_PID=${PIDS[-1]}
+  fi
+  for p in "$HA_HTTP" "$HA_TCP" "$HA_IPERF" "$HA_SPLICE" "$TB_HTTP" "$TB_TCP" "$TB_IPERF"; do
+    wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
+  done
+  [ "$SPLICE" != 1 ] || wait_port "$TB_SPLICE" || { log "splice runner did not start"; exit 1; }
+  for p in "$HA_HTTP" "$TB_HTTP" "$HA_TCP" "$TB_TCP"; do
+    check_http "$p" || { log "no HTTP answer through port $p"; tail -n 5 "$WORK"/*.log; exit 1; }
+  done
+  # Warm-up: connections, pools and caches on both, not measured.
+  for p in "$TB_HTTP" "$HA_HTTP"; do
+    pin "$LOAD_CPUS" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true
+  done
+  for r in $(seq 1 "$ROUNDS"); do
+    log "threads $T round $r/$ROUNDS"
+    run_wrk "http|$T|tenbin" "$TB_HTTP"; run_wrk "http|$T|haproxy" "$HA_HTTP"
+    run_wrk "tcp|$T|tenbin" "$TB_TCP"; run_wrk "tcp|$T|haproxy" "$HA_TCP"
+    run_iperf "stream|$T|tenbin" "$TB_IPERF"; run_iperf "stream|$T|haproxy" "$HA_IPERF"
+    if [ "$SPLICE" = 1 ]; then
+      run_iperf "splice|$T|tenbin" "$TB_SPLICE"; run_iperf "splice|$T|haproxy" "$HA_SPLICE"
+    fi
+  done
+  for p in $HA_PID $TB_PID $SP_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  # The next worker count binds the same ports.
+  for p in "$HA_HTTP" "$TB_HTTP" "$TB_SPLICE"; do
+    for _ in $(seq 1 50); do [ -z "$(ss -Htln "( sport = :$p )")" ] && break; sleep 0.1; done
+  done
 done
 
 # ---------------------------------------------------------------- report
 echo
-peer_versions haproxy nginx wrk iperf3
-echo "HTTP: wrk -t$THREADS -c$CONNS -d$DURATION, $BACKENDS nginx static backends, round robin, $(nproc) cores"
-printf '%-36s %12s %10s %10s\n' "target" "req/s" "p50 ms" "p99 ms"
-for row in "${HTTP_ROWS[@]}"; do
-  l=${row%%|*}
-  printf '%-36s %12s %10s %10s\n' "$l" "${RPS[$l]}" "${P50[$l]}" "${P99[$l]}"
+peer_versions haproxy nginx wrk iperf3 taskset
+echo "tenbin: $("$TENBIN" version 2>/dev/null | head -n 1); $(nproc) cores; proxies on PROXY_CPUS (1 thread: $PROXY_CPUS_1, 2 threads: $PROXY_CPUS_2), wrk/iperf3/backends on $LOAD_CPUS"
+echo "wrk -t$WRK_THREADS -c$CONNS -d$DURATION keep-alive, $BACKENDS NGINX static backends, round robin; iperf3 -t $IPERF_SECS one stream; $ROUNDS interleaved rounds; median [min-max]"
+fmt() { # key: "median [min-max]"
+  local s
+  read -r -a s <<<"$(stats ${VAL[$1]:-})"
+  printf '%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"
+}
+med() { local s; read -r -a s <<<"$(stats ${VAL[$1]:-})"; echo "${s[0]}"; }
+# Ratio of tenbin to HAProxy per round (rounds are paired), then their median and spread.
+round_ratios() { # figure|T
+  local a b i
+  read -r -a a <<<"${VAL[$1|tenbin]:-}"; read -r -a b <<<"${VAL[$1|haproxy]:-}"
+  for i in "${!a[@]}"; do
+    if [[ "${a[$i]}" =~ ^[0-9.]+$ && "${b[$i]:-}" =~ ^[0-9.]+$ ]]; then ratio "${a[$i]}" "${b[$i]}"; echo; else echo fail; fi
+  done
+}
+rfmt() { local s; read -r -a s <<<"$(stats $(round_ratios "$1"))"; printf 'x%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"; }
+printf '\n%-8s %-22s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
+for T in $THREADS_LIST; do
+  for m in http tcp; do
+    for f in http-rps http-p50 http-p99; do
+      printf '%-8s %-22s %-30s %-30s %s\n' "$T" "$m ${f#http-}" "$(fmt "$f|$m|$T|tenbin")" "$(fmt "$f|$m|$T|haproxy")" "$(rfmt "$f|$m|$T")"
+    done
+  done
+  for m in stream splice; do
+    [ "$m" = splice ] && [ "$SPLICE" != 1 ] && continue
+    printf '%-8s %-22s %-30s %-30s %s\n' "$T" "$m Gbit/s" "$(fmt "gbps|$m|$T|tenbin")" "$(fmt "gbps|$m|$T|haproxy")" "$(rfmt "gbps|$m|$T")"
+  done
 done
-TB="tenbin mode tcp ($L4_VIA)"
 echo
-echo "tenbin mode tcp vs haproxy mode tcp: req/s x$(ratio "${RPS[$TB]}" "${RPS[haproxy $HA_V mode tcp]}"), p99 x$(ratio "${P99[$TB]}" "${P99[haproxy $HA_V mode tcp]}")"
-echo "tenbin mode tcp splice vs haproxy mode tcp: req/s x$(ratio "${RPS[tenbin mode tcp splice]}" "${RPS[haproxy $HA_V mode tcp]}"), p99 x$(ratio "${P99[tenbin mode tcp splice]}" "${P99[haproxy $HA_V mode tcp]}")"
-if [ "$HTTP_OK" = 1 ]; then
-  TH="tenbin mode http ($HTTP_VIA)"
-  echo "tenbin mode http vs haproxy mode http: req/s x$(ratio "${RPS[$TH]}" "${RPS[haproxy $HA_V mode http]}"), p99 x$(ratio "${P99[$TH]}" "${P99[haproxy $HA_V mode http]}")"
-  echo "tenbin mode http vs nginx proxy_pass: req/s x$(ratio "${RPS[$TH]}" "${RPS[nginx $NG_V proxy_pass]}"), p99 x$(ratio "${P99[$TH]}" "${P99[nginx $NG_V proxy_pass]}")"
-else
-  echo "tenbin mode http: not measured (it did not come up)"
-fi
-echo
-echo "TCP throughput: iperf3 -t $IPERF_SECS, one stream"
-printf '%-36s %12s\n' "target" "Gbit/s"
-for row in "${IPERF_ROWS[@]}"; do
-  l=${row%%|*}
-  printf '%-36s %12s\n' "$l" "${GBPS[$l]}"
-done
-echo
-echo "tenbin mode tcp vs haproxy mode tcp: x$(ratio "${GBPS[$TB]}" "${GBPS[haproxy $HA_V mode tcp]}") (target >= 0.90)"
-echo "tenbin mode tcp splice vs haproxy mode tcp: x$(ratio "${GBPS[tenbin mode tcp splice]}" "${GBPS[haproxy $HA_V mode tcp]}")"
+echo "targets: http req/s >= 1.0 and p99 <= 1.0 (x of HAProxy), tcp req/s >= 1.0, tcp stream >= 0.95"
+[ "$FAILED" = 0 ] || { log "some runs failed (non-2xx responses, socket errors or no result): see above"; exit 1; }

@@ -1,6 +1,8 @@
 //! `tenbin-proxy-bench-runner CONFIG [--splice]`: serve the config's L4 frontends (through
 //! `l4::serve`) and its `mode http` frontends (through `http::serve`) until SIGINT/SIGTERM.
 //! Benchmark plumbing only; `tenbin run` is the real entry point and wires the same calls.
+//! bench/proxy.sh runs it for the splice rows (a knob the config file does not carry), with
+//! `TENBIN_THREADS` workers like `tenbin run --threads` (1: a current-thread runtime).
 #![forbid(unsafe_code)]
 
 use std::error::Error;
@@ -11,8 +13,22 @@ use tenbin_proxy::l4::{pools, serve, ServeOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> Result<(), Box<dyn Error>> {
+    let threads: usize = match std::env::var("TENBIN_THREADS") {
+        Ok(v) => v.trim().parse()?,
+        Err(_) => 2,
+    };
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder.enable_all().build()?.block_on(serve_all())
+}
+
+async fn serve_all() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()

@@ -43,7 +43,8 @@ enum Command {
     Run {
         #[arg(short, long)]
         config: PathBuf,
-        /// Runtime worker threads (default: env TENBIN_THREADS, else one per core).
+        /// Worker threads: the proxy tier's (thread per core, one listener each) and the
+        /// control runtime's (default: env TENBIN_THREADS, else one per core).
         #[arg(long)]
         threads: Option<usize>,
         /// How long in-flight requests may take to finish at shutdown (and a removed
@@ -107,6 +108,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 grace,
                 watch: !no_watch,
                 admin: admin::serve,
+                threads: 0,
             },
         ),
         Command::Demo(args) => demo::run(args),

@@ -29,16 +29,23 @@ fn worker_threads(flag: Option<usize>) -> anyhow::Result<Option<usize>> {
     Ok(Some(n))
 }
 
-pub fn run(path: &Path, threads: Option<usize>, options: RunOptions) -> anyhow::Result<()> {
+pub fn run(path: &Path, threads: Option<usize>, mut options: RunOptions) -> anyhow::Result<()> {
     // Fail on a bad file before starting threads.
     crate::check::load(path)?;
+    let threads = worker_threads(threads)?;
+    // The proxy tier runs thread per core on as many workers of its own (each a
+    // current-thread runtime with its own listeners and upstream connections); the runtime
+    // below keeps the control plane, health checks, the admin API and DNS.
+    options.threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     // One thread: a current-thread runtime, which drives its I/O itself instead of handing
     // wakeups between a worker and the driver. Alone on loopback (wrk -c64, 3 nginx
     // backends) that served mode http at 60-62k req/s, p99 1.5-2.3 ms, where a multi-thread
     // runtime with one or two workers served 51k, p99 2.2-4.5 ms. Inside bench/proxy.sh,
     // sharing 2 cores with every peer, it was not steadier (20k and 47k), so it is not the
     // default.
-    let mut builder = match worker_threads(threads)? {
+    let mut builder = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();

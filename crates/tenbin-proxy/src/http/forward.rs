@@ -1,4 +1,5 @@
-//! One request through the proxy: route, lease, send, retry safely, answer.
+//! One request through the proxy: route, lease, send, retry safely, answer. Plain servers
+//! are sent to inline (`upstream`); TLS servers and upgrades through hyper-util's client.
 //!
 //! Retry rules (Pingora's and HAProxy's): a connect failure is always safe to retry, since
 //! the server never saw the request; any other failure before a response head is safe only
@@ -30,6 +31,7 @@ use super::key::request_key;
 use super::log::Entry;
 use super::rules::host_of;
 use super::stats::Reject;
+use super::upstream::{self, UpstreamBody, UpstreamError};
 use super::{AccessLogFormat, HttpFrontend};
 use crate::persist::{acquire, Sticky};
 use crate::pool::{Lease, Outcome, PoolError};
@@ -41,6 +43,8 @@ pub(crate) struct State {
     pub(crate) fe: HttpFrontend,
     pub(crate) admission: Arc<Admission>,
     client: Client<UpstreamConnector, ProxyBody>,
+    /// Pools (by index) whose servers are reached over TLS, through `client`.
+    tls_pools: Vec<Option<usize>>,
     /// Server addresses as URI authorities, formatted once (read-mostly).
     authorities: RwLock<HashMap<SocketAddr, Authority>>,
 }
@@ -110,10 +114,15 @@ impl State {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(upstream_connector(connector, &fe));
+        let tls_pools = (fe.upstream_tls.iter().enumerate())
+            .filter(|(_, t)| t.is_some())
+            .map(|(i, _)| Some(i))
+            .collect();
         State {
             admission,
             fe,
             client,
+            tls_pools,
             authorities: RwLock::default(),
         }
     }
@@ -216,20 +225,45 @@ impl State {
             let Some((this_body, next_body)) = body.take().map(Prepared::split) else {
                 break;
             };
-            let uri = match self.upstream_uri(lease.addr(), &path) {
-                Some(u) => u,
-                None => {
-                    last = StatusCode::BAD_REQUEST;
-                    break;
-                }
-            };
             let mut up = Request::new(this_body);
             *up.method_mut() = parts.method.clone();
-            *up.uri_mut() = uri;
             *up.headers_mut() = headers.clone();
+            // Plain servers get the request inline on this task (`upstream`); TLS servers
+            // and upgrades go through hyper-util's client, which owns their connections.
+            let inline = client_upgrade.is_none() && !self.tls_pools.contains(&pool_index);
+            if inline {
+                *up.uri_mut() = Uri::from(path.clone());
+                if !up.headers().contains_key(header::HOST) {
+                    // HTTP/1.0 without Host: name the server, as hyper-util's client does.
+                    if let Ok(v) = HeaderValue::try_from(lease.addr().to_string()) {
+                        up.headers_mut().insert(header::HOST, v);
+                    }
+                }
+            } else {
+                match self.upstream_uri(lease.addr(), &path) {
+                    Some(u) => *up.uri_mut() = u,
+                    None => {
+                        last = StatusCode::BAD_REQUEST;
+                        break;
+                    }
+                }
+            }
             let sent = Instant::now();
             let wait = deadline.min(sent + self.fe.timeouts.server);
-            let result = tokio::time::timeout_at(wait, self.client.request(up)).await;
+            let result = if inline {
+                let exchange = upstream::send(lease.addr(), up, self.fe.timeouts.connect);
+                match tokio::time::timeout_at(wait, exchange).await {
+                    Ok(r) => Ok(r.map_err(Sent::Inline)),
+                    Err(e) => Err(e),
+                }
+            } else {
+                match tokio::time::timeout_at(wait, self.client.request(up)).await {
+                    Ok(r) => Ok(r
+                        .map(|resp| resp.map(UpstreamBody::detached))
+                        .map_err(Sent::Pooled)),
+                    Err(e) => Err(e),
+                }
+            };
             let failure = match result {
                 Ok(Ok(mut resp)) => {
                     if let Some(s) = &sticky {
@@ -249,16 +283,23 @@ impl State {
                     let resp = self.respond(resp, lease, client_upgrade);
                     return self.log(&x, resp, name.as_deref(), attempts);
                 }
-                Ok(Err(e)) => match body_refusal(&e) {
+                Ok(Err(e)) => match body_refusal(e.as_error()) {
                     // The client's body was refused (malformed, too large, too slow): not
                     // the server's fault, so no signal and no retry.
                     Some(reason) => {
                         drop(lease);
                         self.fe.stats.reject(&self.fe.name, reason, client);
                         let status = reason.status().unwrap_or(StatusCode::BAD_REQUEST);
-                        return self.log(&x, refusal(status, h1), None, attempts);
+                        let mut resp = refusal(status, h1);
+                        if !h1 && reason == Reject::BadBody {
+                            // An h2 body ends in error when the client reset the stream;
+                            // driven inline, the upstream attempt sees that before hyper
+                            // drops the request, so the reset budget is told here.
+                            resp.extensions_mut().insert(ClientCancelled);
+                        }
+                        return self.log(&x, resp, None, attempts);
                     }
-                    None => classify(&e),
+                    None => e.failure(),
                 },
                 Err(_) => Failure::ServerTimeout,
             };
@@ -312,7 +353,7 @@ impl State {
     /// held by the body, and for `101 Switching Protocols` the tunnel set up.
     fn respond(
         &self,
-        mut resp: Response<Incoming>,
+        mut resp: Response<UpstreamBody>,
         lease: Lease,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ProxyBody> {
@@ -408,6 +449,35 @@ impl Prepared {
         match self {
             Prepared::Buffered(b) => (full(b.clone()), Some(Prepared::Buffered(b))),
             Prepared::Stream(s) => (s, None),
+        }
+    }
+}
+
+/// Marks a response to a request its client cancelled (see `server`'s reset budget).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientCancelled;
+
+/// A failed attempt's error, from whichever client sent it.
+#[derive(Debug)]
+enum Sent {
+    Inline(UpstreamError),
+    Pooled(hyper_util::client::legacy::Error),
+}
+
+impl Sent {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Sent::Inline(e) => e,
+            Sent::Pooled(e) => e,
+        }
+    }
+
+    fn failure(&self) -> Failure {
+        match self {
+            Sent::Inline(UpstreamError::Connect(_)) => Failure::Connect,
+            Sent::Inline(UpstreamError::ConnectTimeout) => Failure::ConnectTimeout,
+            Sent::Inline(UpstreamError::Http(_) | UpstreamError::Closed) => Failure::Upstream,
+            Sent::Pooled(e) => classify(e),
         }
     }
 }

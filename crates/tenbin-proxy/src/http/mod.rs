@@ -16,6 +16,9 @@
 //!   TLS handshakes, on sharded counters.
 //! - `forward`: one request: route, lease a server from the [`crate::pool::Pool`], send with
 //!   connect/server/total timeouts, retry safely elsewhere, tunnel upgrades.
+//! - `upstream`: plain HTTP/1.1 to servers driven inline by the request's own task, with a
+//!   per-thread keep-alive list of idle connections (TLS servers and upgrades use
+//!   hyper-util's pooled client).
 //! - [`log`]: access log lines in JSON or the combined format.
 //!
 //! The binary builds an [`HttpFrontend`] from validated config and calls [`serve`] with a
@@ -66,6 +69,7 @@ mod server;
 pub mod stats;
 mod strict;
 pub mod traffic;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body::refusal;
-use super::forward::State;
+use super::forward::{ClientCancelled, State};
 use super::stats::Reject;
 use super::traffic::Counted;
 use super::{strict, HttpFrontend};
@@ -187,7 +187,10 @@ async fn connection<IO>(
                     refusal(status, req.version() < Version::HTTP_2)
                 }
             };
-            guard.finish();
+            // Dropped unfinished, the guard counts a cancelled request.
+            if resp.extensions().get::<ClientCancelled>().is_none() {
+                guard.finish();
+            }
             Ok::<_, Infallible>(resp)
         }
     });

@@ -140,12 +140,20 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_tcp_shared(addr, false)
+}
+
+/// `reuseport`: join (or start) the `SO_REUSEPORT` group on `addr`, one listener per worker.
+pub(crate) fn bind_tcp_shared(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
     let s = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     s.set_reuseaddr(true)?;
+    if reuseport {
+        s.set_reuseport(true)?;
+    }
     s.bind(addr)?;
     s.listen(4096)
 }

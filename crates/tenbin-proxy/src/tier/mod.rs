@@ -21,12 +21,15 @@
 //! data (`/metrics` renders it).
 //!
 //! Connections run on the node's `TaskTracker` and stop on its tokens: `shutdown` (stop
-//! accepting, finish current requests) and `abort` (cut what is left).
+//! accepting, finish current requests) and `abort` (cut what is left). With
+//! [`TierContext::threads`] they run thread per core on the tier's own worker runtimes
+//! (`workers`), one `SO_REUSEPORT` listener per worker and address.
 
 mod build;
 mod listen;
 mod stats;
 mod sync;
+mod workers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -50,6 +53,7 @@ use listen::{Conns, Handler};
 pub use sync::{SyncEntry, SyncTables};
 
 pub use stats::{FrontendStats, FrontendTraffic, L4Snapshot, PoolStats, ProxyStats};
+use workers::Workers;
 
 /// What the node hands the tier: its shutdown tokens, its task tracker, and the knobs the
 /// config file does not carry.
@@ -64,6 +68,9 @@ pub struct TierContext {
     pub grace: Duration,
     /// Relay tcp sessions with splice(2).
     pub splice: bool,
+    /// Worker threads, each with its own current-thread runtime and its own listener per
+    /// TCP frontend address (see `workers`); 0: connections run on the caller's runtime.
+    pub threads: usize,
 }
 
 /// Why an apply changed nothing.
@@ -95,6 +102,7 @@ pub struct FrontendInfo {
 #[derive(Debug)]
 pub struct ProxyTier {
     ctx: TierContext,
+    workers: Workers,
     pools: BTreeMap<String, PoolSlot>,
     frontends: BTreeMap<String, Running>,
     sync: SyncTables,
@@ -128,7 +136,8 @@ struct Bound {
 }
 
 enum Socket {
-    Tcp(TcpListener),
+    /// One listener, or one per worker.
+    Tcp(Vec<TcpListener>),
     Udp(UdpSocket),
 }
 
@@ -143,8 +152,14 @@ struct Plan {
 impl ProxyTier {
     /// Binds and serves every frontend of `config`.
     pub async fn start(config: &Config, ctx: TierContext) -> Result<ProxyTier, TierError> {
+        let workers = match ctx.threads {
+            0 => Workers::default(),
+            n => Workers::start(n, &ctx.shutdown, &ctx.tracker)
+                .map_err(|e| TierError::Build(format!("cannot start {n} worker threads: {e}")))?,
+        };
         let mut tier = ProxyTier {
             ctx,
+            workers,
             pools: BTreeMap::new(),
             frontends: BTreeMap::new(),
             sync: SyncTables::default(),
@@ -203,11 +218,14 @@ impl ProxyTier {
                 if old.is_some_and(|o| o.listeners.iter().any(|l| l.configured == addr)) {
                     continue;
                 }
-                let socket = bind(f.mode, addr).await.map_err(|source| TierError::Bind {
-                    frontend: f.name.get_ref().clone(),
-                    addr,
-                    source,
-                })?;
+                let socket =
+                    bind(f.mode, addr, &self.workers)
+                        .await
+                        .map_err(|source| TierError::Bind {
+                            frontend: f.name.get_ref().clone(),
+                            addr,
+                            source,
+                        })?;
                 fresh.push((addr, socket));
             }
             plans.push(Plan {
@@ -335,7 +353,7 @@ impl ProxyTier {
         };
         let mut running = running;
         for (addr, socket) in plan.fresh {
-            running.listen(&name, addr, socket);
+            running.listen(&name, addr, socket, &self.workers);
         }
         self.frontends.insert(name, running);
     }
@@ -433,10 +451,10 @@ impl Running {
         }
     }
 
-    fn listen(&mut self, name: &str, configured: SocketAddr, socket: Socket) {
+    fn listen(&mut self, name: &str, configured: SocketAddr, socket: Socket, workers: &Workers) {
         let stop = self.conns.soft.child_token();
         let local = match &socket {
-            Socket::Tcp(l) => l.local_addr(),
+            Socket::Tcp(l) => l.first().map_or(Ok(configured), TcpListener::local_addr),
             Socket::Udp(s) => s.local_addr(),
         }
         .unwrap_or(configured);
@@ -447,12 +465,18 @@ impl Running {
         // `listening (MODE)` with the bound address (port 0 resolved): tests and operators read it.
         tracing::info!(frontend = %name, addr = %local, mode, "listening ({mode})");
         match (socket, &self.live) {
-            (Socket::Tcp(l), Live::Stream { handler, .. }) => {
-                let (handler, stop, conns) =
-                    (Arc::clone(handler), stop.clone(), self.conns.clone());
-                self.conns
-                    .tracker
-                    .spawn(listen::accept_tcp(l, handler, stop, conns));
+            (Socket::Tcp(listeners), Live::Stream { handler, .. }) => {
+                // With workers there is one listener per worker, accepting on it.
+                let mut on = workers.handles().iter();
+                for l in listeners {
+                    let (handler, stop, conns) =
+                        (Arc::clone(handler), stop.clone(), self.conns.clone());
+                    let accept = listen::accept_tcp(l, handler, stop, conns);
+                    match on.next() {
+                        Some(worker) => self.conns.tracker.spawn_on(accept, worker),
+                        None => self.conns.tracker.spawn(accept),
+                    };
+                }
             }
             (Socket::Udp(s), Live::Datagram(live)) => {
                 listen::serve_udp(s, Arc::clone(live), stop.clone(), &self.conns);
@@ -478,9 +502,12 @@ fn http_handler(service: &HttpService, tls: Option<&TlsRuntime>, handshake: Dura
     }
 }
 
-async fn bind(mode: Mode, addr: SocketAddr) -> io::Result<Socket> {
+async fn bind(mode: Mode, addr: SocketAddr, workers: &Workers) -> io::Result<Socket> {
     match mode {
         Mode::Udp => UdpSocket::bind(addr).await.map(Socket::Udp),
-        Mode::Tcp | Mode::Http => crate::l4::serve::bind_tcp(addr).map(Socket::Tcp),
+        Mode::Tcp | Mode::Http if workers.is_empty() => {
+            crate::l4::serve::bind_tcp(addr).map(|l| Socket::Tcp(vec![l]))
+        }
+        Mode::Tcp | Mode::Http => workers.bind(addr).map(Socket::Tcp),
     }
 }

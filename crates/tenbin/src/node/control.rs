@@ -45,6 +45,8 @@ pub struct NodeContext {
     pub tracker: TaskTracker,
     pub grace: Duration,
     pub admin: AdminServe,
+    /// The proxy tier's worker threads (`TierContext::threads`).
+    pub threads: usize,
 }
 
 /// A cheap-to-clone handle on the running node.
@@ -95,6 +97,7 @@ impl Control {
             tracker: ctx.tracker.clone(),
             grace: ctx.grace,
             splice: false,
+            threads: ctx.threads,
         };
         let proxy = ProxyTier::start(&config, tier_ctx).await?;
         let bus = HealthBus::new();

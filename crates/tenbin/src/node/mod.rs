@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub watch: bool,
     /// The admin API served on `[admin].listen`.
     pub admin: AdminServe,
+    /// The proxy tier's worker threads, thread per core (0: it runs on the node's runtime).
+    pub threads: usize,
 }
 
 /// Runs the node `path` describes until SIGTERM or SIGINT, then shuts down gracefully.
@@ -72,6 +74,7 @@ pub async fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         tracker: TaskTracker::new(),
         grace: options.grace,
         admin: options.admin,
+        threads: options.threads,
     };
     let control = Control::start(path, config, ctx.clone()).await?;
     if options.watch {
