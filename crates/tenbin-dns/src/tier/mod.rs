@@ -227,6 +227,11 @@ impl DnsHandle {
         &self.listen
     }
 
+    /// The UDP sockets' bound addresses (port 0 resolved), one per address and socket.
+    pub fn bound(&self) -> &[SocketAddr] {
+        &self.bound
+    }
+
     /// The health snapshot the tier answers with now (VIP states, admin overrides, loads).
     pub fn health(&self) -> Arc<HealthSnapshot> {
         self.health.borrow().clone()

@@ -76,7 +76,9 @@ impl Persistence {
         let due = {
             let mut table = self.table();
             if table.insert(key, server, now).is_some() {
-                self.counts.evictions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.counts
+                    .evictions
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let every = (self.config.idle_timeout / 4).max(Duration::from_secs(1));
             feed.as_ref()

@@ -100,7 +100,15 @@ impl Node {
                 })
                 .collect();
             DnsState {
-                listen: tier.listen().to_vec(),
+                // The addresses bound (port 0 resolved), once each; what was asked if none.
+                listen: if tier.bound().is_empty() {
+                    tier.listen().to_vec()
+                } else {
+                    let mut bound = tier.bound().to_vec();
+                    bound.sort_unstable();
+                    bound.dedup();
+                    bound
+                },
                 datacenters,
             }
         });

@@ -6,7 +6,9 @@
 //!
 //! - `process`: build info, start time, reloads, the config's hash and generation;
 //! - `proxy`: frontends, pools, servers, persistence tables;
-//! - `dns`: queries by transport and path, types, rcodes, answers and health per datacenter.
+//! - `dns`: queries by transport and path, types, rcodes, answers and health per datacenter;
+//! - `roles`: tier readiness, the XDP Mux and host agent, BGP, VRRP and session sync, from
+//!   their `NodeState` fields.
 //!
 //! Names follow Prometheus conventions (`_total` counters, `_seconds`, `_bytes`), and
 //! `promtool check metrics` (in `tests/cli_metrics.rs`) holds the output to them.
@@ -14,6 +16,7 @@
 mod dns;
 mod process;
 mod proxy;
+mod roles;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -62,7 +65,8 @@ impl Collector for Snapshot {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         process::encode(&self.0, &mut enc)?;
         proxy::encode(&self.0, &mut enc)?;
-        dns::encode(&self.0, &mut enc)
+        dns::encode(&self.0, &mut enc)?;
+        roles::encode(&self.0, &mut enc)
     }
 }
 

@@ -157,3 +157,123 @@ fn families_without_series_are_left_out() {
     assert!(!text.contains("tenbin_frontend_tls"), "{text}");
     assert!(text.contains("tenbin_server_requests_total"));
 }
+
+/// A node running every role: each role's `NodeState` field, as the roles publish it.
+fn with_roles() -> NodeStats {
+    let mut s = stats();
+    let roles: NodeState = serde_json::from_value(serde_json::json!({
+        "config": "x", "generation": 1, "tiers": [], "frontends": [], "pools": [],
+        "dns": null, "admin": null,
+        "readiness": [{"tier": "proxy", "ready": true, "detail": ""},
+                      {"tier": "mux", "ready": false, "detail": ""}],
+        "mux": {"interface": "eth0", "attached": true,
+                "vips": [{"address": "198.51.100.7", "port": 80, "protocol": "tcp",
+                          "healthy": true, "packets": 11, "bytes": 1200, "new_flows": 3}],
+                "packets": {"tx": 11, "pass": 2}, "updates": 4, "apply_errors": 0,
+                "reports_accepted": 5, "reports_ignored": 0, "reports_refused": 1},
+        "agent": {"interface": "eth0", "vips": ["198.51.100.7"],
+                  "checks": [{"vip": "198.51.100.7", "port": 80, "protocol": "tcp",
+                              "state": "up", "probes": 9, "failures": 1, "last_error": null}],
+                  "reports_sent": 9, "send_errors": 0, "decapsulated": 11, "passed": 0,
+                  "dropped": 0, "not_local": 0},
+        "bgp": {"router_id": "10.0.0.1", "local_as": 65001,
+                "neighbors": [{"address": "10.0.0.254", "remote_as": 65000,
+                               "state": "established", "uptime_secs": 3.0,
+                               "hold_time_secs": 9, "prefixes_announced": 1, "flaps": 2,
+                               "updates_sent": 3, "updates_received": 1, "last_error": null}],
+                "prefixes": [{"prefix": "198.51.100.7/32", "source": "mux",
+                              "address": "198.51.100.7"}],
+                "mux_drained": false},
+        "vrrp": {"instances": [{"name": "v1", "interface": "eth0", "vrid": 51,
+                                "state": "master", "priority": 90, "configured_priority": 100,
+                                "master": "10.0.0.1", "tracked_down": ["pool/web"],
+                                "transitions": 2, "adverts_sent": 40, "adverts_received": 3,
+                                "drops": {"ttl": 1, "malformed": 0, "checksum": 2,
+                                          "other_vrid": 0}}]},
+        "sync": {"listen": "127.0.0.1:7400", "feed_lost": 0,
+                 "peers": [{"direction": "out", "address": "127.0.0.1:7401", "name": "b",
+                            "state": "established", "entries_sent": 24,
+                            "entries_received": 0, "resyncs": 1, "overflows": 0,
+                            "queued": 0, "unacked": 0, "lag_ms": 250, "connects": 1,
+                            "errors": 0, "last_error": null}]}
+    }))
+    .expect("the roles' state as JSON");
+    s.state.readiness = roles.readiness;
+    s.state.mux = roles.mux;
+    s.state.agent = roles.agent;
+    s.state.bgp = roles.bgp;
+    s.state.vrrp = roles.vrrp;
+    s.state.sync = roles.sync;
+    s
+}
+
+#[test]
+fn every_role_renders_its_series() {
+    let text = render(with_roles()).unwrap();
+    let vip = "vip=\"198.51.100.7\",port=\"80\",protocol=\"tcp\"";
+    let vr = "instance=\"v1\",interface=\"eth0\",vrid=\"51\"";
+    let peer = "peer=\"b\",direction=\"out\"";
+    for line in [
+        "tenbin_tier_ready{tier=\"proxy\"} 1".to_string(),
+        "tenbin_tier_ready{tier=\"mux\"} 0".to_string(),
+        "tenbin_mux_attached 1".to_string(),
+        format!("tenbin_mux_vip_up{{{vip}}} 1"),
+        format!("tenbin_mux_vip_new_flows_total{{{vip}}} 3"),
+        "tenbin_mux_packets_total{outcome=\"tx\"} 11".to_string(),
+        "tenbin_mux_reports_total{result=\"refused\"} 1".to_string(),
+        format!("tenbin_agent_check_up{{{vip}}} 1"),
+        format!("tenbin_agent_check_failures_total{{{vip}}} 1"),
+        "tenbin_agent_packets_total{outcome=\"decapsulated\"} 11".to_string(),
+        "tenbin_bgp_session_established{neighbor=\"10.0.0.254\"} 1".to_string(),
+        "tenbin_bgp_session_flaps_total{neighbor=\"10.0.0.254\"} 2".to_string(),
+        "tenbin_bgp_announced{prefix=\"198.51.100.7/32\",source=\"mux\"} 1".to_string(),
+        "tenbin_bgp_mux_drained 0".to_string(),
+        format!("tenbin_vrrp_master{{{vr}}} 1"),
+        format!("tenbin_vrrp_state{{{vr},state=\"backup\"}} 0"),
+        format!("tenbin_vrrp_priority{{{vr},kind=\"effective\"}} 90"),
+        format!("tenbin_vrrp_tracked_down{{{vr}}} 1"),
+        format!("tenbin_vrrp_dropped_total{{{vr},reason=\"checksum\"}} 2"),
+        format!("tenbin_sync_peer_up{{{peer}}} 1"),
+        format!("tenbin_sync_entries_total{{{peer},way=\"sent\"}} 24"),
+        format!("tenbin_sync_lag_seconds{{{peer}}} 0.25"),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+}
+
+/// What promtool (Debian's prometheus package) says about a scrape with every role: no
+/// errors and no lint warnings, like the live node's in `tests/cli_metrics.rs`.
+#[test]
+fn promtool_accepts_every_roles_families() {
+    use std::io::Write as _;
+    if !tenbin_testkit::skip::need_tools(&["promtool"]) {
+        return;
+    }
+    let text = render(with_roles()).unwrap();
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
