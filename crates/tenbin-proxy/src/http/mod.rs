@@ -71,6 +71,8 @@ mod strict;
 pub mod traffic;
 mod upstream;
 
+pub(crate) use upstream::keep_idle;
+
 use std::sync::Arc;
 use std::time::Duration;
 

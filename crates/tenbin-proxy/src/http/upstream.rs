@@ -7,8 +7,10 @@
 //! ([`UpstreamBody`]). A connection whose response was read to the end goes back to an idle
 //! list of the thread it finished on, keyed by server address only, so it outlives a reload
 //! that keeps the server; with one current-thread runtime per worker, each worker keeps its
-//! own connections and never locks. Idle connections are checked before reuse (a server that
-//! closed one is noticed then) and dropped after [`IDLE_TIMEOUT`].
+//! own connections and never locks. Idle connections are checked before reuse and dropped
+//! after [`IDLE_TIMEOUT`]; each worker thread runs [`keep_idle`], which polls its idle
+//! connections with its own waker, so a server closing one is noticed (and its socket
+//! closed) at once, not at the next checkout.
 //!
 //! TLS towards servers and protocol upgrades stay on hyper-util's client (`forward`).
 
@@ -87,6 +89,9 @@ impl Pooled {
 struct Idle {
     by_server: HashMap<SocketAddr, Vec<(Instant, Pooled)>>,
     checkins: u32,
+    /// The thread's [`keep_idle`] task, woken when a connection comes back so that it polls
+    /// that one with its own waker too.
+    keeper: Option<Waker>,
 }
 
 thread_local! {
@@ -128,8 +133,45 @@ fn checkin(mut c: Pooled) {
         let list = idle.by_server.entry(c.addr).or_default();
         if list.len() < MAX_IDLE_PER_SERVER {
             list.push((now, c));
+            if let Some(w) = &idle.keeper {
+                w.wake_by_ref();
+            }
         }
     });
+}
+
+/// Keeps this thread's idle connections honest, forever (a worker runs it beside its
+/// connections): polls each with this task's waker, so a server's close or an unexpected
+/// byte ends it at once, and drops those idle longer than [`IDLE_TIMEOUT`] (checked every
+/// second). Without it a closed connection would hold its socket until the next request to
+/// that server.
+pub(crate) async fn keep_idle() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = poll_fn(sweep) => {}
+        }
+    }
+}
+
+/// One pass of [`keep_idle`]: never ready, it is woken by a connection's socket, a check-in
+/// or the tick.
+fn sweep(cx: &mut Context<'_>) -> Poll<()> {
+    let _ = IDLE.try_with(|idle| {
+        let Ok(mut idle) = idle.try_borrow_mut() else {
+            return;
+        };
+        idle.keeper = Some(cx.waker().clone());
+        let now = Instant::now();
+        idle.by_server.retain(|_, list| {
+            list.retain_mut(|(since, c)| {
+                now.duration_since(*since) < IDLE_TIMEOUT && c.drive(cx) && c.send.is_ready()
+            });
+            !list.is_empty()
+        });
+    });
+    Poll::Pending
 }
 
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Pooled, UpstreamError> {

@@ -43,8 +43,14 @@ impl Workers {
                 .name(format!("tenbin-proxy-{i}"))
                 .spawn(move || {
                     runtime.block_on(async move {
-                        shutdown.cancelled().await;
-                        tracker.wait().await;
+                        tokio::select! {
+                            () = async {
+                                shutdown.cancelled().await;
+                                tracker.wait().await;
+                            } => {}
+                            // This worker's idle upstream connections (never ends).
+                            () = crate::http::keep_idle() => {}
+                        }
                     });
                 })?;
         }
