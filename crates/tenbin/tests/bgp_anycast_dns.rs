@@ -72,8 +72,12 @@ fn dig(client: &str) -> Option<String> {
     let out = sh(&format!(
         "ip netns exec {client} dig @{ANYCAST} who.anycast.test TXT +short +tries=3 +time=1 || true"
     ));
-    let who = out.trim().trim_matches('"').to_string();
-    who.starts_with("node").then_some(who)
+    // A try that met the dead node prints `;; communications error ...` before the answer
+    // a later try got: the answer is the line that names a node, wherever it is.
+    out.lines()
+        .map(|l| l.trim().trim_matches('"'))
+        .find(|l| l.starts_with("node"))
+        .map(str::to_string)
 }
 
 /// `tenbin ctl status` run in node `i`'s namespace.
