@@ -156,7 +156,10 @@ async fn metrics_endpoint(
             }
         };
         if let Some(b) = &bgp {
-            crate::node::bgp::render_metrics(&b.state(), &mut body);
+            match crate::admin::metrics::render_bgp(&b.state()) {
+                Ok(text) => body.push_str(&text),
+                Err(e) => tracing::warn!("rendering BGP metrics: {e}"),
+            }
         }
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

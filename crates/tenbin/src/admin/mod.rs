@@ -19,7 +19,7 @@
 
 mod auth;
 mod errors;
-mod metrics;
+pub(crate) mod metrics;
 mod openapi;
 mod routes;
 mod ui;

@@ -25,8 +25,6 @@ use tokio::task::JoinHandle;
 mod speaker;
 mod state;
 
-pub use state::render_metrics;
-
 /// Why an address is announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {

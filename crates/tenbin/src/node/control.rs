@@ -12,7 +12,7 @@ use std::time::Duration;
 use tenbin_config::api::{Applied, ApplyError, Command, NodeState};
 use tenbin_config::diff::{Change, ConfigDiff};
 use tenbin_config::Config;
-use tenbin_health::bus::{HealthBus, NodeHealth};
+use tenbin_health::bus::HealthBus;
 use tenbin_proxy::tier::{ProxyTier, TierContext};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -190,13 +190,6 @@ impl Control {
     /// Every tier's counters and the node's state at one moment (what `/metrics` renders).
     pub async fn stats(&self) -> NodeStats {
         self.inner.lock().await.stats()
-    }
-
-    /// Follow the node's readiness (each running tier's), as VRRP priority and BGP
-    /// announce/withdraw do.
-    #[allow(dead_code)] // the VRRP and BGP roles subscribe here
-    pub async fn health(&self) -> tokio::sync::watch::Receiver<NodeHealth> {
-        self.inner.lock().await.bus.node()
     }
 
     /// `[admin]` as the node runs it now. The admin API reads the token here on every

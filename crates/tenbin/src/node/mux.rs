@@ -65,6 +65,18 @@ impl Mux {
         self.handle.as_ref().map(MuxHandle::readiness)
     }
 
+    /// The data plane's counters (verdicts, per VIP, per backend) for `/metrics`, which
+    /// renders them with `tenbin_xdp::metrics`, as `tenbin mux run --metrics` does.
+    pub(super) fn counters(&self) -> Option<tenbin_xdp::metrics::MuxCounters> {
+        match self.handle.as_ref()?.stats() {
+            Ok(s) => Some(s.counters),
+            Err(e) => {
+                tracing::warn!("mux: reading counters: {e}");
+                None
+            }
+        }
+    }
+
     pub(super) fn state(&self) -> Option<MuxState> {
         let handle = self.handle.as_ref()?;
         let (readiness, counters, loops) = match handle.stats() {

@@ -16,6 +16,8 @@ pub struct NodeStats {
     pub proxy: ProxyStats,
     /// The DNS tier's counters, when `[dns]` runs.
     pub dns: Option<tenbin_dns::Stats>,
+    /// The Mux data plane's counters, when `[mux]` runs.
+    pub mux: Option<tenbin_xdp::metrics::MuxCounters>,
     pub process: ProcessStats,
 }
 
@@ -76,6 +78,7 @@ impl Node {
             state: self.state(),
             proxy: self.proxy.stats(),
             dns: self.dns.as_ref().map(|d| d.stats().counters),
+            mux: self.mux.counters(),
             process: ProcessStats {
                 started: c.started,
                 reloads_ok: c.reloads_ok,

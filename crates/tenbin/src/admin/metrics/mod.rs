@@ -7,8 +7,10 @@
 //! - `process`: build info, start time, reloads, the config's hash and generation;
 //! - `proxy`: frontends, pools, servers, persistence tables;
 //! - `dns`: queries by transport and path, types, rcodes, answers and health per datacenter;
-//! - `roles`: tier readiness, the XDP Mux and host agent, BGP, VRRP and session sync, from
-//!   their `NodeState` fields.
+//! - `roles`: tier readiness, the XDP Mux's control side and the host agent, BGP, VRRP and
+//!   session sync, from their `NodeState` fields;
+//! - the Mux data plane's counters (verdicts, per VIP and per backend), appended as
+//!   `tenbin_xdp::metrics` renders them, the text `tenbin mux run --metrics` serves too.
 //!
 //! Names follow Prometheus conventions (`_total` counters, `_seconds`, `_bytes`), and
 //! `promtool check metrics` (in `tests/cli_metrics.rs`) holds the output to them.
@@ -50,11 +52,34 @@ pub async fn serve(State(control): State<Control>) -> Response {
 
 /// The text exposition of `stats`.
 pub fn render(stats: NodeStats) -> Result<String, std::fmt::Error> {
+    let mux = stats.mux.as_ref().map(|c| c.render());
+    let mut out = encode(Snapshot(stats))?;
+    if let Some(mux) = mux {
+        out.push_str(&mux);
+    }
+    Ok(out)
+}
+
+/// The BGP role's families alone (what `tenbin mux run --metrics` adds to the Mux's).
+pub fn render_bgp(state: &tenbin_config::api::bgp::BgpState) -> Result<String, std::fmt::Error> {
+    encode(Bgp(state.clone()))
+}
+
+fn encode(collector: impl Collector + 'static) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot(stats)));
+    registry.register_collector(Box::new(collector));
     let mut out = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
     Ok(out)
+}
+
+#[derive(Debug)]
+struct Bgp(tenbin_config::api::bgp::BgpState);
+
+impl Collector for Bgp {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        roles::bgp(&self.0, &mut enc)
+    }
 }
 
 /// One scrape's data as a collector.

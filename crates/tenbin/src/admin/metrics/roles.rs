@@ -1,6 +1,7 @@
 //! The node roles' families, read from their `NodeState` fields (plain data each role
-//! publishes): tier readiness from the health bus, the XDP Mux and host agent, BGP, VRRP and
-//! session sync. A role that does not run has no field, so its families are left out.
+//! publishes): tier readiness from the health bus, the XDP Mux's control side (the data
+//! plane's own counters are `tenbin_xdp::metrics`'s), the host agent, BGP, VRRP and session
+//! sync. A role that does not run has no field, so its families are left out.
 
 use prometheus_client::encoding::DescriptorEncoder;
 
@@ -22,7 +23,9 @@ pub(super) fn encode(s: &NodeStats, enc: &mut DescriptorEncoder<'_>) -> Out {
     )?;
     mux(st, enc)?;
     agent(st, enc)?;
-    bgp(st, enc)?;
+    if let Some(b) = &st.bgp {
+        bgp(b, enc)?;
+    }
     vrrp(st, enc)?;
     sync(st, enc)
 }
@@ -34,16 +37,14 @@ fn with(mut l: Labels, name: &'static str, value: impl Into<String>) -> Labels {
 
 fn mux(st: &NodeState, enc: &mut DescriptorEncoder<'_>) -> Out {
     let Some(m) = &st.mux else { return Ok(()) };
+    // The data plane's label for a VIP (`tenbin_xdp::metrics`: `addr:port/proto`), so these
+    // series join its `tenbin_mux_vip_*_total`.
     let vip = |v: &tenbin_config::api::MuxVipState| {
-        with(
-            with(
-                label("vip", v.address.to_string()),
-                "port",
-                v.port.to_string(),
-            ),
-            "protocol",
-            v.protocol.clone(),
-        )
+        let addr = match v.address {
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+            a => a.to_string(),
+        };
+        label("vip", format!("{addr}:{}/{}", v.port, v.protocol))
     };
     gauge(
         enc,
@@ -56,32 +57,6 @@ fn mux(st: &NodeState, enc: &mut DescriptorEncoder<'_>) -> Out {
         "tenbin_mux_vip_up",
         "Whether a Mux VIP has a backend taking new flows (what BGP announces).",
         m.vips.iter().map(|v| (vip(v), u64::from(v.healthy))),
-    )?;
-    counter(
-        enc,
-        "tenbin_mux_vip_packets",
-        "Packets the Mux forwarded for a VIP.",
-        m.vips.iter().map(|v| (vip(v), v.packets)),
-    )?;
-    counter(
-        enc,
-        "tenbin_mux_vip_bytes",
-        "Bytes the Mux forwarded for a VIP.",
-        m.vips.iter().map(|v| (vip(v), v.bytes)),
-    )?;
-    counter(
-        enc,
-        "tenbin_mux_vip_new_flows",
-        "New flows the Mux placed for a VIP.",
-        m.vips.iter().map(|v| (vip(v), v.new_flows)),
-    )?;
-    counter(
-        enc,
-        "tenbin_mux_packets",
-        "Packets the XDP Mux program handled, by outcome.",
-        m.packets
-            .iter()
-            .map(|(outcome, n)| (label("outcome", outcome.clone()), *n)),
     )?;
     counter(
         enc,
@@ -155,10 +130,9 @@ fn agent(st: &NodeState, enc: &mut DescriptorEncoder<'_>) -> Out {
     )
 }
 
-fn bgp(st: &NodeState, enc: &mut DescriptorEncoder<'_>) -> Out {
-    let Some(b) = &st.bgp else { return Ok(()) };
-    let nb =
-        |n: &tenbin_config::api::bgp::BgpNeighborState| label("neighbor", n.address.to_string());
+/// Also what `tenbin mux run --metrics` serves (`super::render_bgp`).
+pub(super) fn bgp(b: &tenbin_config::api::bgp::BgpState, enc: &mut DescriptorEncoder<'_>) -> Out {
+    let nb = |n: &tenbin_config::api::bgp::BgpNeighborState| label("peer", n.address.to_string());
     gauge(
         enc,
         "tenbin_bgp_session_established",
@@ -183,7 +157,7 @@ fn bgp(st: &NodeState, enc: &mut DescriptorEncoder<'_>) -> Out {
     )?;
     counter(
         enc,
-        "tenbin_bgp_session_flaps",
+        "tenbin_bgp_flaps",
         "Times a session left Established.",
         b.neighbors.iter().map(|n| (nb(n), n.flaps)),
     )?;

@@ -90,6 +90,7 @@ fn stats() -> NodeStats {
                 persistence: None,
             }],
         },
+        mux: None,
         dns: Some(tenbin_dns::Stats {
             answers_per_dc: vec![("tokyo".into(), 9)],
             paths: vec![("udp", "fast", 8)],
@@ -204,6 +205,16 @@ fn with_roles() -> NodeStats {
     s.state.bgp = roles.bgp;
     s.state.vrrp = roles.vrrp;
     s.state.sync = roles.sync;
+    let c = tenbin_xdp::abi::Counters {
+        packets: 11,
+        bytes: 1200,
+        new_flows: 3,
+    };
+    s.mux = Some(tenbin_xdp::metrics::MuxCounters {
+        verdicts: vec![11; tenbin_xdp::abi::STAT_NAMES.len()],
+        vips: vec![("198.51.100.7:80/tcp".into(), c)],
+        backends: vec![("10.0.0.2".into(), c)],
+    });
     s
 }
 
@@ -211,21 +222,22 @@ fn with_roles() -> NodeStats {
 fn every_role_renders_its_series() {
     let text = render(with_roles()).unwrap();
     let vip = "vip=\"198.51.100.7\",port=\"80\",protocol=\"tcp\"";
+    let mux_vip = "vip=\"198.51.100.7:80/tcp\"";
     let vr = "instance=\"v1\",interface=\"eth0\",vrid=\"51\"";
     let peer = "peer=\"b\",direction=\"out\"";
     for line in [
         "tenbin_tier_ready{tier=\"proxy\"} 1".to_string(),
         "tenbin_tier_ready{tier=\"mux\"} 0".to_string(),
         "tenbin_mux_attached 1".to_string(),
-        format!("tenbin_mux_vip_up{{{vip}}} 1"),
-        format!("tenbin_mux_vip_new_flows_total{{{vip}}} 3"),
-        "tenbin_mux_packets_total{outcome=\"tx\"} 11".to_string(),
+        format!("tenbin_mux_vip_up{{{mux_vip}}} 1"),
+        format!("tenbin_mux_vip_new_flows_total{{{mux_vip}}} 3"),
+        "tenbin_mux_backend_packets_total{backend=\"10.0.0.2\"} 11".to_string(),
         "tenbin_mux_reports_total{result=\"refused\"} 1".to_string(),
         format!("tenbin_agent_check_up{{{vip}}} 1"),
         format!("tenbin_agent_check_failures_total{{{vip}}} 1"),
         "tenbin_agent_packets_total{outcome=\"decapsulated\"} 11".to_string(),
-        "tenbin_bgp_session_established{neighbor=\"10.0.0.254\"} 1".to_string(),
-        "tenbin_bgp_session_flaps_total{neighbor=\"10.0.0.254\"} 2".to_string(),
+        "tenbin_bgp_session_established{peer=\"10.0.0.254\"} 1".to_string(),
+        "tenbin_bgp_flaps_total{peer=\"10.0.0.254\"} 2".to_string(),
         "tenbin_bgp_announced{prefix=\"198.51.100.7/32\",source=\"mux\"} 1".to_string(),
         "tenbin_bgp_mux_drained 0".to_string(),
         format!("tenbin_vrrp_master{{{vr}}} 1"),
