@@ -87,10 +87,10 @@ mkdir -p "$WORK/backends"
   done
   echo "}"
 } >"$WORK/backends/nginx.conf"
-start backends pin "$LOAD_CPUS" nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
+start backends taskset -c "$LOAD_CPUS" nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
 for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; cat "$WORK/backends.log"; exit 1; }; done
 IPERF_PORT=$(free_port)
-start iperf3 pin "$LOAD_CPUS" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+start iperf3 taskset -c "$LOAD_CPUS" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
 wait_port "$IPERF_PORT"
 
 # ---------------------------------------------------------------- proxy configs
@@ -206,13 +206,13 @@ for T in $THREADS_LIST; do
   cpus_var="PROXY_CPUS_$T"
   CPUS=${!cpus_var:-"0-$((T - 1))"}
   haproxy_cfg "$T" >"$WORK/haproxy-$T.cfg"
-  start "haproxy-$T" pin "$CPUS" haproxy -db -f "$WORK/haproxy-$T.cfg"
+  start "haproxy-$T" taskset -c "$CPUS" haproxy -db -f "$WORK/haproxy-$T.cfg"
   HA_PID=${PIDS[-1]}
-  start "tenbin-$T" pin "$CPUS" "$TENBIN" run --threads "$T" -c "$WORK/tenbin.toml"
+  start "tenbin-$T" taskset -c "$CPUS" "$TENBIN" run --threads "$T" -c "$WORK/tenbin.toml"
   TB_PID=${PIDS[-1]}
   SP_PID=
   if [ "$SPLICE" = 1 ]; then
-    TENBIN_THREADS=$T start "splice-$T" pin "$CPUS" "$RUNNER" "$WORK/tenbin-splice.toml" --splice
+    TENBIN_THREADS=$T start "splice-$T" taskset -c "$CPUS" "$RUNNER" "$WORK/tenbin-splice.toml" --splice
     SP_PID=${PIDS[-1]}
   fi
   for p in "$HA_HTTP" "$HA_TCP" "$HA_IPERF" "$HA_SPLICE" "$TB_HTTP" "$TB_TCP" "$TB_IPERF"; do
