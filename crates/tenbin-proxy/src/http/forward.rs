@@ -476,7 +476,12 @@ impl Sent {
         match self {
             Sent::Inline(UpstreamError::Connect(_)) => Failure::Connect,
             Sent::Inline(UpstreamError::ConnectTimeout) => Failure::ConnectTimeout,
-            Sent::Inline(UpstreamError::Http(_) | UpstreamError::Closed) => Failure::Upstream,
+            Sent::Inline(
+                UpstreamError::Io(_)
+                | UpstreamError::Wire(_)
+                | UpstreamError::Body(_)
+                | UpstreamError::Closed,
+            ) => Failure::Upstream,
             Sent::Pooled(e) => classify(e),
         }
     }

@@ -70,6 +70,8 @@ pub mod stats;
 mod strict;
 pub mod traffic;
 mod upstream;
+/// The HTTP/1.1 wire format towards servers (request head, response head, chunked bodies).
+pub use upstream::wire as upstream_wire;
 
 pub(crate) use upstream::keep_idle;
 

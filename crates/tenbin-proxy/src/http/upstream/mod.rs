@@ -1,48 +1,56 @@
 //! Plain HTTP/1.1 to servers, driven inline by the request that uses the connection.
 //!
-//! hyper-util's pooled client runs every upstream connection as its own task and hands each
-//! request and response through channels to it: two task wake-ups per request on top of the
-//! client connection's. Here the request's own task polls the upstream connection: while it
-//! waits for the response head ([`send`]), and while the response body streams to the client
-//! ([`UpstreamBody`]). A connection whose response was read to the end goes back to an idle
-//! list of the thread it finished on, keyed by server address only, so it outlives a reload
-//! that keeps the server; with one current-thread runtime per worker, each worker keeps its
-//! own connections and never locks. Idle connections are checked before reuse and dropped
-//! after [`IDLE_TIMEOUT`]; each worker thread runs [`keep_idle`], which polls its idle
-//! connections with its own waker, so a server closing one is noticed (and its socket
+//! The proxy speaks HTTP/1.1 to its servers itself: [`wire`] writes the request head and
+//! reads the response (head, length or chunked framing), and this module moves the bytes.
+//! There is no connection task and no channel: the request's own task writes the request
+//! and reads the response head ([`send`]), and the response body reads the rest as the
+//! client side polls it ([`UpstreamBody`]). HAProxy and Pingora work the same way; hyper's
+//! client connection, which this replaces, dispatched every request through a channel to
+//! its connection state machine, and that cost more than the parsing.
+//!
+//! A connection whose response was read to the end, with nothing after it, goes back to an
+//! idle list of the thread it finished on, keyed by server address only, so it outlives a
+//! reload that keeps the server; with one current-thread runtime per worker, each worker
+//! keeps its own connections and never locks. Idle connections are checked before reuse
+//! and dropped after [`IDLE_TIMEOUT`]; each worker thread runs [`keep_idle`], which watches
+//! its idle sockets with its own waker, so a server closing one is noticed (and its socket
 //! closed) at once, not at the next checkout.
 //!
 //! TLS towards servers and protocol upgrades stay on hyper-util's client (`forward`).
 
+pub mod wire;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::body::ProxyBody;
+use self::wire::{ChunkDecoder, Decoded, RequestFraming, ResponseFraming, WireError};
+use super::body::{BoxError, ProxyBody};
 
 /// How long a connection may sit unused before it is closed (hyper-util's default pool idle
-/// timeout, which this replaces).
+/// timeout).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per server and thread; more are closed.
 const MAX_IDLE_PER_SERVER: usize = 256;
 /// Every this many check-ins, idle lists of every server are swept of expired connections
 /// (servers removed by a reload are never checked out again).
 const SWEEP_EVERY: u32 = 1024;
-
-type Conn = Connection<TokioIo<TcpStream>, ProxyBody>;
+/// Request body bytes gathered behind the head (or a previous chunk) into one write.
+const COALESCE: usize = 16 * 1024;
+/// Room made in a connection's read buffer before each read.
+const READ_AHEAD: usize = 16 * 1024;
 
 /// Why an upstream exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,36 +60,50 @@ pub(crate) enum UpstreamError {
     #[error("connect timed out")]
     ConnectTimeout,
     #[error("upstream: {0}")]
-    Http(#[source] hyper::Error),
+    Io(#[source] io::Error),
+    #[error("upstream: {0}")]
+    Wire(#[source] WireError),
+    /// The client's request body failed while it was being sent (refused, cut short).
+    #[error("request body: {0}")]
+    Body(#[source] BoxError),
     #[error("upstream connection closed before a response")]
     Closed,
 }
 
-/// One upstream connection: the handle requests are sent on and the connection state
-/// machine, which whoever uses the connection polls.
+/// One upstream connection and the bytes read from it that no response has used yet.
 pub(crate) struct Pooled {
-    send: SendRequest<ProxyBody>,
-    /// `None` once the connection ended.
-    conn: Option<Pin<Box<Conn>>>,
+    io: TcpStream,
+    buf: BytesMut,
     addr: SocketAddr,
 }
 
 impl Pooled {
-    /// Polls the connection (reads, writes, keep-alive bookkeeping); false once it ended.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(c) = &mut self.conn {
-            if c.as_mut().poll(cx).is_ready() {
-                self.conn = None;
+    /// Whether the connection is still open and silent, as an idle one must be; `cx` is told
+    /// when that changes. A byte from an idle server (or its close) ends the connection.
+    fn quiet(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        loop {
+            match self.io.poll_read_ready(cx) {
+                Poll::Pending => return true,
+                Poll::Ready(Err(_)) => return false,
+                Poll::Ready(Ok(())) => match self.io.try_read(&mut [0u8; 1]) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    _ => return false,
+                },
             }
         }
-        self.conn.is_some()
     }
 
-    /// Whether another request can be sent now. Polls once without a waker: whoever takes
-    /// the connection polls it again with theirs.
     fn reusable(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        self.drive(&mut cx) && self.send.is_ready()
+        self.quiet(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Reads more of the server's bytes into the buffer; `Ok(0)` at its end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.buf.reserve(READ_AHEAD);
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
 }
 
@@ -89,8 +111,8 @@ impl Pooled {
 struct Idle {
     by_server: HashMap<SocketAddr, Vec<(Instant, Pooled)>>,
     checkins: u32,
-    /// The thread's [`keep_idle`] task, woken when a connection comes back so that it polls
-    /// that one with its own waker too.
+    /// The thread's [`keep_idle`] task, woken when a connection comes back so that it
+    /// watches that one with its own waker too.
     keeper: Option<Waker>,
 }
 
@@ -141,7 +163,7 @@ fn checkin(mut c: Pooled) {
 }
 
 /// Keeps this thread's idle connections honest, forever (a worker runs it beside its
-/// connections): polls each with this task's waker, so a server's close or an unexpected
+/// connections): watches each with this task's waker, so a server's close or an unexpected
 /// byte ends it at once, and drops those idle longer than [`IDLE_TIMEOUT`] (checked every
 /// second). Without it a closed connection would hold its socket until the next request to
 /// that server.
@@ -165,9 +187,7 @@ fn sweep(cx: &mut Context<'_>) -> Poll<()> {
         idle.keeper = Some(cx.waker().clone());
         let now = Instant::now();
         idle.by_server.retain(|_, list| {
-            list.retain_mut(|(since, c)| {
-                now.duration_since(*since) < IDLE_TIMEOUT && c.drive(cx) && c.send.is_ready()
-            });
+            list.retain_mut(|(since, c)| now.duration_since(*since) < IDLE_TIMEOUT && c.quiet(cx));
             !list.is_empty()
         });
     });
@@ -175,25 +195,39 @@ fn sweep(cx: &mut Context<'_>) -> Poll<()> {
 }
 
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Pooled, UpstreamError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(UpstreamError::Connect(e)),
         Err(_) => return Err(UpstreamError::ConnectTimeout),
     };
-    let _ = stream.set_nodelay(true);
-    let (send, conn) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(UpstreamError::Http)?;
+    let _ = io.set_nodelay(true);
     Ok(Pooled {
-        send,
-        conn: Some(Box::pin(conn)),
+        io,
+        buf: BytesMut::new(),
         addr,
     })
 }
 
-/// Sends `req` (origin-form target, Host set) to `addr` on an idle connection of this thread
-/// or a new one, and drives the connection until the response head arrives. The connection
-/// travels on with the response body.
+/// How `body` is framed towards the server: by its exact length when known (a buffered
+/// body, or the client's Content-Length), else chunked.
+fn request_framing(method: &Method, body: &ProxyBody) -> RequestFraming {
+    if body.is_end_stream() {
+        // An empty POST still says so; a GET says nothing (as hyper's client did).
+        return if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+            RequestFraming::Length(0)
+        } else {
+            RequestFraming::None
+        };
+    }
+    match body.size_hint().exact() {
+        Some(n) => RequestFraming::Length(n),
+        None => RequestFraming::Chunked,
+    }
+}
+
+/// Sends `req` (origin-form target, Host set, hop-by-hop fields removed) to `addr` on an
+/// idle connection of this thread or a new one, and reads until the response head. The
+/// connection travels on with the response body.
 pub(crate) async fn send(
     addr: SocketAddr,
     req: Request<ProxyBody>,
@@ -203,87 +237,254 @@ pub(crate) async fn send(
         Some(c) => c,
         None => connect(addr, connect_timeout).await?,
     };
-    let mut head = pin!(c.send.send_request(req));
-    let resp = poll_fn(|cx| {
-        if let Poll::Ready(r) = head.as_mut().poll(cx) {
-            return Poll::Ready(r.map_err(UpstreamError::Http));
-        }
-        if c.drive(cx) {
-            return Poll::Pending;
-        }
-        // The connection ended: the request learns why, or it never will.
-        match head.as_mut().poll(cx) {
-            Poll::Ready(r) => Poll::Ready(r.map_err(UpstreamError::Http)),
-            Poll::Pending => Poll::Ready(Err(UpstreamError::Closed)),
-        }
-    })
-    .await?;
-    let (parts, body) = resp.into_parts();
-    let done = body.is_end_stream();
-    Ok(Response::from_parts(
-        parts,
-        UpstreamBody {
-            inner: body,
+    let (parts, body) = req.into_parts();
+    let framing = request_framing(&parts.method, &body);
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Vec::with_capacity(512);
+    wire::encode_request_head(&mut out, &parts.method, path, &parts.headers, framing);
+    write_body(&mut c.io, out, body, framing).await?;
+    let head = read_head(&mut c, parts.method == Method::HEAD).await?;
+    let mut resp = Response::new(UpstreamBody {
+        inner: Inner::Inline {
+            state: match head.framing {
+                ResponseFraming::Empty => State::Done,
+                ResponseFraming::Length(n) => State::Length(n),
+                ResponseFraming::Chunked => State::Chunked(ChunkDecoder::default()),
+                ResponseFraming::Close => State::Close,
+            },
+            keep_alive: head.keep_alive,
             conn: Some(c),
-            done,
         },
-    ))
+    });
+    *resp.status_mut() = head.status;
+    *resp.version_mut() = head.version;
+    *resp.headers_mut() = head.headers;
+    Ok(resp)
 }
 
-/// A server's response body that drives its connection while it streams, and hands the
-/// connection back for reuse once read to the end (dropped earlier, the connection closes:
-/// HTTP/1 cannot abandon half a response).
+/// Writes the request head in `out` and then the body, framed as `framing` says; small
+/// pieces are gathered into one write, and whatever is gathered goes out before waiting on
+/// a body that is not ready.
+async fn write_body(
+    io: &mut TcpStream,
+    mut out: Vec<u8>,
+    mut body: ProxyBody,
+    framing: RequestFraming,
+) -> Result<(), UpstreamError> {
+    let chunked = framing == RequestFraming::Chunked;
+    while !body.is_end_stream() {
+        let ready = poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
+        let frame = match ready {
+            Poll::Ready(f) => f,
+            Poll::Pending => {
+                flush(io, &mut out).await?;
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(UpstreamError::Body(e)),
+            // Trailers are not forwarded (hyper's client did not send them either).
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) if !d.is_empty() => d,
+                _ => continue,
+            },
+        };
+        if chunked {
+            wire::chunk_header(&mut out, data.len());
+        }
+        if out.len() + data.len() <= COALESCE {
+            out.extend_from_slice(&data);
+        } else {
+            flush(io, &mut out).await?;
+            io.write_all(&data).await.map_err(UpstreamError::Io)?;
+        }
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    flush(io, &mut out).await
+}
+
+async fn flush(io: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), UpstreamError> {
+    if !out.is_empty() {
+        io.write_all(out).await.map_err(UpstreamError::Io)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Reads the final response head (interim 1xx responses other than 101 are skipped).
+async fn read_head(c: &mut Pooled, head_request: bool) -> Result<wire::Head, UpstreamError> {
+    loop {
+        if !c.buf.is_empty() {
+            if let Some((used, head)) =
+                wire::parse_response_head(&c.buf, head_request).map_err(UpstreamError::Wire)?
+            {
+                let _ = c.buf.split_to(used);
+                if head.status.is_informational()
+                    && head.status != http::StatusCode::SWITCHING_PROTOCOLS
+                {
+                    continue;
+                }
+                return Ok(head);
+            }
+        }
+        match poll_fn(|cx| c.poll_fill(cx)).await {
+            Ok(0) => return Err(UpstreamError::Closed),
+            Ok(_) => {}
+            Err(e) => return Err(UpstreamError::Io(e)),
+        }
+    }
+}
+
+/// A server's response body. Inline, it reads its connection as the client side polls it,
+/// and hands the connection back for reuse once read to the end (dropped earlier, the
+/// connection closes: HTTP/1 cannot abandon half a response).
 pub(crate) struct UpstreamBody {
-    inner: Incoming,
-    conn: Option<Pooled>,
-    done: bool,
+    inner: Inner,
+}
+
+enum Inner {
+    /// A body whose connection someone else drives (hyper-util's client).
+    Detached(Incoming),
+    Inline {
+        state: State,
+        keep_alive: bool,
+        /// `None` once the connection failed.
+        conn: Option<Pooled>,
+    },
+}
+
+enum State {
+    Length(u64),
+    Chunked(ChunkDecoder),
+    Close,
+    Done,
 }
 
 impl UpstreamBody {
     /// A body whose connection someone else drives (hyper-util's client).
     pub(crate) fn detached(inner: Incoming) -> Self {
         UpstreamBody {
-            inner,
-            conn: None,
-            done: false,
+            inner: Inner::Detached(inner),
         }
     }
 }
 
+fn data(b: Bytes) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    Poll::Ready(Some(Ok(Frame::data(b))))
+}
+
+fn failed(e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    Poll::Ready(Some(Err(e.into())))
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        if let Some(c) = &mut this.conn {
-            c.drive(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let (state, conn, keep_alive) = match &mut self.inner {
+            Inner::Detached(b) => return Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+            Inner::Inline {
+                state,
+                conn,
+                keep_alive,
+            } => (state, conn, keep_alive),
+        };
+        loop {
+            let Some(c) = conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match state {
+                State::Done => return Poll::Ready(None),
+                State::Length(left) if !c.buf.is_empty() => {
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX);
+                    let b = wire::take(&mut c.buf, n);
+                    *left -= b.len() as u64;
+                    if *left == 0 {
+                        *state = State::Done;
+                    }
+                    return data(b);
+                }
+                State::Close if !c.buf.is_empty() => {
+                    return data(wire::take(&mut c.buf, usize::MAX))
+                }
+                State::Chunked(dec) if !c.buf.is_empty() => match dec.decode(&mut c.buf) {
+                    Ok(Decoded::Data(b)) => return data(b),
+                    Ok(Decoded::End) => {
+                        *state = State::Done;
+                        return Poll::Ready(None);
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(e) => {
+                        *conn = None;
+                        return failed(e);
+                    }
+                },
+                _ => {}
+            }
+            match c.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) if matches!(state, State::Close) => {
+                    *state = State::Done;
+                    *keep_alive = false;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    *conn = None;
+                    return failed(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the connection inside a response body",
+                    ));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    *conn = None;
+                    return failed(e);
+                }
+            }
         }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.done = true,
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
-        }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Detached(b) => b.is_end_stream(),
+            Inner::Inline { state, conn, .. } => conn.is_none() || matches!(state, State::Done),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Detached(b) => b.size_hint(),
+            Inner::Inline {
+                state: State::Length(n),
+                ..
+            } => SizeHint::with_exact(*n),
+            Inner::Inline {
+                state: State::Done, ..
+            } => SizeHint::with_exact(0),
+            Inner::Inline { .. } => SizeHint::default(),
+        }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if let Some(c) = self.conn.take() {
-            if self.done || self.inner.is_end_stream() {
+        if let Inner::Inline {
+            state: State::Done,
+            keep_alive: true,
+            conn,
+        } = &mut self.inner
+        {
+            if let Some(c) = conn.take() {
                 checkin(c);
             }
         }
