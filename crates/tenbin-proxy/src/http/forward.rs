@@ -225,21 +225,34 @@ impl State {
             let Some((this_body, next_body)) = body.take().map(Prepared::split) else {
                 break;
             };
-            let mut up = Request::new(this_body);
-            *up.method_mut() = parts.method.clone();
-            *up.headers_mut() = headers.clone();
-            // Plain servers get the request inline on this task (`upstream`); TLS servers
-            // and upgrades go through hyper-util's client, which owns their connections.
+            // Plain servers get the request inline on this task (`upstream`), written
+            // straight from the edited headers; TLS servers and upgrades go through
+            // hyper-util's client, which owns their connections and needs a request of its
+            // own.
             let inline = client_upgrade.is_none() && !self.tls_pools.contains(&pool_index);
-            if inline {
-                *up.uri_mut() = Uri::from(path.clone());
-                if !up.headers().contains_key(header::HOST) {
-                    // HTTP/1.0 without Host: name the server, as hyper-util's client does.
-                    if let Ok(v) = HeaderValue::try_from(lease.addr().to_string()) {
-                        up.headers_mut().insert(header::HOST, v);
-                    }
+            let sent = Instant::now();
+            let wait = deadline.min(sent + self.fe.timeouts.server);
+            let result = if inline {
+                // HTTP/1.0 without Host: name the server, as hyper-util's client does.
+                let host = (!headers.contains_key(header::HOST))
+                    .then(|| HeaderValue::try_from(lease.addr().to_string()).ok())
+                    .flatten();
+                let out = upstream::Outgoing {
+                    method: &parts.method,
+                    path: path.as_str(),
+                    headers: &headers,
+                    host: host.as_ref(),
+                };
+                let exchange =
+                    upstream::send(lease.addr(), out, this_body, self.fe.timeouts.connect);
+                match tokio::time::timeout_at(wait, exchange).await {
+                    Ok(r) => Ok(r.map_err(Sent::Inline)),
+                    Err(e) => Err(e),
                 }
             } else {
+                let mut up = Request::new(this_body);
+                *up.method_mut() = parts.method.clone();
+                *up.headers_mut() = headers.clone();
                 match self.upstream_uri(lease.addr(), &path) {
                     Some(u) => *up.uri_mut() = u,
                     None => {
@@ -247,16 +260,6 @@ impl State {
                         break;
                     }
                 }
-            }
-            let sent = Instant::now();
-            let wait = deadline.min(sent + self.fe.timeouts.server);
-            let result = if inline {
-                let exchange = upstream::send(lease.addr(), up, self.fe.timeouts.connect);
-                match tokio::time::timeout_at(wait, exchange).await {
-                    Ok(r) => Ok(r.map_err(Sent::Inline)),
-                    Err(e) => Err(e),
-                }
-            } else {
                 match tokio::time::timeout_at(wait, self.client.request(up)).await {
                     Ok(r) => Ok(r
                         .map(|resp| resp.map(UpstreamBody::detached))

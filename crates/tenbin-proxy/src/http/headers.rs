@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Which forwarding headers the proxy adds to requests.
@@ -91,6 +92,11 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// `keep_upgrade` is set (a tunnelled Upgrade exchange), `Upgrade` and `Connection: upgrade`
 /// survive so the next hop sees the same request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Many messages carry none of them: one pass over the names they have is cheaper than
+    // hashing every hop-by-hop name to remove it.
+    if !keep_upgrade && !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     // Names listed in Connection are few; collect them before editing the map.
     let mut listed: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
@@ -143,7 +149,8 @@ pub fn add_forwarded(
     if matches!(mode, ForwardedMode::XForwarded | ForwardedMode::Both) {
         let xff = HeaderName::from_static("x-forwarded-for");
         let joined = append_element(headers, &xff, ip);
-        if let Ok(v) = HeaderValue::from_str(&joined) {
+        // The string's buffer becomes the value: no second copy.
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
             headers.insert(xff, v);
         }
         headers.insert(

@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -225,25 +225,42 @@ fn request_framing(method: &Method, body: &ProxyBody) -> RequestFraming {
     }
 }
 
-/// Sends `req` (origin-form target, Host set, hop-by-hop fields removed) to `addr` on an
-/// idle connection of this thread or a new one, and reads until the response head. The
-/// connection travels on with the response body.
+/// A request head as the proxy forwards it, borrowed from the client's request: a retry
+/// sends the same one again.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) method: &'a Method,
+    /// Origin form.
+    pub(crate) path: &'a str,
+    /// Hop-by-hop fields removed.
+    pub(crate) headers: &'a HeaderMap,
+    /// Host, when `headers` has none.
+    pub(crate) host: Option<&'a HeaderValue>,
+}
+
+/// Sends `req` with `body` to `addr` on an idle connection of this thread or a new one,
+/// and reads until the response head. The connection travels on with the response body.
 pub(crate) async fn send(
     addr: SocketAddr,
-    req: Request<ProxyBody>,
+    req: Outgoing<'_>,
+    body: ProxyBody,
     connect_timeout: Duration,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let mut c = match checkout(addr) {
         Some(c) => c,
         None => connect(addr, connect_timeout).await?,
     };
-    let (parts, body) = req.into_parts();
-    let framing = request_framing(&parts.method, &body);
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let framing = request_framing(req.method, &body);
     let mut out = Vec::with_capacity(512);
-    wire::encode_request_head(&mut out, &parts.method, path, &parts.headers, framing);
+    wire::encode_request_head(
+        &mut out,
+        req.method,
+        req.path,
+        req.headers,
+        req.host,
+        framing,
+    );
     write_body(&mut c.io, out, body, framing).await?;
-    let head = read_head(&mut c, parts.method == Method::HEAD).await?;
+    let head = read_head(&mut c, *req.method == Method::HEAD).await?;
     let mut resp = Response::new(UpstreamBody {
         inner: Inner::Inline {
             state: match head.framing {

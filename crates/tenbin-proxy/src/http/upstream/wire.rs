@@ -61,19 +61,26 @@ pub struct Head {
     pub keep_alive: bool,
 }
 
-/// Writes the request head for `method path` with `headers` (hop-by-hop fields already
-/// removed; any Content-Length or Transfer-Encoding left is replaced by `framing`).
+/// Writes the request head for `method path` with `host` (when given) and `headers`
+/// (hop-by-hop fields already removed; any Content-Length or Transfer-Encoding left is
+/// replaced by `framing`).
 pub fn encode_request_head(
     out: &mut Vec<u8>,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
+    host: Option<&HeaderValue>,
     framing: RequestFraming,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
@@ -359,6 +366,7 @@ mod tests {
             &Method::POST,
             "/p?q",
             &h,
+            None,
             RequestFraming::Length(3),
         );
         assert_eq!(
@@ -366,10 +374,24 @@ mod tests {
             "POST /p?q HTTP/1.1\r\nhost: a\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 3\r\n\r\n"
         );
         let mut out = Vec::new();
-        encode_request_head(&mut out, &Method::PUT, "/", &h, RequestFraming::Chunked);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .ends_with("x-a: 2\r\ntransfer-encoding: chunked\r\n\r\n"));
+        let name = HeaderValue::from_static("10.0.0.1:80");
+        encode_request_head(
+            &mut out,
+            &Method::PUT,
+            "/",
+            &h,
+            Some(&name),
+            RequestFraming::Chunked,
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with("PUT / HTTP/1.1\r\nhost: 10.0.0.1:80\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("x-a: 2\r\ntransfer-encoding: chunked\r\n\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
