@@ -1,5 +1,5 @@
 //! TLS termination on loopback: certificate choice by SNI (exact, wildcard, default), ALPN,
-//! versions, a certificate reload while a client stays connected, and the upstream
+//! versions, resumption by OpenSSL's client, a certificate reload while a client stays connected, and the upstream
 //! connector's verification (wrong CA fails, right CA and client certificate pass).
 
 mod tls_common;
@@ -297,4 +297,86 @@ fn config_knows_exactly_the_suites_the_provider_has() {
     ours.sort();
     config.sort();
     assert_eq!(ours, config);
+}
+
+/// OpenSSL's own client (not rustls on both ends) resumes what a terminating frontend
+/// hands out, as with HAProxy's defaults: TLS 1.3 by ticket, TLS 1.2 by a stateless ticket
+/// (which needs a ticket key: rustls' default issues none), and TLS 1.2 by session id from
+/// the server's cache when the client refuses tickets.
+#[tokio::test]
+async fn openssl_resumes_by_ticket_and_by_session_id() {
+    if !tenbin_testkit::skip::need_tools(&["openssl"]) {
+        return;
+    }
+    let dir = TempDir::new("resume");
+    let ca = Ca::new("test ca");
+    let ca_file = dir.0.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let s = store(vec![ca.leaf(&["shop.test"]).write(&dir.0, "shop")]);
+    let (fe, _backend) = front(s, TerminateConfig::default()).await;
+    for (flags, how) in [
+        (&["-tls1_3"][..], "ticket"),
+        (&["-tls1_2"][..], "1.2 ticket"),
+        (&["-tls1_2", "-no_ticket"][..], "session id"),
+    ] {
+        let sess = dir.0.join(format!("{}.pem", how.replace(' ', "-")));
+        let first = s_client(fe.addr, &ca_file, flags, "-sess_out", &sess).await;
+        assert!(first.contains("New, TLSv1."), "{how}, first: {first}");
+        assert!(first.contains("Verify return code: 0"), "{how}: {first}");
+        if how == "1.2 ticket" {
+            assert!(
+                first.contains("TLS session ticket:"),
+                "no 1.2 ticket: {first}"
+            );
+        }
+        let again = s_client(fe.addr, &ca_file, flags, "-sess_in", &sess).await;
+        assert!(
+            again.contains("Reused, TLSv1."),
+            "{how} not resumed: {again}"
+        );
+    }
+}
+
+/// One `openssl s_client` session through `addr` to the greeting backend: its output once
+/// the greeting came through (the session, and TLS 1.3's tickets, arrive before it).
+async fn s_client(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    flags: &[&str],
+    sess_flag: &str,
+    sess: &std::path::Path,
+) -> String {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let mut child = tokio::process::Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(addr.to_string())
+        .args(["-servername", "shop.test", "-CAfile"])
+        .arg(ca)
+        .args(flags)
+        .arg(sess_flag)
+        .arg(sess)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl runs");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !String::from_utf8_lossy(&out).contains("plain\n") {
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    // End of input: s_client closes the session and exits.
+    drop(child.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -98,6 +98,10 @@ pub(crate) fn versions(
     Ok(v)
 }
 
+/// Sessions a terminating frontend remembers for resumption by id (HAProxy's
+/// `tune.ssl.cachesize` default).
+const SESSION_CACHE: usize = 20_000;
+
 /// A server config answering with `store`'s certificates. The store is also the provider of
 /// suites: build it with the provider [`provider_with_suites`] returns for the same names.
 pub fn server_config(
@@ -118,6 +122,12 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(store);
     config.alpn_protocols = cfg.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    // Resumption as HAProxy sets it by default: a 20000-entry session cache
+    // (`tune.ssl.cachesize`) and stateless tickets under a rotating key; rustls' defaults
+    // are a 256-entry cache and no tickets. TLS 1.3 clients get rustls' two tickets per
+    // handshake, as from OpenSSL.
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(Arc::new(config))
 }
 
