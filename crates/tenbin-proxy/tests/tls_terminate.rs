@@ -1,6 +1,7 @@
 //! TLS termination on loopback: certificate choice by SNI (exact, wildcard, default), ALPN,
-//! versions, resumption by OpenSSL's client, a certificate reload while a client stays connected, and the upstream
-//! connector's verification (wrong CA fails, right CA and client certificate pass).
+//! versions, resumption by OpenSSL's client, a certificate reload while a client stays
+//! connected, and the upstream connector's verification (wrong CA fails, right CA and
+//! client certificate pass).
 
 mod tls_common;
 
