@@ -361,7 +361,9 @@ impl State {
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ProxyBody> {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-        strip_hop_by_hop(resp.headers_mut(), switching);
+        if switching || !resp.body().is_inline() {
+            strip_hop_by_hop(resp.headers_mut(), switching);
+        }
         self.fe.response_headers.apply(resp.headers_mut());
         if switching {
             if let Some(client_side) = client_upgrade {

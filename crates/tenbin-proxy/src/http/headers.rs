@@ -1,6 +1,7 @@
 //! Header handling on the way through: hop-by-hop stripping, forwarding headers
 //! (X-Forwarded-* and RFC 7239 `Forwarded`) and configured add/set/delete rules.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
@@ -148,7 +149,7 @@ pub fn add_forwarded(
     let ip = client.ip().to_canonical();
     if matches!(mode, ForwardedMode::XForwarded | ForwardedMode::Both) {
         let xff = HeaderName::from_static("x-forwarded-for");
-        let joined = append_element(headers, &xff, ip);
+        let joined = append_ip(headers, &xff, ip);
         // The string's buffer becomes the value: no second copy.
         if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
             headers.insert(xff, v);
@@ -177,13 +178,34 @@ pub fn add_forwarded(
 /// Every earlier hop's value of a list header (all its lines, in order), then ours.
 /// `ours` is formatted straight into the result (one allocation a header).
 fn append_element(headers: &HeaderMap, name: &HeaderName, ours: impl std::fmt::Display) -> String {
-    use std::fmt::Write as _;
+    let mut out = earlier(headers, name);
+    let _ = write!(out, "{ours}");
+    out
+}
+
+/// [`append_element`] for a client address: IPv4 written octet by octet (`Display` for
+/// addresses goes through the formatter's padding machinery, which showed in profiles).
+fn append_ip(headers: &HeaderMap, name: &HeaderName, ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return append_element(headers, name, ip);
+    };
+    let mut out = earlier(headers, name);
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(digits.format(octet));
+    }
+    out
+}
+
+fn earlier(headers: &HeaderMap, name: &HeaderName) -> String {
     let mut out = String::with_capacity(48);
     for prev in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
         out.push_str(prev);
         out.push_str(", ");
     }
-    let _ = write!(out, "{ours}");
     out
 }
 

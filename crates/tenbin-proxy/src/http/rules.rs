@@ -266,13 +266,17 @@ pub fn host_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&
 }
 
 fn strip_port(authority: &str) -> &str {
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // Byte searches: every delimiter is ASCII, so each cut is on a char boundary (and this
+    // runs for every request).
+    let at = |s: &str, c: u8| s.bytes().position(|b| b == c);
+    let host = match authority.bytes().rposition(|b| b == b'@') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
     if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return at(host, b']').map_or(host, |i| &host[..=i]);
     }
-    host.split_once(':').map_or(host, |(h, _)| h)
+    at(host, b':').map_or(host, |i| &host[..i])
 }
 
 #[cfg(test)]

@@ -390,6 +390,12 @@ impl UpstreamBody {
             inner: Inner::Detached(inner),
         }
     }
+
+    /// Whether this is the body of a response [`send`] read, whose head holds end-to-end
+    /// fields only (`wire` leaves hop-by-hop ones out).
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self.inner, Inner::Inline { .. })
+    }
 }
 
 fn data(b: Bytes) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {

@@ -3,6 +3,8 @@
 //! shell (`super`) feeds these the bytes a server sent; nothing here reads a socket or a
 //! clock. Public for the `upstream_response` fuzz target.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
@@ -55,6 +57,7 @@ pub enum ResponseFraming {
 pub struct Head {
     pub status: StatusCode,
     pub version: Version,
+    /// End-to-end fields only.
     pub headers: HeaderMap,
     pub framing: ResponseFraming,
     /// Whether the connection may carry another request once this response is read.
@@ -109,14 +112,21 @@ pub fn chunk_header(out: &mut Vec<u8>, len: usize) {
 
 /// Parses a response head at the start of `buf`: `Ok(None)` while incomplete, else the head
 /// and the bytes it took. `head_request`: the request was HEAD (no body follows, whatever
-/// the head says).
+/// the head says). The head's fields are the end-to-end ones: hop-by-hop fields, and any
+/// the Connection field names, are read for framing and left out.
 pub fn parse_response_head(
     buf: &[u8],
     head_request: bool,
 ) -> Result<Option<(usize, Head)>, WireError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let used = match resp.parse(buf) {
+    let mut fields =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    );
+    let used = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
             return Err(WireError::HeadTooLarge)
@@ -131,35 +141,50 @@ pub fn parse_response_head(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    // Framing and the connection's fate first; names the Connection field lists are
+    // hop-by-hop too (rare: collected only when there are any).
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut te = false;
     let mut close = version == Version::HTTP_10;
+    let mut listed: Vec<&[u8]> = Vec::new();
     for f in resp.headers.iter() {
-        let name =
-            HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| WireError::Head("field name"))?;
-        let value = HeaderValue::from_bytes(f.value).map_err(|_| WireError::Head("field value"))?;
-        if name == header::CONTENT_LENGTH {
+        let name = f.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
             let n = parse_length(f.value)?;
             if length.is_some_and(|l| l != n) {
                 return Err(WireError::ContentLength);
             }
             length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te = true;
             // Only the last coding decides (RFC 9112 §6.3): `gzip, chunked` is chunked.
             chunked = last_token(f.value).eq_ignore_ascii_case(b"chunked");
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in f.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    close &= version != Version::HTTP_10;
+                } else if !token.is_empty() {
+                    listed.push(token);
                 }
             }
         }
+    }
+    // Every value shares one copy of the head instead of a copy each.
+    let block = Bytes::copy_from_slice(&buf[..used]);
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for f in resp.headers.iter() {
+        let name = f.name.as_bytes();
+        if is_hop_by_hop(name) || listed.iter().any(|l| l.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name).map_err(|_| WireError::Head("field name"))?;
+        let at = f.value.as_ptr() as usize - buf.as_ptr() as usize;
+        let value = HeaderValue::from_maybe_shared(block.slice(at..at + f.value.len()))
+            .map_err(|_| WireError::Head("field value"))?;
         headers.append(name, value);
     }
     let no_body = head_request
@@ -196,6 +221,19 @@ pub fn parse_response_head(
             keep_alive,
         },
     )))
+}
+
+/// Fields that describe one connection and are never forwarded (RFC 9110 §7.6.1).
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 6] = [
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 fn parse_length(v: &[u8]) -> Result<u64, WireError> {
@@ -454,6 +492,22 @@ mod tests {
         .unwrap()
         .unwrap()
         .1;
+        assert!(!h.keep_alive);
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n\
+             Keep-Alive: 5\r\nServer: s\r\nContent-Length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap()
+        .1;
+        let names: Vec<&str> = h.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["server", "content-length"],
+            "hop-by-hop fields are left out"
+        );
+        assert_eq!(h.headers["server"], "s");
         assert!(!h.keep_alive);
     }
 
