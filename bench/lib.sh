@@ -51,11 +51,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 # NGINX static backends, one per port in BACK_PORTS (set by the caller), each answering
 # "backend N"; started in the background and waited for. NGINX_CONNECTIONS: its
-# worker_connections (default 4096).
+# worker_connections (default 4096); NGINX_WORKERS: worker_processes (default 1); NGINX_CPUS:
+# pin it with taskset to these CPUs (default: not pinned).
 start_nginx_backends() {
   mkdir -p "$WORK/backends"
   {
-    echo "worker_processes 1; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
+    echo "worker_processes ${NGINX_WORKERS:-1}; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
     echo "events { worker_connections ${NGINX_CONNECTIONS:-4096}; }"
     echo "http { access_log off; keepalive_requests 100000;"
     echo "  client_body_temp_path $WORK/backends; proxy_temp_path $WORK/backends;"
@@ -67,7 +68,11 @@ start_nginx_backends() {
     done
     echo "}"
   } >"$WORK/backends/nginx.conf"
-  start backends nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
+  if [ -n "${NGINX_CPUS:-}" ]; then
+    start backends taskset -c "$NGINX_CPUS" nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
+  else
+    start backends nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
+  fi
   for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; cat "$WORK/backends.log"; exit 1; }; done
 }
 

@@ -1,36 +1,74 @@
 #!/usr/bin/env bash
-# bench/tls.sh: TLS termination, tenbin vs HAProxy, side by side on loopback (peer versions
-# asked from their binaries and printed).
+# bench/tls.sh: TLS termination, tenbin vs HAProxy at equal cores, on loopback, in interleaved
+# rounds (tenbin, HAProxy, tenbin, HAProxy, ...) so that load from other processes on a shared
+# host lands on both alike; per figure the median and the spread (min-max) over the rounds, and
+# tenbin's ratio to HAProxy taken per round (rounds are paired), its median and spread.
 #
-#   handshakes: wrk with `Connection: close`, so every request is a new TCP connection and a
-#               full TLS handshake (wrk does not resume sessions): new handshakes/s.
-#   keep-alive: wrk over kept-alive TLS connections: HTTPS req/s.
-#   baseline:   the same keep-alive run over plain HTTP through the same two proxies, so the
-#               keep-alive ratio can be split into TLS cost and L7 proxying cost.
-# Both proxies terminate TLS with the same ECDSA P-256 certificate and key (TLS 1.3, ALPN
-# http/1.1) and forward plain HTTP, round robin, to the same NGINX static backends. Prints each
-# figure and tenbin's ratio to HAProxy.
+#   handshakes: wrk with `Connection: close` over TLS, so every request is a new TCP connection
+#               and a new TLS handshake: new handshakes/s. wrk keeps each connection slot's TLS
+#               session across its reconnects (SSL_shutdown + SSL_clear), so a server that
+#               issues TLS 1.3 tickets or keeps a session cache gets resumed handshakes (PSK
+#               with (EC)DHE: no certificate signature), one that does not gets full ones; the
+#               report says which of the two each proxy does (openssl s_client -sess_in).
+#   keep-alive: wrk over kept-alive TLS connections: HTTPS req/s and p99.
+#   baseline:   the same keep-alive run over plain HTTP through a second, plain frontend on the
+#               same two proxies, so the keep-alive ratio splits into TLS cost and L7 cost.
+# Both proxies: the same ECDSA P-256 certificate and key (TLS 1.3 negotiated, ALPN http/1.1),
+# round robin over the same NGINX static backends with connection reuse (`http-reuse always`
+# on HAProxy), the same X-Forwarded-For/-Proto/-Host headers and timeouts as bench/proxy.sh, no
+# logging. HAProxy keeps its TLS session defaults (tune.ssl.cachesize 20000, TLS tickets on),
+# which tenbin's defaults are meant to match (a 20000-entry session cache, stateless tickets).
+# For each worker count in THREADS_LIST: tenbin `run --threads N`, HAProxy `nbthread N`, both
+# pinned with taskset to the same PROXY_CPUS; wrk and the backends pinned to LOAD_CPUS. Each
+# worker count starts with an unmeasured 1 s keep-alive HTTPS warm-up per proxy.
+# Only 2xx responses count: a wrk run with any non-2xx/3xx response or socket error is a failed
+# row (printed "fail", and the script exits 1 at the end), in the handshake rows too (see
+# run_wrk).
 #
-# Peers come from Debian via scripts/install-deps. Everything binds 127.0.0.1 on free ports in
-# a private temp dir; every process started here is killed on exit. Knobs (env):
-# DURATION=10s CONNS=64 THREADS=2 BACKENDS=3 HA_THREADS=2 TLS_BENCH_TARGET=cargo target dir.
+# Peers come from Debian via scripts/install-deps; their versions are read from the binaries.
+# Everything binds 127.0.0.1 on free ports in a private temp dir; every process started here
+# is killed on exit. Knobs (env), defaults in brackets:
+#   ROUNDS [3] DURATION [5s] CONNS [64] WRK_THREADS [1] BACKENDS [3]
+#   THREADS_LIST ["1 2"]; PROXY_CPUS_1 [1] PROXY_CPUS_2 [0,1] (PROXY_CPUS_N for other N);
+#   LOAD_CPUS [0]; BENCH_QUICK=1 (2 rounds of 2s: for iterating, not for figures);
+#   TENBIN_BIN=path to a release tenbin (default: built into PROXY_BENCH_TARGET
+#   [target/proxy-bench], shared with bench/proxy.sh).
 set -euo pipefail
 
-DURATION=${DURATION:-10s}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-2s}
+fi
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
+WRK_THREADS=${WRK_THREADS:-1}
 BACKENDS=${BACKENDS:-3}
-HA_THREADS=${HA_THREADS:-2}
+THREADS_LIST=${THREADS_LIST:-"1 2"}
+LOAD_CPUS=${LOAD_CPUS:-0}
+PROXY_CPUS_1=${PROXY_CPUS_1:-1}
+PROXY_CPUS_2=${PROXY_CPUS_2:-0,1}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PATH="$PATH:/usr/sbin:/sbin"
-for c in haproxy nginx wrk openssl ss curl; do
+for c in haproxy nginx wrk openssl ss curl taskset; do
   command -v "$c" >/dev/null 2>&1 || { bash "$ROOT/scripts/install-deps"; break; }
 done
 
 BENCH_NAME=tls
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+FAILED=0
+
+# ---------------------------------------------------------------- tenbin
+if [ -n "${TENBIN_BIN:-}" ]; then
+  TENBIN=$TENBIN_BIN
+else
+  RUNNER_TARGET=${PROXY_BENCH_TARGET:-"$ROOT/target/proxy-bench"}
+  log "building tenbin (release; the first build takes minutes)"
+  TENBIN="$RUNNER_TARGET/release/tenbin"
+  (cd "$ROOT" && CARGO_TARGET_DIR="$RUNNER_TARGET" cargo build --release -q -p tenbin) >"$WORK/build-tenbin.log" 2>&1 \
+    || { cat "$WORK/build-tenbin.log"; exit 1; }
+fi
 
 # ---------------------------------------------------------------- certificate (test name)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -39,43 +77,56 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/bundle.pem"
 
 # ---------------------------------------------------------------- backends: NGINX static
+# As in bench/proxy.sh: two workers keep a backend from capping either proxy.
 BACK_PORTS=()
 for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
-NGINX_CONNECTIONS=8192 start_nginx_backends
+NGINX_CONNECTIONS=8192 NGINX_WORKERS=2 NGINX_CPUS=$LOAD_CPUS start_nginx_backends
 
-# ---------------------------------------------------------------- HAProxy
-HA=$(free_port); HA_PLAIN=$(free_port)
-{
+# ---------------------------------------------------------------- proxy configs
+HA_TLS=$(free_port); HA_PLAIN=$(free_port)
+TB_TLS=$(free_port); TB_PLAIN=$(free_port)
+haproxy_cfg() { # nbthread
+  local fe proto port i p
   echo "global"
   echo "  maxconn 4000"
-  echo "  nbthread $HA_THREADS"
+  echo "  nbthread $1"
   echo "  ssl-default-bind-options ssl-min-ver TLSv1.2"
+  # TLS sessions: HAProxy's defaults, written out: a 20000-entry session cache
+  # (tune.ssl.cachesize) and TLS tickets on (no `no-tls-tickets`), with OpenSSL's own ticket
+  # key; tenbin's defaults are meant to match (20000-entry cache, stateless tickets).
+  echo "  tune.ssl.cachesize 20000"
   echo "defaults"
-  echo "  mode http"
+  # tenbin's defaults: connect 3s, header 10s, idle 60s, server 30s, queue 5s.
   echo "  timeout connect 3s"
   echo "  timeout client 60s"
-  echo "  timeout server 60s"
-  echo "frontend https_in"
-  echo "  bind 127.0.0.1:$HA ssl crt $WORK/bundle.pem alpn http/1.1"
-  echo "  option http-keep-alive"
-  echo "  default_backend be"
-  echo "frontend http_in"
-  echo "  bind 127.0.0.1:$HA_PLAIN"
-  echo "  option http-keep-alive"
-  echo "  default_backend be"
+  echo "  timeout server 30s"
+  echo "  timeout http-request 10s"
+  echo "  timeout http-keep-alive 60s"
+  echo "  timeout queue 5s"
+  echo "  retries 2"
+  for fe in https http; do
+    if [ "$fe" = https ]; then proto=https; port="$HA_TLS ssl crt $WORK/bundle.pem alpn http/1.1"
+    else proto=http; port=$HA_PLAIN; fi
+    echo "frontend ${fe}_in"
+    echo "  mode http"
+    echo "  bind 127.0.0.1:$port"
+    echo "  option http-keep-alive"
+    # tenbin's default `forwarded = "x-forwarded"`: X-Forwarded-For, -Proto and -Host.
+    echo "  option forwardfor"
+    echo "  http-request set-header X-Forwarded-Proto $proto"
+    echo "  http-request set-header X-Forwarded-Host %[req.hdr(host)]"
+    echo "  default_backend be"
+  done
   echo "backend be"
+  echo "  mode http"
   echo "  balance roundrobin"
   echo "  http-reuse always"
   i=0; for p in "${BACK_PORTS[@]}"; do i=$((i + 1)); echo "  server b$i 127.0.0.1:$p"; done
-} >"$WORK/haproxy.cfg"
-start haproxy haproxy -db -f "$WORK/haproxy.cfg"
-
-# ---------------------------------------------------------------- tenbin
-TB=$(free_port); TB_PLAIN=$(free_port)
+}
 {
   echo "[[frontend]]"
   echo 'name = "https"'
-  echo "bind = [\"127.0.0.1:$TB\"]"
+  echo "bind = [\"127.0.0.1:$TB_TLS\"]"
   echo 'mode = "http"'
   echo 'default_pool = "web"'
   echo "[frontend.tls]"
@@ -97,52 +148,152 @@ TB=$(free_port); TB_PLAIN=$(free_port)
     echo "[[pool.server]]"; echo "name = \"s$i\""; echo "address = \"127.0.0.1:$p\""
   done
 } >"$WORK/tenbin.toml"
-RUNNER_TARGET=${TLS_BENCH_TARGET:-"$ROOT/target/tls-bench"}
-log "building the TLS runner (release; the first build takes minutes)"
-CARGO_TARGET_DIR="$RUNNER_TARGET" cargo build --release -q --manifest-path "$ROOT/bench/tls-runner/Cargo.toml" \
-  >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
-start tenbin "$RUNNER_TARGET/release/tenbin-tls-bench-runner" "$WORK/tenbin.toml"
 
-for p in "$HA" "$TB"; do
-  wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
-  curl -fsS -m 3 --cacert "$WORK/cert.pem" --resolve "bench.test:$p:127.0.0.1" \
-    "https://bench.test:$p/" >/dev/null || { log "no HTTPS answer on $p"; exit 1; }
-done
-suite() { # port: the negotiated protocol and cipher
-  openssl s_client -connect "127.0.0.1:$1" -servername bench.test </dev/null 2>/dev/null |
-    awk '/^New, /{print $2, $5; exit}'
+# ---------------------------------------------------------------- probes
+check_https() {
+  curl -fsS -m 3 --cacert "$WORK/cert.pem" --resolve "bench.test:$1:127.0.0.1" "https://bench.test:$1/" >/dev/null
 }
-log "HAProxy negotiates: $(suite "$HA")   tenbin negotiates: $(suite "$TB")"
-
-# ---------------------------------------------------------------- measure
-declare -A R
-run() { # key scheme port [wrk args...]
-  local key=$1 scheme=$2 port=$3
-  shift 3
+check_http() { curl -fsS -m 3 -o /dev/null "http://127.0.0.1:$1/"; }
+suite() { # port: negotiated protocol, cipher, key exchange and ALPN
   local out
-  out=$(wrk -t "$THREADS" -c "$CONNS" -d "$DURATION" "$@" "$scheme://127.0.0.1:$port/" 2>&1)
-  local rps errs
-  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-  R[$key]=${rps:-0}
-  [ -n "$errs" ] && log "$key: $errs"
-  return 0
+  out=$(openssl s_client -connect "127.0.0.1:$1" -servername bench.test -alpn http/1.1 </dev/null 2>/dev/null) || true
+  awk '/^New, |^Reused, / { sub(/,$/, "", $2); v = $2 " " $5 } /^Server Temp Key:/ { k = $4 } /^ALPN protocol:/ { a = $3 }
+    END { sub(/,$/, "", k); printf "%s %s alpn %s", v, k, (a == "" ? "none" : a) }' <<<"$out"
 }
-log "measuring: $DURATION per row, $CONNS connections, $THREADS wrk threads"
-for p in "$HA_PLAIN" "$TB_PLAIN"; do
-  curl -fsS -m 3 "http://127.0.0.1:$p/" >/dev/null || { log "no HTTP answer on $p"; exit 1; }
-done
-run ha_new https "$HA" -H "Connection: close"
-run tb_new https "$TB" -H "Connection: close"
-run ha_ka https "$HA"
-run tb_ka https "$TB"
-run ha_plain http "$HA_PLAIN"
-run tb_plain http "$TB_PLAIN"
+resumes() { # port: "yes" if a second connection resumes the first one's session (ticket or cache)
+  local f="$WORK/session-$1.pem" out
+  rm -f "$f"
+  # A request and its answer read to the end, so the TLS 1.3 tickets sent after the handshake
+  # arrive before s_client saves the session.
+  printf 'GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n' |
+    openssl s_client -connect "127.0.0.1:$1" -servername bench.test -alpn http/1.1 -ign_eof -sess_out "$f" >/dev/null 2>&1 || true
+  [ -s "$f" ] || { echo "no (no session saved)"; return; }
+  out=$(openssl s_client -connect "127.0.0.1:$1" -servername bench.test -alpn http/1.1 -sess_in "$f" </dev/null 2>/dev/null) || true
+  if grep -q '^Reused, ' <<<"$out"; then echo yes; else echo no; fi
+}
 
+# ---------------------------------------------------------------- measuring
+to_ms() { # wrk latency token (512.00us, 1.20ms, 2.00s) -> milliseconds
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+    printf "%.3f", n }'
+}
+declare -A VAL # "figure|threads|peer" -> space-separated values, one per round
+add() { VAL[$1]="${VAL[$1]:-} $2"; }
+# run_wrk figure T peer url [wrk args...]: req/s of 2xx responses and p99 (ms), or fail.
+# Failures: any "Non-2xx or 3xx responses", any socket error (connect, read, write, timeout),
+# no result. The handshake rows (`Connection: close`) get no exception for read errors: wrk
+# counts one when it finds a connection closed by the server that the response did not
+# announce as closing, but both proxies answer `connection: close` and wrk reconnects on that
+# itself, so a clean run has none (checked with HAProxy 2.6 and tenbin: 0 read errors on both).
+# A failed TCP connect or TLS handshake shows as a connect error.
+run_wrk() {
+  local fig=$1 key="$2|$3" url=$4 out rps p99 errs c r w t
+  shift 4
+  out=$(taskset -c "$LOAD_CPUS" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" 2>&1) || true
+  printf '== %s %s\n%s\n' "$fig" "$key" "$out" >>"$WORK/wrk.log"
+  rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
+  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  read -r c r w t <<<"$(awk '/Socket errors:/ { gsub(/,/, ""); print $4, $6, $8, $10 }' <<<"$out")"
+  c=${c:-0}; r=${r:-0}; w=${w:-0}; t=${t:-0}
+  errs=$(awk '/Non-2xx/' <<<"$out")
+  [ $((c + r + w + t)) = 0 ] || errs="$errs socket errors: connect $c, read $r, write $w, timeout $t"
+  if [ -n "$errs" ] || [ -z "$rps" ]; then
+    [ -n "$errs" ] || [ -n "$rps" ] || errs="no result: $(awk 'NF { l = $0 } END { print l }' <<<"$out")"
+    log "$fig $key: failed: $errs"
+    kill -0 "${PEER_PID[$3]}" 2>/dev/null ||
+      log "$3 ($2 threads, pid ${PEER_PID[$3]}) has exited: $(tail -n 3 "$WORK/$3-$2.log" | tr '\n' ' ')"
+    rps=fail; p99=fail; FAILED=1
+  fi
+  add "$fig-rps|$key" "$rps"; add "$fig-p99|$key" "$p99"
+}
+
+# ---------------------------------------------------------------- per worker count
+declare -A SUITE RESUMES PEER_PID
+for T in $THREADS_LIST; do
+  cpus_var="PROXY_CPUS_$T"
+  CPUS=${!cpus_var:-"0-$((T - 1))"}
+  haproxy_cfg "$T" >"$WORK/haproxy-$T.cfg"
+  # Started with taskset directly (not through a function): $! is then the proxy itself.
+  start "haproxy-$T" taskset -c "$CPUS" haproxy -db -f "$WORK/haproxy-$T.cfg"
+  HA_PID=${PIDS[-1]}
+  start "tenbin-$T" taskset -c "$CPUS" "$TENBIN" run --threads "$T" -c "$WORK/tenbin.toml"
+  TB_PID=${PIDS[-1]}
+  PEER_PID[haproxy]=$HA_PID; PEER_PID[tenbin]=$TB_PID
+  for p in "$HA_TLS" "$HA_PLAIN" "$TB_TLS" "$TB_PLAIN"; do
+    wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
+  done
+  for p in "$TB_TLS" "$HA_TLS"; do
+    check_https "$p" || { log "no HTTPS answer through port $p"; tail -n 5 "$WORK"/*.log; exit 1; }
+  done
+  for p in "$TB_PLAIN" "$HA_PLAIN"; do
+    check_http "$p" || { log "no HTTP answer through port $p"; tail -n 5 "$WORK"/*.log; exit 1; }
+  done
+  SUITE[$T|tenbin]=$(suite "$TB_TLS"); SUITE[$T|haproxy]=$(suite "$HA_TLS")
+  RESUMES[$T|tenbin]=$(resumes "$TB_TLS"); RESUMES[$T|haproxy]=$(resumes "$HA_TLS")
+  log "threads $T on CPUs $CPUS: tenbin ${SUITE[$T|tenbin]}, resumes ${RESUMES[$T|tenbin]}; HAProxy ${SUITE[$T|haproxy]}, resumes ${RESUMES[$T|haproxy]}"
+  # Warm-up: connections, pools and caches on both, not measured.
+  for p in "$TB_TLS" "$HA_TLS"; do
+    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNS" -d1s "https://127.0.0.1:$p/" >/dev/null 2>&1 || true
+  done
+  for r in $(seq 1 "$ROUNDS"); do
+    log "threads $T round $r/$ROUNDS"
+    run_wrk close "$T" tenbin "https://127.0.0.1:$TB_TLS/" -H "Connection: close"
+    run_wrk close "$T" haproxy "https://127.0.0.1:$HA_TLS/" -H "Connection: close"
+    run_wrk tls "$T" tenbin "https://127.0.0.1:$TB_TLS/"
+    run_wrk tls "$T" haproxy "https://127.0.0.1:$HA_TLS/"
+    run_wrk http "$T" tenbin "http://127.0.0.1:$TB_PLAIN/"
+    run_wrk http "$T" haproxy "http://127.0.0.1:$HA_PLAIN/"
+  done
+  for p in $HA_PID $TB_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  # The next worker count binds the same ports.
+  for p in "$HA_TLS" "$HA_PLAIN" "$TB_TLS" "$TB_PLAIN"; do
+    for _ in $(seq 1 50); do [ -z "$(ss -Htln "( sport = :$p )")" ] && break; sleep 0.1; done
+  done
+done
+
+# ---------------------------------------------------------------- report
 echo
-peer_versions haproxy nginx wrk openssl
-printf '%-34s %12s %12s %8s\n' "TLS 1.3, ECDSA P-256, loopback" "tenbin" "HAProxy" "ratio"
-printf '%-34s %12s %12s %8s\n' "new handshakes/s (Connection: close)" "${R[tb_new]}" "${R[ha_new]}" "$(ratio "${R[tb_new]}" "${R[ha_new]}")"
-printf '%-34s %12s %12s %8s\n' "keep-alive HTTPS req/s" "${R[tb_ka]}" "${R[ha_ka]}" "$(ratio "${R[tb_ka]}" "${R[ha_ka]}")"
-printf '%-34s %12s %12s %8s\n' "baseline: keep-alive HTTP req/s" "${R[tb_plain]}" "${R[ha_plain]}" "$(ratio "${R[tb_plain]}" "${R[ha_plain]}")"
-printf '%-34s %12s %12s\n' "HTTPS / HTTP keep-alive" "$(ratio "${R[tb_ka]}" "${R[tb_plain]}")" "$(ratio "${R[ha_ka]}" "${R[ha_plain]}")"
+peer_versions haproxy nginx wrk openssl taskset
+echo "tenbin: $("$TENBIN" version 2>/dev/null | head -n 1); $(nproc) cores; proxies on PROXY_CPUS (1 thread: $PROXY_CPUS_1, 2 threads: $PROXY_CPUS_2), wrk/backends on $LOAD_CPUS"
+echo "wrk -t$WRK_THREADS -c$CONNS -d$DURATION, $BACKENDS NGINX static backends, round robin; ECDSA P-256 certificate; $ROUNDS interleaved rounds; median [min-max]"
+for T in $THREADS_LIST; do
+  echo "threads $T negotiated: tenbin ${SUITE[$T|tenbin]:-?} (resumes sessions: ${RESUMES[$T|tenbin]:-?}); HAProxy ${SUITE[$T|haproxy]:-?} (resumes sessions: ${RESUMES[$T|haproxy]:-?})"
+done
+fmt() { # key: "median [min-max]"
+  local s
+  # shellcheck disable=SC2086 # one value per round
+  read -r -a s <<<"$(stats ${VAL[$1]:-})"
+  printf '%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"
+}
+# shellcheck disable=SC2086 # one value per round
+med() { local s; read -r -a s <<<"$(stats ${VAL[$1]:-})"; echo "${s[0]}"; }
+# Ratio of tenbin to HAProxy per round (rounds are paired), then their median and spread.
+round_ratios() { # figure|T
+  local a b i
+  read -r -a a <<<"${VAL[$1|tenbin]:-}"; read -r -a b <<<"${VAL[$1|haproxy]:-}"
+  for i in "${!a[@]}"; do
+    if [[ "${a[$i]}" =~ ^[0-9.]+$ && "${b[$i]:-}" =~ ^[0-9.]+$ ]]; then ratio "${a[$i]}" "${b[$i]}"; echo; else echo fail; fi
+  done
+}
+num_ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then ratio "$1" "$2"; else echo fail; fi; }
+# shellcheck disable=SC2046 # one ratio per round
+rfmt() { local s; read -r -a s <<<"$(stats $(round_ratios "$1"))"; printf 'x%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"; }
+row() { # T label figure
+  printf '%-8s %-24s %-30s %-30s %s\n' "$1" "$2" "$(fmt "$3|$1|tenbin")" "$(fmt "$3|$1|haproxy")" "$(rfmt "$3|$1")"
+}
+printf '\n%-8s %-24s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
+for T in $THREADS_LIST; do
+  row "$T" "tls new handshakes/s" close-rps
+  row "$T" "tls keep-alive req/s" tls-rps
+  row "$T" "tls keep-alive p99 ms" tls-p99
+  row "$T" "http keep-alive req/s" http-rps
+  row "$T" "http keep-alive p99 ms" http-p99
+  printf '%-8s %-24s %-30s %-30s %s\n' "$T" "(tls/http keep-alive)" \
+    "$(num_ratio "$(med "tls-rps|$T|tenbin")" "$(med "http-rps|$T|tenbin")")" \
+    "$(num_ratio "$(med "tls-rps|$T|haproxy")" "$(med "http-rps|$T|haproxy")")" "-"
+done
+echo
+echo "targets: TLS keep-alive req/s >= 0.9, new handshakes/s >= 1.0 (x of HAProxy)"
+[ "$FAILED" = 0 ] || { log "some runs failed (non-2xx responses, socket errors or no result): see above"; exit 1; }
