@@ -8,7 +8,7 @@
 #         timeouts, no logging), round robin over NGINX static backends: req/s, p50, p99.
 #   tcp:  the same wrk load through mode tcp on both (no splice on either): req/s, p99.
 #   tcp single stream: one iperf3 stream through mode tcp on both, then through tenbin's
-#         splice relay and HAProxy with `option splice-auto`: Gbit/s.
+#         `splice = true` frontend and HAProxy with `option splice-auto`: Gbit/s.
 # For each worker count in THREADS_LIST: tenbin `run --threads N`, HAProxy `nbthread N`, both
 # pinned with taskset to the same PROXY_CPUS; wrk, iperf3 and the backends pinned to LOAD_CPUS.
 # Only 2xx responses count: a wrk run with any non-2xx/3xx response or socket error is a
@@ -60,12 +60,6 @@ else
   TENBIN="$RUNNER_TARGET/release/tenbin"
   (cd "$ROOT" && CARGO_TARGET_DIR="$RUNNER_TARGET" cargo build --release -q -p tenbin) >"$WORK/build-tenbin.log" 2>&1 \
     || { cat "$WORK/build-tenbin.log"; exit 1; }
-fi
-RUNNER="$RUNNER_TARGET/release/tenbin-proxy-bench-runner"
-if [ "$SPLICE" = 1 ]; then
-  log "building the splice runner (release)"
-  CARGO_TARGET_DIR="$RUNNER_TARGET" cargo build --release -q --manifest-path "$ROOT/bench/proxy-runner/Cargo.toml" >"$WORK/build-runner.log" 2>&1 \
-    || { cat "$WORK/build-runner.log"; exit 1; }
 fi
 
 # ---------------------------------------------------------------- backends: NGINX static
@@ -160,14 +154,12 @@ servers_toml() { # pool name, ports...
   echo 'mode = "tcp"'; echo 'default_pool = "web"'
   echo "[[frontend]]"; echo 'name = "iperf"'; echo "bind = [\"127.0.0.1:$TB_IPERF\"]"
   echo 'mode = "tcp"'; echo 'default_pool = "iperf"'
+  # splice(2) relay: the frontend's `splice = true`, HAProxy's `option splice-auto`.
+  echo "[[frontend]]"; echo 'name = "iperf_splice"'; echo "bind = [\"127.0.0.1:$TB_SPLICE\"]"
+  echo 'mode = "tcp"'; echo 'default_pool = "iperf"'; echo 'splice = true'
   servers_toml web "${BACK_PORTS[@]}"
   servers_toml iperf "$IPERF_PORT"
 } >"$WORK/tenbin.toml"
-{
-  echo "[[frontend]]"; echo 'name = "iperf"'; echo "bind = [\"127.0.0.1:$TB_SPLICE\"]"
-  echo 'mode = "tcp"'; echo 'default_pool = "iperf"'
-  servers_toml iperf "$IPERF_PORT"
-} >"$WORK/tenbin-splice.toml"
 
 # ---------------------------------------------------------------- measuring
 to_ms() { # wrk latency token (512.00us, 1.20ms, 2.00s) -> milliseconds
@@ -210,15 +202,9 @@ for T in $THREADS_LIST; do
   HA_PID=${PIDS[-1]}
   start "tenbin-$T" taskset -c "$CPUS" "$TENBIN" run --threads "$T" -c "$WORK/tenbin.toml"
   TB_PID=${PIDS[-1]}
-  SP_PID=
-  if [ "$SPLICE" = 1 ]; then
-    TENBIN_THREADS=$T start "splice-$T" taskset -c "$CPUS" "$RUNNER" "$WORK/tenbin-splice.toml" --splice
-    SP_PID=${PIDS[-1]}
-  fi
-  for p in "$HA_HTTP" "$HA_TCP" "$HA_IPERF" "$HA_SPLICE" "$TB_HTTP" "$TB_TCP" "$TB_IPERF"; do
+  for p in "$HA_HTTP" "$HA_TCP" "$HA_IPERF" "$HA_SPLICE" "$TB_HTTP" "$TB_TCP" "$TB_IPERF" "$TB_SPLICE"; do
     wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
   done
-  [ "$SPLICE" != 1 ] || wait_port "$TB_SPLICE" || { log "splice runner did not start"; exit 1; }
   for p in "$HA_HTTP" "$TB_HTTP" "$HA_TCP" "$TB_TCP"; do
     check_http "$p" || { log "no HTTP answer through port $p"; tail -n 5 "$WORK"/*.log; exit 1; }
   done
@@ -235,7 +221,7 @@ for T in $THREADS_LIST; do
       run_iperf "splice|$T|tenbin" "$TB_SPLICE"; run_iperf "splice|$T|haproxy" "$HA_SPLICE"
     fi
   done
-  for p in $HA_PID $TB_PID $SP_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in $HA_PID $TB_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   # The next worker count binds the same ports.
   for p in "$HA_HTTP" "$TB_HTTP" "$TB_SPLICE"; do
     for _ in $(seq 1 50); do [ -z "$(ss -Htln "( sport = :$p )")" ] && break; sleep 0.1; done

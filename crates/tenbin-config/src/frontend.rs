@@ -23,6 +23,10 @@ pub struct Frontend {
     pub access_log: AccessLog,
     /// TCP: send a PROXY protocol header to servers.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// TCP without TLS: relay bytes with splice(2) through a pipe, so they never enter
+    /// userspace (HAProxy's `option splice-auto`, always on).
+    #[serde(default)]
+    pub splice: bool,
     #[serde(default)]
     pub forwarded: Forwarded,
     #[serde(default)]

@@ -189,3 +189,29 @@ fn agent_check_errors_name_their_own_key() {
     assert_eq!(e.key, "agent.check[0].protocol");
     assert_eq!((e.line, e.column), find(&text, "\"udp\""), "{e}");
 }
+
+#[test]
+fn splice_is_for_plain_tcp_frontends_only() {
+    let tcp = r#"
+[[frontend]]
+name = "t"
+bind = ["127.0.0.1:9000"]
+mode = "tcp"
+default_pool = "p"
+splice = true
+
+[[pool]]
+name = "p"
+[[pool.server]]
+name = "a"
+address = "127.0.0.1:9001"
+"#;
+    let c = Config::parse(tcp, "test.toml").unwrap();
+    assert!(c.frontend[0].splice);
+    let http = tcp.replace(r#"mode = "tcp""#, r#"mode = "http""#);
+    let e = parse_err(&http);
+    assert_eq!(e.key, "frontend[0].splice");
+    let (line, column) = find(&http, "splice = true");
+    assert_eq!((e.line, e.column), (line, column + "splice = ".len()), "{e}");
+    assert!(e.message.contains("mode = \"tcp\""), "{e}");
+}

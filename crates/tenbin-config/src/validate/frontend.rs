@@ -52,6 +52,12 @@ pub(crate) fn frontend(fe: &Frontend, i: usize, pools: &HashSet<&str>) -> Result
             "PROXY protocol is sent only in mode = \"tcp\"",
         ));
     }
+    if fe.splice && (fe.mode != Mode::Tcp || fe.tls.is_some()) {
+        return Err(Invalid::at(
+            key("splice"),
+            "splice relays plain mode = \"tcp\" sessions only (no [frontend.tls])",
+        ));
+    }
     super::tls::frontend(fe, i, pools)?;
     super::limits::limits(&fe.limits, i)?;
     for (r, rule) in fe.rule.iter().enumerate() {

@@ -195,7 +195,7 @@ pub(super) fn frontend(
                 None => {
                     let mut fe = TcpFrontend::from_config(f, default.pool.clone());
                     fe.stats = Arc::clone(stats);
-                    fe.splice = splice;
+                    fe.splice = splice || f.splice;
                     fe.persistence = default.persistence.clone();
                     return Ok(Built::Stream {
                         handler: Handler::Tcp(Arc::new(fe)),
