@@ -86,3 +86,49 @@ stats() {
       m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
       printf "%s %s %s\n", m, v[0], v[n - 1] }'
 }
+
+to_ms() { # wrk latency token (512.00us, 1.20ms, 2.00s) -> milliseconds
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+    printf "%.3f", n }'
+}
+# Records one round's value of "figure|threads|peer" in the caller's `VAL`.
+add() { VAL[$1]="${VAL[$1]:-} $2"; }
+
+# Report helpers over the caller's `VAL` (an associative array "figure|threads|peer" -> one
+# value per round, rounds paired across peers), shared by proxy.sh and tls.sh.
+fmt() { # key: "median [min-max]"
+  local s
+  # shellcheck disable=SC2086 # one value per round
+  read -r -a s <<<"$(stats ${VAL[$1]:-})"
+  printf '%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"
+}
+# shellcheck disable=SC2086 # one value per round
+med() { local s; read -r -a s <<<"$(stats ${VAL[$1]:-})"; echo "${s[0]}"; }
+# Ratio of tenbin to HAProxy per round (rounds are paired), then their median and spread.
+round_ratios() { # figure|T
+  local a b i
+  read -r -a a <<<"${VAL[$1|tenbin]:-}"; read -r -a b <<<"${VAL[$1|haproxy]:-}"
+  for i in "${!a[@]}"; do
+    if [[ "${a[$i]}" =~ ^[0-9.]+$ && "${b[$i]:-}" =~ ^[0-9.]+$ ]]; then ratio "${a[$i]}" "${b[$i]}"; echo; else echo fail; fi
+  done
+}
+# shellcheck disable=SC2046 # one ratio per round
+rfmt() { local s; read -r -a s <<<"$(stats $(round_ratios "$1"))"; printf 'x%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"; }
+
+# Starts HAProxy (`nbthread T`, config from the caller's `haproxy_cfg T`) and tenbin
+# (`run --threads T -c $WORK/tenbin.toml`), both pinned with taskset to PROXY_CPUS_T (default
+# CPUs 0..T-1); sets CPUS, HA_PID and TB_PID. taskset runs directly under `start`, not through
+# a shell function, so $! is the proxy itself and the kill at the end reaches it.
+start_proxies() { # T
+  local cpus_var="PROXY_CPUS_$1"
+  CPUS=${!cpus_var:-"0-$(($1 - 1))"}
+  haproxy_cfg "$1" >"$WORK/haproxy-$1.cfg"
+  start "haproxy-$1" taskset -c "$CPUS" haproxy -db -f "$WORK/haproxy-$1.cfg"
+  # shellcheck disable=SC2034 # read by the caller
+  HA_PID=${PIDS[-1]}
+  start "tenbin-$1" taskset -c "$CPUS" "$TENBIN" run --threads "$1" -c "$WORK/tenbin.toml"
+  # shellcheck disable=SC2034 # read by the caller
+  TB_PID=${PIDS[-1]}
+}

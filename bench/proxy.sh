@@ -162,14 +162,7 @@ servers_toml() { # pool name, ports...
 } >"$WORK/tenbin.toml"
 
 # ---------------------------------------------------------------- measuring
-to_ms() { # wrk latency token (512.00us, 1.20ms, 2.00s) -> milliseconds
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
-    printf "%.3f", n }'
-}
-declare -A VAL # "figure|threads|peer" -> space-separated values, one per round
-add() { VAL[$1]="${VAL[$1]:-} $2"; }
+declare -A VAL # "figure|threads|peer" -> space-separated values, one per round (lib.sh: add)
 run_wrk() { # key port: req/s of 2xx responses and p99 (ms), or fail
   local out rps p99 p50 errs
   out=$(pin "$LOAD_CPUS" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/" 2>&1) || true
@@ -195,13 +188,7 @@ check_http() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$1/"; }
 
 # ---------------------------------------------------------------- per worker count
 for T in $THREADS_LIST; do
-  cpus_var="PROXY_CPUS_$T"
-  CPUS=${!cpus_var:-"0-$((T - 1))"}
-  haproxy_cfg "$T" >"$WORK/haproxy-$T.cfg"
-  start "haproxy-$T" taskset -c "$CPUS" haproxy -db -f "$WORK/haproxy-$T.cfg"
-  HA_PID=${PIDS[-1]}
-  start "tenbin-$T" taskset -c "$CPUS" "$TENBIN" run --threads "$T" -c "$WORK/tenbin.toml"
-  TB_PID=${PIDS[-1]}
+  start_proxies "$T"
   for p in "$HA_HTTP" "$HA_TCP" "$HA_IPERF" "$HA_SPLICE" "$TB_HTTP" "$TB_TCP" "$TB_IPERF" "$TB_SPLICE"; do
     wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
   done
@@ -233,21 +220,6 @@ echo
 peer_versions haproxy nginx wrk iperf3 taskset
 echo "tenbin: $("$TENBIN" version 2>/dev/null | head -n 1); $(nproc) cores; proxies on PROXY_CPUS (1 thread: $PROXY_CPUS_1, 2 threads: $PROXY_CPUS_2), wrk/iperf3/backends on $LOAD_CPUS"
 echo "wrk -t$WRK_THREADS -c$CONNS -d$DURATION keep-alive, $BACKENDS NGINX static backends, round robin; iperf3 -t $IPERF_SECS one stream; $ROUNDS interleaved rounds; median [min-max]"
-fmt() { # key: "median [min-max]"
-  local s
-  read -r -a s <<<"$(stats ${VAL[$1]:-})"
-  printf '%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"
-}
-med() { local s; read -r -a s <<<"$(stats ${VAL[$1]:-})"; echo "${s[0]}"; }
-# Ratio of tenbin to HAProxy per round (rounds are paired), then their median and spread.
-round_ratios() { # figure|T
-  local a b i
-  read -r -a a <<<"${VAL[$1|tenbin]:-}"; read -r -a b <<<"${VAL[$1|haproxy]:-}"
-  for i in "${!a[@]}"; do
-    if [[ "${a[$i]}" =~ ^[0-9.]+$ && "${b[$i]:-}" =~ ^[0-9.]+$ ]]; then ratio "${a[$i]}" "${b[$i]}"; echo; else echo fail; fi
-  done
-}
-rfmt() { local s; read -r -a s <<<"$(stats $(round_ratios "$1"))"; printf 'x%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"; }
 printf '\n%-8s %-22s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
 for T in $THREADS_LIST; do
   for m in http tcp; do

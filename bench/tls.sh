@@ -173,14 +173,7 @@ resumes() { # port: "yes" if a second connection resumes the first one's session
 }
 
 # ---------------------------------------------------------------- measuring
-to_ms() { # wrk latency token (512.00us, 1.20ms, 2.00s) -> milliseconds
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
-    printf "%.3f", n }'
-}
-declare -A VAL # "figure|threads|peer" -> space-separated values, one per round
-add() { VAL[$1]="${VAL[$1]:-} $2"; }
+declare -A VAL # "figure|threads|peer" -> space-separated values, one per round (lib.sh: add)
 # run_wrk figure T peer url [wrk args...]: req/s of 2xx responses and p99 (ms), or fail.
 # Failures: any "Non-2xx or 3xx responses", any socket error (connect, read, write, timeout),
 # no result. The handshake rows (`Connection: close`) get no exception for read errors: wrk
@@ -212,14 +205,7 @@ run_wrk() {
 # ---------------------------------------------------------------- per worker count
 declare -A SUITE RESUMES PEER_PID
 for T in $THREADS_LIST; do
-  cpus_var="PROXY_CPUS_$T"
-  CPUS=${!cpus_var:-"0-$((T - 1))"}
-  haproxy_cfg "$T" >"$WORK/haproxy-$T.cfg"
-  # Started with taskset directly (not through a function): $! is then the proxy itself.
-  start "haproxy-$T" taskset -c "$CPUS" haproxy -db -f "$WORK/haproxy-$T.cfg"
-  HA_PID=${PIDS[-1]}
-  start "tenbin-$T" taskset -c "$CPUS" "$TENBIN" run --threads "$T" -c "$WORK/tenbin.toml"
-  TB_PID=${PIDS[-1]}
+  start_proxies "$T"
   PEER_PID[haproxy]=$HA_PID; PEER_PID[tenbin]=$TB_PID
   for p in "$HA_TLS" "$HA_PLAIN" "$TB_TLS" "$TB_PLAIN"; do
     wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
@@ -261,25 +247,7 @@ echo "wrk -t$WRK_THREADS -c$CONNS -d$DURATION, $BACKENDS NGINX static backends, 
 for T in $THREADS_LIST; do
   echo "threads $T negotiated: tenbin ${SUITE[$T|tenbin]:-?} (resumes sessions: ${RESUMES[$T|tenbin]:-?}); HAProxy ${SUITE[$T|haproxy]:-?} (resumes sessions: ${RESUMES[$T|haproxy]:-?})"
 done
-fmt() { # key: "median [min-max]"
-  local s
-  # shellcheck disable=SC2086 # one value per round
-  read -r -a s <<<"$(stats ${VAL[$1]:-})"
-  printf '%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"
-}
-# shellcheck disable=SC2086 # one value per round
-med() { local s; read -r -a s <<<"$(stats ${VAL[$1]:-})"; echo "${s[0]}"; }
-# Ratio of tenbin to HAProxy per round (rounds are paired), then their median and spread.
-round_ratios() { # figure|T
-  local a b i
-  read -r -a a <<<"${VAL[$1|tenbin]:-}"; read -r -a b <<<"${VAL[$1|haproxy]:-}"
-  for i in "${!a[@]}"; do
-    if [[ "${a[$i]}" =~ ^[0-9.]+$ && "${b[$i]:-}" =~ ^[0-9.]+$ ]]; then ratio "${a[$i]}" "${b[$i]}"; echo; else echo fail; fi
-  done
-}
 num_ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then ratio "$1" "$2"; else echo fail; fi; }
-# shellcheck disable=SC2046 # one ratio per round
-rfmt() { local s; read -r -a s <<<"$(stats $(round_ratios "$1"))"; printf 'x%s [%s-%s]' "${s[0]}" "${s[1]}" "${s[2]}"; }
 row() { # T label figure
   printf '%-8s %-24s %-30s %-30s %s\n' "$1" "$2" "$(fmt "$3|$1|tenbin")" "$(fmt "$3|$1|haproxy")" "$(rfmt "$3|$1")"
 }

@@ -7,19 +7,10 @@
 //! either case, extensions, trailers) decodes to itself, finished.
 #![no_main]
 
-use libfuzzer_sys::arbitrary::{self, Arbitrary, Unstructured};
+use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use tenbin_fuzz::cuts;
+use tenbin_fuzz::{cuts, ChunkedBody};
 use tenbin_health::probe::http::{decode_chunked, parse_head, Framing};
-
-#[derive(Arbitrary, Debug)]
-struct Body {
-    body: Vec<u8>,
-    sizes: Vec<u8>,
-    upper: bool,
-    extension: bool,
-    trailer: bool,
-}
 
 fuzz_target!(|data: &[u8]| {
     head(data, false);
@@ -30,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         _ => data,
     };
     chunked(body);
-    if let Ok(b) = Body::arbitrary(&mut Unstructured::new(data)) {
+    if let Ok(b) = ChunkedBody::arbitrary(&mut Unstructured::new(data)) {
         chunk_and_decode(b);
     }
 });
@@ -67,39 +58,7 @@ fn chunked(raw: &[u8]) {
     }
 }
 
-fn chunk_and_decode(
-    Body {
-        body,
-        sizes,
-        upper,
-        extension,
-        trailer,
-    }: Body,
-) {
-    let mut raw = Vec::new();
-    let mut rest = &body[..];
-    let mut i = 0;
-    while !rest.is_empty() {
-        let n = usize::from(sizes.get(i).copied().unwrap_or(255).max(1)).min(rest.len());
-        let size = if upper {
-            format!("{n:X}")
-        } else {
-            format!("{n:x}")
-        };
-        raw.extend_from_slice(size.as_bytes());
-        if extension {
-            raw.extend_from_slice(b";name=value");
-        }
-        raw.extend_from_slice(b"\r\n");
-        raw.extend_from_slice(&rest[..n]);
-        raw.extend_from_slice(b"\r\n");
-        rest = &rest[n..];
-        i += 1;
-    }
-    raw.extend_from_slice(b"0\r\n");
-    if trailer {
-        raw.extend_from_slice(b"Expires: never\r\n");
-    }
-    raw.extend_from_slice(b"\r\n");
-    assert_eq!(decode_chunked(&raw).expect("well-formed"), (body, true));
+fn chunk_and_decode(b: ChunkedBody) {
+    let raw = b.encode();
+    assert_eq!(decode_chunked(&raw).expect("well-formed"), (b.body, true));
 }
