@@ -212,6 +212,10 @@ address = "127.0.0.1:9001"
     let e = parse_err(&http);
     assert_eq!(e.key, "frontend[0].splice");
     let (line, column) = find(&http, "splice = true");
-    assert_eq!((e.line, e.column), (line, column + "splice = ".len()), "{e}");
+    assert_eq!(
+        (e.line, e.column),
+        (line, column + "splice = ".len()),
+        "{e}"
+    );
     assert!(e.message.contains("mode = \"tcp\""), "{e}");
 }
