@@ -89,6 +89,14 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
+/// Whether a raw field name (any case) is one of [`HOP_BY_HOP`]; for parsers that see
+/// names before they become a `HeaderMap` (`upstream::wire`).
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// Removes hop-by-hop headers, including every header the `Connection` header names. When
 /// `keep_upgrade` is set (a tunnelled Upgrade exchange), `Upgrade` and `Connection: upgrade`
 /// survive so the next hop sees the same request.

@@ -29,7 +29,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::AsyncWriteExt;
@@ -70,10 +70,13 @@ pub(crate) enum UpstreamError {
     Closed,
 }
 
-/// One upstream connection and the bytes read from it that no response has used yet.
+/// One upstream connection, the bytes read from it that no response has used yet, and the
+/// buffer its requests are written from (kept with the connection: no allocation per
+/// request).
 pub(crate) struct Pooled {
     io: TcpStream,
     buf: BytesMut,
+    out: Vec<u8>,
     addr: SocketAddr,
 }
 
@@ -204,6 +207,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Pooled, Upstream
     Ok(Pooled {
         io,
         buf: BytesMut::new(),
+        out: Vec::with_capacity(512),
         addr,
     })
 }
@@ -250,16 +254,20 @@ pub(crate) async fn send(
         None => connect(addr, connect_timeout).await?,
     };
     let framing = request_framing(req.method, &body);
-    let mut out = Vec::with_capacity(512);
+    c.out.clear();
     wire::encode_request_head(
-        &mut out,
+        &mut c.out,
         req.method,
         req.path,
         req.headers,
         req.host,
         framing,
     );
-    write_body(&mut c.io, out, body, framing).await?;
+    write_body(&mut c.io, &mut c.out, body, framing).await?;
+    if c.out.capacity() > 4 * COALESCE {
+        // A huge head (up to the header limit) does not pin its buffer to the connection.
+        c.out = Vec::with_capacity(512);
+    }
     let head = read_head(&mut c, *req.method == Method::HEAD).await?;
     let mut resp = Response::new(UpstreamBody {
         inner: Inner::Inline {
@@ -281,10 +289,10 @@ pub(crate) async fn send(
 
 /// Writes the request head in `out` and then the body, framed as `framing` says; small
 /// pieces are gathered into one write, and whatever is gathered goes out before waiting on
-/// a body that is not ready.
+/// a body that is not ready. `out` is empty again when it returns `Ok`.
 async fn write_body(
     io: &mut TcpStream,
-    mut out: Vec<u8>,
+    out: &mut Vec<u8>,
     mut body: ProxyBody,
     framing: RequestFraming,
 ) -> Result<(), UpstreamError> {
@@ -294,7 +302,7 @@ async fn write_body(
         let frame = match ready {
             Poll::Ready(f) => f,
             Poll::Pending => {
-                flush(io, &mut out).await?;
+                flush(io, out).await?;
                 poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
             }
         };
@@ -308,12 +316,12 @@ async fn write_body(
             },
         };
         if chunked {
-            wire::chunk_header(&mut out, data.len());
+            wire::chunk_header(out, data.len());
         }
         if out.len() + data.len() <= COALESCE {
             out.extend_from_slice(&data);
         } else {
-            flush(io, &mut out).await?;
+            flush(io, out).await?;
             io.write_all(&data).await.map_err(UpstreamError::Io)?;
         }
         if chunked {
@@ -323,7 +331,7 @@ async fn write_body(
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    flush(io, &mut out).await
+    flush(io, out).await
 }
 
 async fn flush(io: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), UpstreamError> {
@@ -341,7 +349,8 @@ async fn read_head(c: &mut Pooled, head_request: bool) -> Result<wire::Head, Ups
             if let Some((used, head)) =
                 wire::parse_response_head(&c.buf, head_request).map_err(UpstreamError::Wire)?
             {
-                let _ = c.buf.split_to(used);
+                // Advancing keeps the buffer unique (and reusable); splitting would share it.
+                c.buf.advance(used);
                 if head.status.is_informational()
                     && head.status != http::StatusCode::SWITCHING_PROTOCOLS
                 {

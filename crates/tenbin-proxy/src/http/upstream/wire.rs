@@ -8,6 +8,8 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
+use crate::http::headers::is_hop_by_hop;
+
 /// Response header fields a server may send; more is refused (hyper's default is 100).
 pub const MAX_RESPONSE_HEADERS: usize = 128;
 /// Longest response head accepted, and longest chunk-size or trailer line.
@@ -107,7 +109,12 @@ pub fn encode_request_head(
 
 /// The line that opens a chunk of `len` bytes.
 pub fn chunk_header(out: &mut Vec<u8>, len: usize) {
-    out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(HEX[(len >> (i * 4)) & 0xf]);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Parses a response head at the start of `buf`: `Ok(None)` while incomplete, else the head
@@ -223,19 +230,6 @@ pub fn parse_response_head(
     )))
 }
 
-/// Fields that describe one connection and are never forwarded (RFC 9110 §7.6.1).
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 6] = [
-        b"connection",
-        b"proxy-connection",
-        b"keep-alive",
-        b"te",
-        b"transfer-encoding",
-        b"upgrade",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
-
 fn parse_length(v: &[u8]) -> Result<u64, WireError> {
     let v = v.trim_ascii();
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -294,10 +288,11 @@ impl ChunkDecoder {
         loop {
             match self.state {
                 ChunkState::Size => {
-                    let Some(line) = take_line(buf)? else {
+                    let Some(n) = line_len(buf)? else {
                         return Ok(Decoded::NeedMore);
                     };
-                    let size = parse_chunk_size(&line)?;
+                    let size = parse_chunk_size(&buf[..n])?;
+                    buf.advance(n + 2);
                     self.state = if size == 0 {
                         ChunkState::Trailers
                     } else {
@@ -329,14 +324,15 @@ impl ChunkDecoder {
                     self.state = ChunkState::Size;
                 }
                 ChunkState::Trailers => {
-                    let Some(line) = take_line(buf)? else {
+                    let Some(n) = line_len(buf)? else {
                         return Ok(Decoded::NeedMore);
                     };
-                    if line.is_empty() {
+                    buf.advance(n + 2);
+                    if n == 0 {
                         self.state = ChunkState::Done;
                         return Ok(Decoded::End);
                     }
-                    self.trailer_bytes += line.len() + 2;
+                    self.trailer_bytes += n + 2;
                     if self.trailer_bytes > MAX_TRAILER_BYTES {
                         return Err(WireError::Chunk("trailers too large"));
                     }
@@ -347,15 +343,13 @@ impl ChunkDecoder {
     }
 }
 
-/// One CRLF-terminated line off the front of `buf` (without the CRLF), if complete.
-fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, WireError> {
+/// The length of the CRLF-terminated line at the front of `buf` (without the CRLF), once
+/// it is complete. The caller reads it in place and advances past it: no split, so the
+/// buffer stays unique.
+fn line_len(buf: &[u8]) -> Result<Option<usize>, WireError> {
     match buf.windows(2).position(|w| w == b"\r\n") {
         Some(at) if at > MAX_LINE => Err(WireError::Chunk("line too long")),
-        Some(at) => {
-            let line = buf.split_to(at);
-            buf.advance(2);
-            Ok(Some(line))
-        }
+        Some(at) => Ok(Some(at)),
         None if buf.len() > MAX_LINE => Err(WireError::Chunk("line too long")),
         None => Ok(None),
     }
@@ -430,6 +424,18 @@ mod tests {
             out.ends_with("x-a: 2\r\ntransfer-encoding: chunked\r\n\r\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn chunk_headers_are_lowercase_hex() {
+        for (len, text) in [(0, "0"), (9, "9"), (10, "a"), (255, "ff"), (4096, "1000")] {
+            let mut out = Vec::new();
+            chunk_header(&mut out, len);
+            assert_eq!(out, format!("{text}\r\n").as_bytes(), "{len}");
+        }
+        let mut out = Vec::new();
+        chunk_header(&mut out, usize::MAX);
+        assert_eq!(out.len(), usize::BITS as usize / 4 + 2);
     }
 
     #[test]
