@@ -3,7 +3,7 @@
 mod l4_common;
 
 use l4_common::*;
-use tenbin_proxy::l4::{pools, serve, ServeOptions};
+use tenbin_proxy::l4::{pools, serve};
 use tenbin_testkit::backend;
 use tokio::net::UdpSocket;
 
@@ -51,9 +51,7 @@ address = "{}"
     let config = tenbin_config::Config::parse(&text, "l4.toml").unwrap();
     let pools = pools(&config);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let listeners = serve(&config, &pools, ServeOptions::default(), rx)
-        .await
-        .unwrap();
+    let listeners = serve(&config, &pools, rx).await.unwrap();
     assert_eq!(listeners.len(), 2);
     let tcp = listeners.iter().find(|l| l.frontend == "l4").unwrap().addr;
     let udp = listeners
@@ -93,8 +91,5 @@ async fn an_empty_config_starts_nothing() {
     let config = tenbin_config::Config::default();
     let pools = pools(&config);
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    assert!(serve(&config, &pools, ServeOptions::default(), rx)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(serve(&config, &pools, rx).await.unwrap().is_empty());
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 use tenbin_core::ServerState;
-use tenbin_proxy::l4::{pools, serve, ServeOptions};
+use tenbin_proxy::l4::{pools, serve};
 use tenbin_testkit::backend::tcp_echo;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
@@ -45,9 +45,7 @@ async fn tcp_clients_stick_by_source_address() {
     let config = tenbin_config::Config::parse(&text, "l4.toml").unwrap();
     let pools = pools(&config);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let listeners = serve(&config, &pools, ServeOptions::default(), rx)
-        .await
-        .unwrap();
+    let listeners = serve(&config, &pools, rx).await.unwrap();
     let addr = listeners[0].addr;
 
     let mut homes = BTreeSet::new();

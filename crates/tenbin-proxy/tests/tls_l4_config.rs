@@ -7,7 +7,7 @@ mod tls_common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tenbin_proxy::l4::{pools, serve, ServeOptions};
+use tenbin_proxy::l4::{pools, serve};
 use tls_common::{tls_backend, tls_exchange, Ca, TempDir};
 
 const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
@@ -83,9 +83,7 @@ address = "{}"
     let config = tenbin_config::Config::parse(&text, "tls.toml").unwrap();
     let pools = pools(&config);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let listeners = serve(&config, &pools, ServeOptions::default(), rx)
-        .await
-        .unwrap();
+    let listeners = serve(&config, &pools, rx).await.unwrap();
     let addr = |n: &str| listeners.iter().find(|l| l.frontend == n).unwrap().addr;
     let (pass, offload) = (addr("pass"), addr("offload"));
 

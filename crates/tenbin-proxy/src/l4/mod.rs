@@ -25,7 +25,7 @@ use tenbin_config::frontend::ProxyProtocol;
 use crate::pool::Pool;
 use crate::proxy_protocol::Version;
 
-pub use serve::{pools, serve, Listener, ServeError, ServeOptions};
+pub use serve::{pools, serve, Listener, ServeError};
 pub use tcp::TcpFrontend;
 pub use udp::UdpFrontend;
 

@@ -50,13 +50,6 @@ pub enum ServeError {
     },
 }
 
-/// Knobs of the L4 tier that the config file does not carry.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ServeOptions {
-    /// Relay tcp sessions with splice(2) instead of userspace copies.
-    pub splice: bool,
-}
-
 /// A running L4 listener.
 #[derive(Debug)]
 pub struct Listener {
@@ -70,7 +63,6 @@ pub struct Listener {
 pub async fn serve(
     config: &Config,
     pools: &BTreeMap<String, Pool>,
-    options: ServeOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<Listener>, ServeError> {
     let mut out = Vec::new();
@@ -89,7 +81,7 @@ pub async fn serve(
         };
         let tcp_fe = (f.mode == Mode::Tcp).then(|| {
             let mut fe = TcpFrontend::from_config(f, pool.clone());
-            fe.splice = options.splice;
+            fe.splice = f.splice;
             fe.persistence = pool_name.as_ref().and_then(|p| persistence.get(p).cloned());
             Arc::new(fe)
         });

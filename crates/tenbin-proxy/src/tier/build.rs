@@ -144,7 +144,6 @@ pub(super) fn frontend(
     pools: &BTreeMap<String, PoolSlot>,
     old_tls: Option<&TlsRuntime>,
     stats: &Arc<L4Stats>,
-    splice: bool,
     old_sessions: Option<&Arc<Persistence>>,
 ) -> Result<Built, TierError> {
     let name = f.name.get_ref();
@@ -195,7 +194,7 @@ pub(super) fn frontend(
                 None => {
                     let mut fe = TcpFrontend::from_config(f, default.pool.clone());
                     fe.stats = Arc::clone(stats);
-                    fe.splice = splice || f.splice;
+                    fe.splice = f.splice;
                     fe.persistence = default.persistence.clone();
                     return Ok(Built::Stream {
                         handler: Handler::Tcp(Arc::new(fe)),

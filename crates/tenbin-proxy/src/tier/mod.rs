@@ -66,8 +66,6 @@ pub struct TierContext {
     pub tracker: TaskTracker,
     /// How long a removed frontend's connections may take to finish.
     pub grace: Duration,
-    /// Relay tcp sessions with splice(2).
-    pub splice: bool,
     /// Worker threads, each with its own current-thread runtime and its own listener per
     /// TCP frontend address (see `workers`); 0: connections run on the caller's runtime.
     pub threads: usize,
@@ -207,7 +205,6 @@ impl ProxyTier {
                     &pools,
                     old_tls,
                     &stats,
-                    self.ctx.splice,
                     old_sessions.as_ref(),
                 )?)
             } else {

@@ -96,7 +96,6 @@ impl Control {
             abort: ctx.abort.clone(),
             tracker: ctx.tracker.clone(),
             grace: ctx.grace,
-            splice: false,
             threads: ctx.threads,
         };
         let proxy = ProxyTier::start(&config, tier_ctx).await?;
