@@ -58,7 +58,8 @@ start_nginx_backends() {
   {
     echo "worker_processes ${NGINX_WORKERS:-1}; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
     echo "events { worker_connections ${NGINX_CONNECTIONS:-4096}; }"
-    echo "http { access_log off; keepalive_requests 100000;"
+    # Connections the proxies reuse are never recycled in the middle of a run.
+    echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;"
     echo "  client_body_temp_path $WORK/backends; proxy_temp_path $WORK/backends;"
     echo "  fastcgi_temp_path $WORK/backends; uwsgi_temp_path $WORK/backends; scgi_temp_path $WORK/backends;"
     local i=0 p

@@ -65,24 +65,8 @@ fi
 # ---------------------------------------------------------------- backends: NGINX static
 BACK_PORTS=()
 for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
-mkdir -p "$WORK/backends"
-{
-  # One worker per backend port's share of the load CPUs is plenty for a 10-byte answer;
-  # two workers keep a backend from capping either proxy.
-  echo "worker_processes 2; daemon off; pid $WORK/backends/nginx.pid; error_log $WORK/backends/error.log;"
-  echo "events { worker_connections 8192; }"
-  echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;"
-  echo "  client_body_temp_path $WORK/backends; proxy_temp_path $WORK/backends;"
-  echo "  fastcgi_temp_path $WORK/backends; uwsgi_temp_path $WORK/backends; scgi_temp_path $WORK/backends;"
-  i=0
-  for p in "${BACK_PORTS[@]}"; do
-    i=$((i + 1))
-    echo "  server { listen 127.0.0.1:$p; location / { default_type text/plain; return 200 \"backend $i\\n\"; } }"
-  done
-  echo "}"
-} >"$WORK/backends/nginx.conf"
-start backends taskset -c "$LOAD_CPUS" nginx -p "$WORK/backends" -c "$WORK/backends/nginx.conf"
-for p in "${BACK_PORTS[@]}"; do wait_port "$p" || { log "backend $p did not start"; cat "$WORK/backends.log"; exit 1; }; done
+# Two workers keep a backend from capping either proxy.
+NGINX_WORKERS=2 NGINX_CONNECTIONS=8192 NGINX_CPUS=$LOAD_CPUS start_nginx_backends
 IPERF_PORT=$(free_port)
 start iperf3 taskset -c "$LOAD_CPUS" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
 wait_port "$IPERF_PORT"
