@@ -11,7 +11,6 @@
 //! a passing check never undoes it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -26,13 +25,23 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-type Pools = Arc<RwLock<BTreeMap<String, Pool>>>;
+/// What the proxy runs now: its runtime pools by name and how many frontends are bound.
+/// Both change together under one lock, and every publication to the bus reads them and
+/// the hub's latest snapshot under it, so the last readiness published is never computed
+/// from a half-applied change (frontends of the new config, pools of the old).
+#[derive(Default)]
+struct Running {
+    pools: BTreeMap<String, Pool>,
+    frontends: usize,
+}
+
+type Shared = Arc<RwLock<Running>>;
 
 /// The running health machinery of a proxy node.
 pub struct ProxyHealth {
     hub: Arc<HealthHub>,
-    pools: Pools,
-    bus: Bus,
+    running: Shared,
+    bus: HealthBus,
     rng: SharedRng,
     /// Each pool's section as its checks were started from, and those checks.
     checks: BTreeMap<String, (tenbin_config::Pool, Vec<JoinHandle<()>>)>,
@@ -46,38 +55,31 @@ impl std::fmt::Debug for ProxyHealth {
     }
 }
 
-/// Where the proxy's health goes on the node's bus, and the frontends bound (readiness).
-#[derive(Clone, Debug)]
-struct Bus {
-    bus: HealthBus,
-    frontends: Arc<AtomicUsize>,
-}
-
-impl Bus {
-    fn publish(&self, snapshot: &HealthSnapshot, pools: &BTreeMap<String, Pool>) {
-        let frontends = self.frontends.load(Ordering::Relaxed);
-        self.bus.publish(Tier::Proxy, proxy_entries(snapshot));
-        if frontends == 0 && pools.is_empty() {
-            self.bus.set(Tier::Proxy, None);
-            return;
-        }
-        let usable = pools
-            .keys()
-            .filter(|name| {
-                snapshot
-                    .pool_targets(name)
-                    .any(|(_, t)| t.state == tenbin_core::ServerState::Active)
-            })
-            .count();
-        self.bus.set(
-            Tier::Proxy,
-            Some(TierInput::Proxy {
-                frontends,
-                pools: pools.len(),
-                pools_usable: usable,
-            }),
-        );
+/// Publishes `snapshot` to the node's bus: every server's entry, and the proxy's readiness
+/// from the frontends bound and the pools with an active server.
+fn publish(bus: &HealthBus, snapshot: &HealthSnapshot, running: &Running) {
+    let Running { pools, frontends } = running;
+    bus.publish(Tier::Proxy, proxy_entries(snapshot));
+    if *frontends == 0 && pools.is_empty() {
+        bus.set(Tier::Proxy, None);
+        return;
     }
+    let usable = pools
+        .keys()
+        .filter(|name| {
+            snapshot
+                .pool_targets(name)
+                .any(|(_, t)| t.state == tenbin_core::ServerState::Active)
+        })
+        .count();
+    bus.set(
+        Tier::Proxy,
+        Some(TierInput::Proxy {
+            frontends: *frontends,
+            pools: pools.len(),
+            pools_usable: usable,
+        }),
+    );
 }
 
 impl ProxyHealth {
@@ -85,11 +87,7 @@ impl ProxyHealth {
     /// running until `stop`.
     pub fn start(stop: &CancellationToken, tracker: &TaskTracker, bus: HealthBus) -> ProxyHealth {
         let hub = HealthHub::new();
-        let pools: Pools = Arc::default();
-        let bus = Bus {
-            bus,
-            frontends: Arc::default(),
-        };
+        let running: Shared = Arc::default();
         let timers = hub.clone().run_timers();
         let stop_timers = stop.clone();
         tracker.spawn(async move {
@@ -98,7 +96,7 @@ impl ProxyHealth {
                 () = stop_timers.cancelled() => {}
             }
         });
-        let apply = apply_snapshots(hub.clone(), pools.clone(), bus.clone());
+        let apply = apply_snapshots(hub.clone(), running.clone(), bus.clone());
         let stop_apply = stop.clone();
         tracker.spawn(async move {
             tokio::select! {
@@ -108,7 +106,7 @@ impl ProxyHealth {
         });
         ProxyHealth {
             hub,
-            pools,
+            running,
             bus,
             rng: Arc::new(Mutex::new(rand::rngs::StdRng::from_entropy())),
             checks: BTreeMap::new(),
@@ -123,7 +121,6 @@ impl ProxyHealth {
         pools: BTreeMap<String, Pool>,
         frontends: usize,
     ) -> anyhow::Result<()> {
-        self.bus.frontends.store(frontends, Ordering::Relaxed);
         let now = Instant::now();
         let gone: Vec<String> = self
             .checks
@@ -153,10 +150,11 @@ impl ProxyHealth {
                 }));
             }
         }
+        let mut running = self.running.write().unwrap_or_else(|e| e.into_inner());
+        *running = Running { pools, frontends };
         let snapshot = self.hub.snapshot();
-        apply_snapshot(&snapshot, &pools);
-        self.bus.publish(&snapshot, &pools);
-        *self.pools.write().unwrap_or_else(|e| e.into_inner()) = pools;
+        apply_snapshot(&snapshot, &running.pools);
+        publish(&self.bus, &snapshot, &running);
         Ok(())
     }
 
@@ -180,14 +178,16 @@ impl ProxyHealth {
 
 /// Applies every published snapshot to the runtime pools and the bus, for as long as the
 /// hub lives.
-async fn apply_snapshots(hub: Arc<HealthHub>, pools: Pools, bus: Bus) {
+async fn apply_snapshots(hub: Arc<HealthHub>, running: Shared, bus: HealthBus) {
     let mut rx = hub.subscribe();
     loop {
-        let snapshot = rx.borrow_and_update().clone();
         {
-            let pools = pools.read().unwrap_or_else(|e| e.into_inner());
-            apply_snapshot(&snapshot, &pools);
-            bus.publish(&snapshot, &pools);
+            // The snapshot is read under the lock: whichever of this task and `apply`
+            // publishes last publishes the latest snapshot with the latest pools.
+            let running = running.read().unwrap_or_else(|e| e.into_inner());
+            let snapshot = rx.borrow_and_update().clone();
+            apply_snapshot(&snapshot, &running.pools);
+            publish(&bus, &snapshot, &running);
         }
         if rx.changed().await.is_err() {
             return;
