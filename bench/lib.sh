@@ -47,6 +47,15 @@ start() { # name command...: background, logs in $WORK/name.log
   PIDS+=($!)
 }
 
+# CPU time a process (all its threads) has used so far, user + system, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+CLK_TCK=$(getconf CLK_TCK)
+# us_per TICKS REQUESTS: microseconds of CPU per request.
+us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "fail" }'; }
+# The peers in round R's order: tenbin first in odd rounds, HAProxy first in even ones, so
+# neither always runs right after the other (ABBA).
+turns() { if (($1 % 2)); then echo tenbin haproxy; else echo haproxy tenbin; fi; }
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # NGINX static backends, one per port in BACK_PORTS (set by the caller), each answering
@@ -120,7 +129,8 @@ rfmt() { local s; read -r -a s <<<"$(stats $(round_ratios "$1"))"; printf 'x%s [
 
 # Starts HAProxy (`nbthread T`, config from the caller's `haproxy_cfg T`) and tenbin
 # (`run --threads T -c $WORK/tenbin.toml`), both pinned with taskset to PROXY_CPUS_T (default
-# CPUs 0..T-1); sets CPUS, HA_PID and TB_PID. taskset runs directly under `start`, not through
+# CPUs 0..T-1), with PIN=1 (the default) each worker thread to one of them (tenbin
+# `--pin-workers`; haproxy_cfg writes `cpu-map` from CPUS); sets CPUS, HA_PID and TB_PID. taskset runs directly under `start`, not through
 # a shell function, so $! is the proxy itself and the kill at the end reaches it.
 start_proxies() { # T
   local cpus_var="PROXY_CPUS_$1"
@@ -129,7 +139,9 @@ start_proxies() { # T
   start "haproxy-$1" taskset -c "$CPUS" haproxy -db -f "$WORK/haproxy-$1.cfg"
   # shellcheck disable=SC2034 # read by the caller
   HA_PID=${PIDS[-1]}
-  start "tenbin-$1" taskset -c "$CPUS" "$TENBIN" run --threads "$1" -c "$WORK/tenbin.toml"
+  local pin=()
+  [ "$PIN" = 1 ] && pin=(--pin-workers)
+  start "tenbin-$1" taskset -c "$CPUS" "$TENBIN" run --threads "$1" "${pin[@]}" -c "$WORK/tenbin.toml"
   # shellcheck disable=SC2034 # read by the caller
   TB_PID=${PIDS[-1]}
 }

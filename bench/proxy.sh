@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # bench/proxy.sh: the proxy tier against HAProxy at equal cores, on loopback, in interleaved
-# rounds (tenbin, HAProxy, tenbin, HAProxy, ...) so that load from other processes on a shared
-# host lands on both alike; per figure the median and the spread (min-max) over the rounds.
+# rounds (each figure tenbin then HAProxy in odd rounds, HAProxy then tenbin in even ones) so
+# that load from other processes on a shared host lands on both alike; per figure the median
+# and the spread (min-max) over the rounds.
 #
 #   http: wrk keep-alive through tenbin mode http and HAProxy mode http (keep-alive and
 #         connection reuse to the backends on both, the same X-Forwarded-* headers, the same
-#         timeouts, no logging), round robin over NGINX static backends: req/s, p50, p99.
-#   tcp:  the same wrk load through mode tcp on both (no splice on either): req/s, p99.
+#         timeouts, no logging), round robin over NGINX static backends: req/s, p50, p99,
+#         and the proxy's CPU time (user + system, /proc) per request.
+#   tcp:  the same wrk load through mode tcp on both (no splice on either): the same figures.
 #   tcp single stream: one iperf3 stream through mode tcp on both, then through tenbin's
 #         `splice = true` frontend and HAProxy with `option splice-auto`: Gbit/s.
 # For each worker count in THREADS_LIST: tenbin `run --threads N`, HAProxy `nbthread N`, both
-# pinned with taskset to the same PROXY_CPUS; wrk, iperf3 and the backends pinned to LOAD_CPUS.
+# pinned with taskset to the same PROXY_CPUS, and (PIN=1) each worker thread to its own CPU of
+# them: tenbin `--pin-workers`, HAProxy `cpu-map auto:1/1-N`. wrk, iperf3 and the backends are
+# pinned to LOAD_CPUS.
 # Only 2xx responses count: a wrk run with any non-2xx/3xx response or socket error is a
 # failed row (printed "fail", and the script exits 1 at the end).
 #
@@ -21,7 +25,8 @@
 #   THREADS_LIST ["1 2"]; PROXY_CPUS_1 [1] PROXY_CPUS_2 [0,1] (PROXY_CPUS_N for other N);
 #   LOAD_CPUS [0]; BENCH_QUICK=1 (2 rounds of 2s, iperf 1s: for iterating, not for figures);
 #   TENBIN_BIN=path to a release tenbin (default: built into PROXY_BENCH_TARGET
-#   [target/proxy-bench]); SPLICE=0 skips the splice rows.
+#   [target/proxy-bench]); SPLICE=0 skips the splice rows; PIN [1] (0: threads float within
+#   PROXY_CPUS).
 set -euo pipefail
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
@@ -36,6 +41,7 @@ BACKENDS=${BACKENDS:-3}
 THREADS_LIST=${THREADS_LIST:-"1 2"}
 LOAD_CPUS=${LOAD_CPUS:-0}
 SPLICE=${SPLICE:-1}
+PIN=${PIN:-1}
 PROXY_CPUS_1=${PROXY_CPUS_1:-1}
 PROXY_CPUS_2=${PROXY_CPUS_2:-0,1}
 
@@ -78,6 +84,7 @@ haproxy_cfg() { # nbthread
   echo "global"
   echo "  maxconn 4000"
   echo "  nbthread $1"
+  [ "$PIN" = 1 ] && echo "  cpu-map auto:1/1-$1 $CPUS"
   echo "defaults"
   # tenbin's defaults: connect 3s, header 10s, idle 60s, server 30s, queue 5s, tcp idle 300s.
   echo "  timeout connect 3s"
@@ -147,11 +154,14 @@ servers_toml() { # pool name, ports...
 
 # ---------------------------------------------------------------- measuring
 declare -A VAL # "figure|threads|peer" -> space-separated values, one per round (lib.sh: add)
-run_wrk() { # key port: req/s of 2xx responses and p99 (ms), or fail
-  local out rps p99 p50 errs
+run_wrk() { # key port: req/s of 2xx responses, p50 and p99 (ms) and the proxy's CPU per request
+  local out rps p99 p50 errs pid=${PEER_PID[${1##*|}]} t0 t1
+  t0=$(cpu_ticks "$pid")
   out=$(pin "$LOAD_CPUS" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/" 2>&1) || true
+  t1=$(cpu_ticks "$pid")
   echo "$out" >>"$WORK/wrk.log"
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/')
+  add "http-cpu|$1" "$(us_per $((t1 - t0)) "$(echo "$out" | awk '/ requests in / { print $1 }')")"
   rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
   p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
   p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
@@ -171,8 +181,13 @@ run_iperf() { # key port
 check_http() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$1/"; }
 
 # ---------------------------------------------------------------- per worker count
+declare -A PEER_PID PORT=(
+  [http|tenbin]=$TB_HTTP [http|haproxy]=$HA_HTTP [tcp|tenbin]=$TB_TCP [tcp|haproxy]=$HA_TCP
+  [stream|tenbin]=$TB_IPERF [stream|haproxy]=$HA_IPERF [splice|tenbin]=$TB_SPLICE [splice|haproxy]=$HA_SPLICE
+)
 for T in $THREADS_LIST; do
   start_proxies "$T"
+  PEER_PID[haproxy]=$HA_PID; PEER_PID[tenbin]=$TB_PID
   for p in "$HA_HTTP" "$HA_TCP" "$HA_IPERF" "$HA_SPLICE" "$TB_HTTP" "$TB_TCP" "$TB_IPERF" "$TB_SPLICE"; do
     wait_port "$p" || { log "nothing listens on $p"; tail -n 5 "$WORK"/*.log; exit 1; }
   done
@@ -185,12 +200,13 @@ for T in $THREADS_LIST; do
   done
   for r in $(seq 1 "$ROUNDS"); do
     log "threads $T round $r/$ROUNDS"
-    run_wrk "http|$T|tenbin" "$TB_HTTP"; run_wrk "http|$T|haproxy" "$HA_HTTP"
-    run_wrk "tcp|$T|tenbin" "$TB_TCP"; run_wrk "tcp|$T|haproxy" "$HA_TCP"
-    run_iperf "stream|$T|tenbin" "$TB_IPERF"; run_iperf "stream|$T|haproxy" "$HA_IPERF"
-    if [ "$SPLICE" = 1 ]; then
-      run_iperf "splice|$T|tenbin" "$TB_SPLICE"; run_iperf "splice|$T|haproxy" "$HA_SPLICE"
-    fi
+    for m in http tcp; do
+      for peer in $(turns "$r"); do run_wrk "$m|$T|$peer" "${PORT[$m|$peer]}"; done
+    done
+    for m in stream splice; do
+      [ "$m" = splice ] && [ "$SPLICE" != 1 ] && continue
+      for peer in $(turns "$r"); do run_iperf "$m|$T|$peer" "${PORT[$m|$peer]}"; done
+    done
   done
   for p in $HA_PID $TB_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   # The next worker count binds the same ports.
@@ -207,8 +223,9 @@ echo "wrk -t$WRK_THREADS -c$CONNS -d$DURATION keep-alive, $BACKENDS NGINX static
 printf '\n%-8s %-22s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
 for T in $THREADS_LIST; do
   for m in http tcp; do
-    for f in http-rps http-p50 http-p99; do
-      printf '%-8s %-22s %-30s %-30s %s\n' "$T" "$m ${f#http-}" "$(fmt "$f|$m|$T|tenbin")" "$(fmt "$f|$m|$T|haproxy")" "$(rfmt "$f|$m|$T")"
+    for f in http-rps http-p50 http-p99 http-cpu; do
+      label=${f#http-}; [ "$label" = cpu ] && label="cpu us/req"
+      printf '%-8s %-22s %-30s %-30s %s\n' "$T" "$m $label" "$(fmt "$f|$m|$T|tenbin")" "$(fmt "$f|$m|$T|haproxy")" "$(rfmt "$f|$m|$T")"
     done
   done
   for m in stream splice; do

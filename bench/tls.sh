@@ -19,7 +19,9 @@
 # logging. HAProxy keeps its TLS session defaults (tune.ssl.cachesize 20000, TLS tickets on),
 # which tenbin's defaults are meant to match (a 20000-entry session cache, stateless tickets).
 # For each worker count in THREADS_LIST: tenbin `run --threads N`, HAProxy `nbthread N`, both
-# pinned with taskset to the same PROXY_CPUS; wrk and the backends pinned to LOAD_CPUS. Each
+# pinned with taskset to the same PROXY_CPUS, and (PIN=1, the default) each worker thread to its
+# own CPU of them (tenbin `--pin-workers`, HAProxy `cpu-map auto:1/1-N`); wrk and the backends
+# are pinned to LOAD_CPUS. Each
 # worker count starts with an unmeasured 1 s keep-alive HTTPS warm-up per proxy.
 # Only 2xx responses count: a wrk run with any non-2xx/3xx response or socket error is a failed
 # row (printed "fail", and the script exits 1 at the end), in the handshake rows too (see
@@ -39,6 +41,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-2s}
 fi
 ROUNDS=${ROUNDS:-3}
+PIN=${PIN:-1}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-1}
@@ -90,6 +93,7 @@ haproxy_cfg() { # nbthread
   echo "global"
   echo "  maxconn 4000"
   echo "  nbthread $1"
+  [ "$PIN" = 1 ] && echo "  cpu-map auto:1/1-$1 $CPUS"
   echo "  ssl-default-bind-options ssl-min-ver TLSv1.2"
   # TLS sessions: HAProxy's defaults, written out: a 20000-entry session cache
   # (tune.ssl.cachesize) and TLS tickets on (no `no-tls-tickets`), with OpenSSL's own ticket

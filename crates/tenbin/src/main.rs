@@ -52,6 +52,10 @@ enum Command {
         /// control runtime's (default: env TENBIN_THREADS, else one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Pin proxy worker i to the i-th CPU this process may run on (as NGINX's
+        /// `worker_cpu_affinity auto`); with `taskset -c 2,3`, workers go to CPUs 2 and 3.
+        #[arg(long)]
+        pin_workers: bool,
         /// How long in-flight requests may take to finish at shutdown (and a removed
         /// frontend's connections after a reload), e.g. `10s`, `500ms`.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -104,6 +108,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run {
             config,
             threads,
+            pin_workers,
             grace,
             no_watch,
         } => run::run(
@@ -113,7 +118,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 grace,
                 watch: !no_watch,
                 admin: admin::serve,
-                threads: 0,
+                threads: tenbin_proxy::tier::Threads {
+                    count: 0,
+                    pin: pin_workers,
+                },
             },
         ),
         Command::Demo(args) => demo::run(args),

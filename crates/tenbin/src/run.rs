@@ -36,7 +36,7 @@ pub fn run(path: &Path, threads: Option<usize>, mut options: RunOptions) -> anyh
     // The proxy tier runs thread per core on as many workers of its own (each a
     // current-thread runtime with its own listeners and upstream connections); the runtime
     // below keeps the control plane, health checks, the admin API and DNS.
-    options.threads = threads.unwrap_or_else(|| {
+    options.threads.count = threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     // One thread: a current-thread runtime, which drives its I/O itself instead of handing

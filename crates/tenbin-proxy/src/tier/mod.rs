@@ -66,9 +66,19 @@ pub struct TierContext {
     pub tracker: TaskTracker,
     /// How long a removed frontend's connections may take to finish.
     pub grace: Duration,
+    /// The worker threads connections run on (see `workers`).
+    pub threads: Threads,
+}
+
+/// The tier's worker threads, as `tenbin run --threads N [--pin-workers]` asks for them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Threads {
     /// Worker threads, each with its own current-thread runtime and its own listener per
-    /// TCP frontend address (see `workers`); 0: connections run on the caller's runtime.
-    pub threads: usize,
+    /// TCP frontend address; 0: connections run on the caller's runtime.
+    pub count: usize,
+    /// Pin worker `i` to the `i`-th CPU the process may run on (NGINX's
+    /// `worker_cpu_affinity auto`, HAProxy's `cpu-map auto:1/1-N`).
+    pub pin: bool,
 }
 
 /// Why an apply changed nothing.
@@ -150,9 +160,9 @@ struct Plan {
 impl ProxyTier {
     /// Binds and serves every frontend of `config`.
     pub async fn start(config: &Config, ctx: TierContext) -> Result<ProxyTier, TierError> {
-        let workers = match ctx.threads {
+        let workers = match ctx.threads.count {
             0 => Workers::default(),
-            n => Workers::start(n, &ctx.shutdown, &ctx.tracker)
+            n => Workers::start(n, ctx.threads.pin, &ctx.shutdown, &ctx.tracker)
                 .map_err(|e| TierError::Build(format!("cannot start {n} worker threads: {e}")))?,
         };
         let mut tier = ProxyTier {

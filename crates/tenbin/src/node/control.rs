@@ -46,7 +46,7 @@ pub struct NodeContext {
     pub grace: Duration,
     pub admin: AdminServe,
     /// The proxy tier's worker threads (`TierContext::threads`).
-    pub threads: usize,
+    pub threads: tenbin_proxy::tier::Threads,
 }
 
 /// A cheap-to-clone handle on the running node.

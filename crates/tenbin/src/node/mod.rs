@@ -61,8 +61,9 @@ pub struct RunOptions {
     pub watch: bool,
     /// The admin API served on `[admin].listen`.
     pub admin: AdminServe,
-    /// The proxy tier's worker threads, thread per core (0: it runs on the node's runtime).
-    pub threads: usize,
+    /// The proxy tier's worker threads, thread per core (count 0: it runs on the node's
+    /// runtime).
+    pub threads: tenbin_proxy::tier::Threads,
 }
 
 /// Runs the node `path` describes until SIGTERM or SIGINT, then shuts down gracefully.
