@@ -13,8 +13,9 @@
 //! reload that keeps the server; with one current-thread runtime per worker, each worker
 //! keeps its own connections and never locks. Idle connections are checked before reuse
 //! and dropped after [`IDLE_TIMEOUT`]; each worker thread runs [`keep_idle`], which watches
-//! its idle sockets with its own waker, so a server closing one is noticed (and its socket
-//! closed) at once, not at the next checkout.
+//! its idle sockets with its own waker from the first tick (a second) after they came back,
+//! so a server closing one is noticed (and its socket closed) then, not at the next
+//! checkout.
 //!
 //! TLS towards servers and protocol upgrades stay on hyper-util's client (`forward`).
 
@@ -114,9 +115,6 @@ impl Pooled {
 struct Idle {
     by_server: HashMap<SocketAddr, Vec<(Instant, Pooled)>>,
     checkins: u32,
-    /// The thread's [`keep_idle`] task, woken when a connection comes back so that it
-    /// watches that one with its own waker too.
-    keeper: Option<Waker>,
 }
 
 thread_local! {
@@ -157,18 +155,19 @@ fn checkin(mut c: Pooled) {
         }
         let list = idle.by_server.entry(c.addr).or_default();
         if list.len() < MAX_IDLE_PER_SERVER {
+            // Not handed to `keep_idle` now: under load the connection is checked out
+            // again within microseconds, and a sweep per check-in cost more than the rest
+            // of the idle list's work. The next tick starts watching it.
             list.push((now, c));
-            if let Some(w) = &idle.keeper {
-                w.wake_by_ref();
-            }
         }
     });
 }
 
 /// Keeps this thread's idle connections honest, forever (a worker runs it beside its
-/// connections): watches each with this task's waker, so a server's close or an unexpected
-/// byte ends it at once, and drops those idle longer than [`IDLE_TIMEOUT`] (checked every
-/// second). Without it a closed connection would hold its socket until the next request to
+/// connections): every second it drops those idle longer than [`IDLE_TIMEOUT`] and watches
+/// the rest with this task's waker, so a server's close or an unexpected byte ends a
+/// connection watched since the last tick at once (one that came back since, at the next
+/// tick). Without it a closed connection would hold its socket until the next request to
 /// that server.
 pub(crate) async fn keep_idle() {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -180,14 +179,13 @@ pub(crate) async fn keep_idle() {
     }
 }
 
-/// One pass of [`keep_idle`]: never ready, it is woken by a connection's socket, a check-in
-/// or the tick.
+/// One pass of [`keep_idle`]: never ready, it is woken by a watched connection's socket or
+/// the tick.
 fn sweep(cx: &mut Context<'_>) -> Poll<()> {
     let _ = IDLE.try_with(|idle| {
         let Ok(mut idle) = idle.try_borrow_mut() else {
             return;
         };
-        idle.keeper = Some(cx.waker().clone());
         let now = Instant::now();
         idle.by_server.retain(|_, list| {
             list.retain_mut(|(since, c)| now.duration_since(*since) < IDLE_TIMEOUT && c.quiet(cx));
