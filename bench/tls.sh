@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/tls.sh: TLS termination, tenbin vs HAProxy at equal cores, on loopback, in interleaved
-# rounds (tenbin, HAProxy, tenbin, HAProxy, ...) so that load from other processes on a shared
-# host lands on both alike; per figure the median and the spread (min-max) over the rounds, and
+# rounds (each figure tenbin then HAProxy in odd rounds, HAProxy then tenbin in even ones) so
+# that load from other processes on a shared host lands on both alike; per figure the median and the spread (min-max) over the rounds, and
 # tenbin's ratio to HAProxy taken per round (rounds are paired), its median and spread.
 #
 #   handshakes: wrk with `Connection: close` over TLS, so every request is a new TCP connection
@@ -10,7 +10,8 @@
 #               issues TLS 1.3 tickets or keeps a session cache gets resumed handshakes (PSK
 #               with (EC)DHE: no certificate signature), one that does not gets full ones; the
 #               report says which of the two each proxy does (openssl s_client -sess_in).
-#   keep-alive: wrk over kept-alive TLS connections: HTTPS req/s and p99.
+#               Beside the rate, the proxy's CPU time (user + system, /proc) per handshake.
+#   keep-alive: wrk over kept-alive TLS connections: HTTPS req/s, p99, CPU per request.
 #   baseline:   the same keep-alive run over plain HTTP through a second, plain frontend on the
 #               same two proxies, so the keep-alive ratio splits into TLS cost and L7 cost.
 # Both proxies: the same ECDSA P-256 certificate and key (TLS 1.3 negotiated, ALPN http/1.1),
@@ -21,8 +22,8 @@
 # For each worker count in THREADS_LIST: tenbin `run --threads N`, HAProxy `nbthread N`, both
 # pinned with taskset to the same PROXY_CPUS, and (PIN=1, the default) each worker thread to its
 # own CPU of them (tenbin `--pin-workers`, HAProxy `cpu-map auto:1/1-N`); wrk and the backends
-# are pinned to LOAD_CPUS. Each
-# worker count starts with an unmeasured 1 s keep-alive HTTPS warm-up per proxy.
+# are pinned to LOAD_CPUS. Each worker count starts with an unmeasured 1 s keep-alive HTTPS
+# warm-up per proxy.
 # Only 2xx responses count: a wrk run with any non-2xx/3xx response or socket error is a failed
 # row (printed "fail", and the script exits 1 at the end), in the handshake rows too (see
 # run_wrk).
@@ -186,9 +187,12 @@ declare -A VAL # "figure|threads|peer" -> space-separated values, one per round 
 # itself, so a clean run has none (checked with HAProxy 2.6 and tenbin: 0 read errors on both).
 # A failed TCP connect or TLS handshake shows as a connect error.
 run_wrk() {
-  local fig=$1 key="$2|$3" url=$4 out rps p99 errs c r w t
+  local fig=$1 key="$2|$3" threads=$2 peer=$3 url=$4 out rps p99 errs c r w t t0 t1
   shift 4
+  t0=$(cpu_ticks "${PEER_PID[$peer]}")
   out=$(taskset -c "$LOAD_CPUS" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" 2>&1) || true
+  t1=$(cpu_ticks "${PEER_PID[$peer]}")
+  add "$fig-cpu|$key" "$(us_per $((t1 - t0)) "$(awk '/ requests in / { print $1 }' <<<"$out")")"
   printf '== %s %s\n%s\n' "$fig" "$key" "$out" >>"$WORK/wrk.log"
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
   p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
@@ -199,8 +203,8 @@ run_wrk() {
   if [ -n "$errs" ] || [ -z "$rps" ]; then
     [ -n "$errs" ] || [ -n "$rps" ] || errs="no result: $(awk 'NF { l = $0 } END { print l }' <<<"$out")"
     log "$fig $key: failed: $errs"
-    kill -0 "${PEER_PID[$3]}" 2>/dev/null ||
-      log "$3 ($2 threads, pid ${PEER_PID[$3]}) has exited: $(tail -n 3 "$WORK/$3-$2.log" | tr '\n' ' ')"
+    kill -0 "${PEER_PID[$peer]}" 2>/dev/null ||
+      log "$peer ($threads threads, pid ${PEER_PID[$peer]}) has exited: $(tail -n 3 "$WORK/$peer-$threads.log" | tr '\n' ' ')"
     rps=fail; p99=fail; FAILED=1
   fi
   add "$fig-rps|$key" "$rps"; add "$fig-p99|$key" "$p99"
@@ -208,6 +212,7 @@ run_wrk() {
 
 # ---------------------------------------------------------------- per worker count
 declare -A SUITE RESUMES PEER_PID
+declare -A TLS_PORT=([tenbin]=$TB_TLS [haproxy]=$HA_TLS) PLAIN_PORT=([tenbin]=$TB_PLAIN [haproxy]=$HA_PLAIN)
 for T in $THREADS_LIST; do
   start_proxies "$T"
   PEER_PID[haproxy]=$HA_PID; PEER_PID[tenbin]=$TB_PID
@@ -229,12 +234,11 @@ for T in $THREADS_LIST; do
   done
   for r in $(seq 1 "$ROUNDS"); do
     log "threads $T round $r/$ROUNDS"
-    run_wrk close "$T" tenbin "https://127.0.0.1:$TB_TLS/" -H "Connection: close"
-    run_wrk close "$T" haproxy "https://127.0.0.1:$HA_TLS/" -H "Connection: close"
-    run_wrk tls "$T" tenbin "https://127.0.0.1:$TB_TLS/"
-    run_wrk tls "$T" haproxy "https://127.0.0.1:$HA_TLS/"
-    run_wrk http "$T" tenbin "http://127.0.0.1:$TB_PLAIN/"
-    run_wrk http "$T" haproxy "http://127.0.0.1:$HA_PLAIN/"
+    for peer in $(turns "$r"); do
+      run_wrk close "$T" "$peer" "https://127.0.0.1:${TLS_PORT[$peer]}/" -H "Connection: close"
+    done
+    for peer in $(turns "$r"); do run_wrk tls "$T" "$peer" "https://127.0.0.1:${TLS_PORT[$peer]}/"; done
+    for peer in $(turns "$r"); do run_wrk http "$T" "$peer" "http://127.0.0.1:${PLAIN_PORT[$peer]}/"; done
   done
   for p in $HA_PID $TB_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   # The next worker count binds the same ports.
@@ -253,16 +257,18 @@ for T in $THREADS_LIST; do
 done
 num_ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then ratio "$1" "$2"; else echo fail; fi; }
 row() { # T label figure
-  printf '%-8s %-24s %-30s %-30s %s\n' "$1" "$2" "$(fmt "$3|$1|tenbin")" "$(fmt "$3|$1|haproxy")" "$(rfmt "$3|$1")"
+  printf '%-8s %-26s %-30s %-30s %s\n' "$1" "$2" "$(fmt "$3|$1|tenbin")" "$(fmt "$3|$1|haproxy")" "$(rfmt "$3|$1")"
 }
-printf '\n%-8s %-24s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
+printf '\n%-8s %-26s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
 for T in $THREADS_LIST; do
   row "$T" "tls new handshakes/s" close-rps
+  row "$T" "tls handshake cpu us" close-cpu
   row "$T" "tls keep-alive req/s" tls-rps
   row "$T" "tls keep-alive p99 ms" tls-p99
+  row "$T" "tls keep-alive cpu us/req" tls-cpu
   row "$T" "http keep-alive req/s" http-rps
   row "$T" "http keep-alive p99 ms" http-p99
-  printf '%-8s %-24s %-30s %-30s %s\n' "$T" "(tls/http keep-alive)" \
+  printf '%-8s %-26s %-30s %-30s %s\n' "$T" "(tls/http keep-alive)" \
     "$(num_ratio "$(med "tls-rps|$T|tenbin")" "$(med "http-rps|$T|tenbin")")" \
     "$(num_ratio "$(med "tls-rps|$T|haproxy")" "$(med "http-rps|$T|haproxy")")" "-"
 done
