@@ -196,6 +196,7 @@ async fn connection<IO>(
     });
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
+    let mut stopped = crate::cancel::Cancelled::new(stop);
     loop {
         let wake = activity.idle_deadline(timeouts.client_idle);
         tokio::select! {
@@ -216,7 +217,7 @@ async fn connection<IO>(
                 reject(Reject::H2Reset);
                 return;
             }
-            _ = stop.cancelled() => break,
+            () = &mut stopped => break,
         }
     }
     conn.as_mut().graceful_shutdown();

@@ -91,11 +91,12 @@ pub(super) struct Conns {
 
 impl Conns {
     fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
-        let hard = self.hard.clone();
+        let hard = crate::cancel::Cancelled::new(self.hard.clone());
         self.tracker.spawn(async move {
             tokio::select! {
+                biased;
                 () = f => {}
-                () = hard.cancelled() => {}
+                () = hard => {}
             }
         });
     }
