@@ -1,11 +1,13 @@
 //! Waiting on a `CancellationToken` without touching it on every poll.
 //!
-//! Every connection task selects between its work and its frontend's tokens, so each
-//! wake-up of a connection (a read, a write, an upstream response) used to poll the
-//! token's `WaitForCancellationFuture` too. That poll locks the token's tree node (for
+//! Every connection task selects between its work and its frontend's tokens, and so do the
+//! accept loops and the UDP receive loop, so each wake-up (a read, a write, an upstream
+//! response, an accept, a datagram) used to poll the token's `WaitForCancellationFuture`
+//! too. That poll locks the token's tree node (for
 //! `is_cancelled`) and, once waiting, the waiter list of the token's `Notify`: two mutexes
 //! shared by every connection of the frontend on every worker thread, taken a few times per
-//! request, so their cache lines moved between cores all the time with two workers.
+//! request (once per datagram on UDP), so their cache lines moved between cores all the
+//! time with two workers.
 //!
 //! [`Cancelled`] polls the token's future once, to register, and afterwards only when the
 //! token itself woke it; any other poll costs an atomic swap and a waker check on the

@@ -110,9 +110,10 @@ pub(super) async fn accept_tcp(
     stop: CancellationToken,
     conns: Conns,
 ) {
+    let mut stopped = crate::cancel::Cancelled::new(stop);
     loop {
         let (stream, peer) = tokio::select! {
-            () = stop.cancelled() => return,
+            () = &mut stopped => return,
             r = listener.accept() => match r {
                 Ok(c) => c,
                 // Out of descriptors and the like: back off instead of spinning.
@@ -136,6 +137,6 @@ pub(super) fn serve_udp(
     conns: &Conns,
 ) {
     conns.spawn(async move {
-        let _ = udp::run_live(socket, live, stop.cancelled_owned()).await;
+        let _ = udp::run_live(socket, live, crate::cancel::Cancelled::new(stop)).await;
     });
 }
