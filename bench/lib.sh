@@ -4,6 +4,8 @@
 # shellcheck source=bench/versions.sh
 source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
 
+# Pin each proxy's worker threads one per CPU (start_proxies, the callers' haproxy_cfg).
+PIN=${PIN:-1}
 WORK=$(mktemp -d "/tmp/tenbin-${BENCH_NAME:-bench}-bench.XXXXXX")
 PIDS=()
 cleanup() {
@@ -50,8 +52,12 @@ start() { # name command...: background, logs in $WORK/name.log
 # CPU time a process (all its threads) has used so far, user + system, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 CLK_TCK=$(getconf CLK_TCK)
-# us_per TICKS REQUESTS: microseconds of CPU per request.
-us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "fail" }'; }
+# us_per_request TICKS WRK_OUTPUT: microseconds of CPU per request wrk reports it made.
+us_per_request() {
+  local n
+  n=$(awk '/ requests in / { print $1 }' <<<"$2")
+  awk -v t="$1" -v n="$n" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "fail" }'
+}
 # The peers in round R's order: tenbin first in odd rounds, HAProxy first in even ones, so
 # neither always runs right after the other (ABBA).
 turns() { if (($1 % 2)); then echo tenbin haproxy; else echo haproxy tenbin; fi; }

@@ -44,7 +44,6 @@ BACKENDS=${BACKENDS:-3}
 THREADS_LIST=${THREADS_LIST:-"1 2"}
 LOAD_CPUS=${LOAD_CPUS:-0}
 SPLICE=${SPLICE:-1}
-PIN=${PIN:-1}
 PROXY_CPUS_1=${PROXY_CPUS_1:-1}
 PROXY_CPUS_2=${PROXY_CPUS_2:-0,1}
 
@@ -173,7 +172,7 @@ run_wrk() { # key port: req/s of 2xx responses, p50 and p99 (ms) and the proxy's
   t1=$(cpu_ticks "$pid")
   echo "$out" >>"$WORK/wrk.log"
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/')
-  add "http-cpu|$1" "$(us_per $((t1 - t0)) "$(echo "$out" | awk '/ requests in / { print $1 }')")"
+  add "http-cpu|$1" "$(us_per_request $((t1 - t0)) "$out")"
   rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
   p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
   p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")

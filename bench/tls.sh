@@ -42,7 +42,6 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-2s}
 fi
 ROUNDS=${ROUNDS:-3}
-PIN=${PIN:-1}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-1}
@@ -192,7 +191,7 @@ run_wrk() {
   t0=$(cpu_ticks "${PEER_PID[$peer]}")
   out=$(taskset -c "$LOAD_CPUS" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" 2>&1) || true
   t1=$(cpu_ticks "${PEER_PID[$peer]}")
-  add "$fig-cpu|$key" "$(us_per $((t1 - t0)) "$(awk '/ requests in / { print $1 }' <<<"$out")")"
+  add "$fig-cpu|$key" "$(us_per_request $((t1 - t0)) "$out")"
   printf '== %s %s\n%s\n' "$fig" "$key" "$out" >>"$WORK/wrk.log"
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
   p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
