@@ -13,8 +13,8 @@
 //! Pinned (`Threads::pin`), worker `i` runs only on the `i`-th CPU of the process's affinity
 //! mask (round robin when there are more workers than CPUs). Unpinned, the scheduler may put
 //! two busy workers on one CPU for a while: on the 2-core bench host, where the load shares a
-//! core with one worker, that doubled mode http's p99 at 2 workers (about 5 ms against 2-2.5
-//! ms pinned, HAProxy 2.3-2.9 ms either way).
+//! core with one worker, that more than doubled mode http's p99 at 2 workers (4.6-5.2 ms
+//! floating, 1.8-2.4 ms pinned; HAProxy 1.8-2.6 ms either way).
 
 use std::io;
 use std::net::SocketAddr;

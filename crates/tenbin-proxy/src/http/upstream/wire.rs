@@ -385,6 +385,11 @@ mod tests {
         parse_response_head(raw.as_bytes(), head_request)
     }
 
+    /// The head of a response that holds a complete, valid one.
+    fn complete(raw: &str, head_request: bool) -> Head {
+        head(raw, head_request).unwrap().expect("a complete head").1
+    }
+
     #[test]
     fn request_head_replaces_framing_fields() {
         let mut h = HeaderMap::new();
@@ -446,67 +451,43 @@ mod tests {
         assert_eq!(n, 38);
         assert_eq!(h.framing, ResponseFraming::Length(5));
         assert!(h.keep_alive);
-        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true)
-            .unwrap()
-            .unwrap()
-            .1;
+        let h = complete("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true);
         assert_eq!(h.framing, ResponseFraming::Empty);
-        let h = head(
+        let h = complete(
             "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
             false,
-        )
-        .unwrap()
-        .unwrap()
-        .1;
+        );
         assert_eq!(h.framing, ResponseFraming::Empty);
-        let h = head(
+        let h = complete(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
             false,
-        )
-        .unwrap()
-        .unwrap()
-        .1;
+        );
         assert_eq!(h.framing, ResponseFraming::Chunked);
         assert!(
             !h.keep_alive,
             "TE with CL is not trusted with another request"
         );
-        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false)
-            .unwrap()
-            .unwrap()
-            .1;
+        let h = complete("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false);
         assert_eq!(h.framing, ResponseFraming::Close);
-        let h = head("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap().1;
+        let h = complete("HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!((h.framing, h.keep_alive), (ResponseFraming::Close, false));
-        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false)
-            .unwrap()
-            .unwrap()
-            .1;
+        let h = complete("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
         assert!(!h.keep_alive);
-        let h = head(
+        let h = complete(
             "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n",
             false,
-        )
-        .unwrap()
-        .unwrap()
-        .1;
+        );
         assert!(h.keep_alive);
-        let h = head(
+        let h = complete(
             "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
             false,
-        )
-        .unwrap()
-        .unwrap()
-        .1;
+        );
         assert!(!h.keep_alive);
-        let h = head(
+        let h = complete(
             "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n\
              Keep-Alive: 5\r\nServer: s\r\nContent-Length: 1\r\n\r\n",
             false,
-        )
-        .unwrap()
-        .unwrap()
-        .1;
+        );
         let names: Vec<&str> = h.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
