@@ -103,6 +103,18 @@ impl Load {
 /// Paces a client so a debug build on a small host keeps up; not a synchronisation.
 const PACE: Duration = Duration::from_millis(2);
 
+/// The pause after each exchange: [`PACE`] plus up to 20 ms drawn at random. Clients paced
+/// alike run in lockstep against backends that all answer after the same delay (50 ms in
+/// `cli_chaos`), and round robin then hands each client the same server every cycle: with
+/// three clients and three servers a client can see one server only, for tens of seconds
+/// (a 3 ms jitter still left such stretches). A pause that is a good part of the answer
+/// delay reshuffles the clients' order every cycle.
+fn pause() -> Duration {
+    use std::hash::BuildHasher;
+    let r = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    PACE + Duration::from_micros(r % 20_000)
+}
+
 /// Sequential GETs on one keep-alive connection pool (hyper's client).
 pub fn keep_alive(addr: SocketAddr) -> Load {
     let c = Load::new();
@@ -130,7 +142,7 @@ pub fn keep_alive(addr: SocketAddr) -> Load {
                 }
                 Err(e) => me.fail(format!("keep-alive: {e:?}")),
             }
-            tokio::time::sleep(PACE).await;
+            tokio::time::sleep(pause()).await;
         }
     });
     c
@@ -173,7 +185,7 @@ where
                 Ok(answer) => me.ok(answer, String::new()),
                 Err(e) => me.fail(format!("{what}: {e}")),
             }
-            tokio::time::sleep(PACE).await;
+            tokio::time::sleep(pause()).await;
         }
     });
     c
