@@ -35,6 +35,9 @@ fn a_failed_pool_lowers_the_priority_and_the_backup_preempts_then_it_comes_back(
         let i = instance(l, "a");
         i["priority"] == 50 && i["tracked_down"][0] == "pool/web"
     });
+    // Alone, a takes the VIP even at 50; only then b starts (the transitions counted below:
+    // master, backup once b preempts, master again).
+    lab.wait_state("a", "MASTER", 10 * S);
     lab.tenbin_run("b", &run_config(&n, 100, "100ms", ""));
     lab.wait_state("b", "MASTER", 10 * S);
     lab.wait_state("a", "BACKUP", 10 * S);
