@@ -13,6 +13,7 @@
 //! which binds the frontends' addresses itself.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod cancel;
 pub mod http;
 pub mod l4;

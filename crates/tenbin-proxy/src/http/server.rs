@@ -30,6 +30,7 @@ use super::forward::{ClientCancelled, State};
 use super::stats::Reject;
 use super::traffic::Counted;
 use super::{strict, HttpFrontend};
+use crate::batch::Batched;
 
 /// Serves `frontend` on `listener` until `shutdown` resolves. Then it stops accepting and
 /// asks open connections to finish their current requests and close; it returns without
@@ -148,7 +149,7 @@ async fn connection<IO>(
     let timeouts = state.fe.timeouts;
     let limits = state.fe.limits;
     let activity = Arc::new(Activity::new(limits.h2_max_resets));
-    let io = TokioIo::new(Counted::new(stream, Arc::clone(&fe_stats)));
+    let io = TokioIo::new(Batched::new(Counted::new(stream, Arc::clone(&fe_stats))));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -261,6 +261,9 @@ pub(crate) async fn send(
         req.host,
         framing,
     );
+    // The request leaves with the other tasks' writes of this scheduler pass, so the
+    // server wakes once per burst (see `crate::batch`).
+    tokio::task::yield_now().await;
     write_body(&mut c.io, &mut c.out, body, framing).await?;
     if c.out.capacity() > 4 * COALESCE {
         // A huge head (up to the header limit) does not pin its buffer to the connection.
