@@ -11,7 +11,8 @@
 //!
 //! [`Cancelled`] polls the token's future once, to register, and afterwards only when the
 //! token itself woke it; any other poll costs an atomic swap and a waker check on the
-//! connection's own state.
+//! connection's own state. [`OnWake`] does the same for any future a connection watches
+//! beside its work (its idle timer, its reset budget).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,15 +24,25 @@ use atomic_waker::AtomicWaker;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Resolves once `token` is cancelled (at once if it already is).
-pub(crate) struct Cancelled {
-    inner: Pin<Box<WaitForCancellationFutureOwned>>,
+pub(crate) type Cancelled = OnWake<WaitForCancellationFutureOwned>;
+
+impl Cancelled {
+    pub(crate) fn cancelled(token: CancellationToken) -> Cancelled {
+        OnWake::new(token.cancelled_owned())
+    }
+}
+
+/// A future polled once to register and afterwards only when it woke its task itself; a
+/// poll that anything else caused returns `Pending` after an atomic swap.
+pub(crate) struct OnWake<F> {
+    inner: Pin<Box<F>>,
     hook: Arc<Hook>,
-    /// The inner future has been polled (and so is registered with the token).
+    /// The inner future has been polled (and so has its waker where it will wake).
     armed: bool,
 }
 
-/// The waker the token's future is polled with: it notes that the token woke, then wakes
-/// the task that polled [`Cancelled`] last.
+/// The waker the inner future is polled with: it notes that the future woke, then wakes
+/// the task that polled [`OnWake`] last.
 #[derive(Default)]
 struct Hook {
     fired: AtomicBool,
@@ -49,20 +60,20 @@ impl Wake for Hook {
     }
 }
 
-impl Cancelled {
-    pub(crate) fn new(token: CancellationToken) -> Cancelled {
-        Cancelled {
-            inner: Box::pin(token.cancelled_owned()),
+impl<F: Future> OnWake<F> {
+    pub(crate) fn new(inner: F) -> OnWake<F> {
+        OnWake {
+            inner: Box::pin(inner),
             hook: Arc::default(),
             armed: false,
         }
     }
 }
 
-impl Future for Cancelled {
-    type Output = ();
+impl<F: Future> Future for OnWake<F> {
+    type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
         // Before the check: a wake-up from here on reaches this task.
         this.hook.task.register(cx.waker());
@@ -83,7 +94,7 @@ mod tests {
     #[tokio::test]
     async fn resolves_on_cancel_after_many_idle_polls() {
         let token = CancellationToken::new();
-        let mut wait = Cancelled::new(token.clone());
+        let mut wait = Cancelled::cancelled(token.clone());
         // Polled often while the token stays put, as a busy connection polls it.
         for _ in 0..100 {
             assert!(futures_poll(&mut wait).is_pending());
@@ -102,10 +113,10 @@ mod tests {
     async fn resolves_at_once_when_already_cancelled_and_through_a_parent() {
         let token = CancellationToken::new();
         token.cancel();
-        assert!(futures_poll(&mut Cancelled::new(token)).is_ready());
+        assert!(futures_poll(&mut Cancelled::cancelled(token)).is_ready());
 
         let parent = CancellationToken::new();
-        let mut wait = Cancelled::new(parent.child_token());
+        let mut wait = Cancelled::cancelled(parent.child_token());
         assert!(futures_poll(&mut wait).is_pending());
         parent.cancel();
         tokio::time::timeout(Duration::from_secs(10), wait)

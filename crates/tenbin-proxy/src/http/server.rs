@@ -31,6 +31,7 @@ use super::stats::Reject;
 use super::traffic::Counted;
 use super::{strict, HttpFrontend};
 use crate::batch::Batched;
+use crate::cancel::OnWake;
 
 /// Serves `frontend` on `listener` until `shutdown` resolves. Then it stops accepting and
 /// asks open connections to finish their current requests and close; it returns without
@@ -197,32 +198,52 @@ async fn connection<IO>(
     });
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
-    let mut stopped = crate::cancel::Cancelled::new(stop);
-    loop {
-        let wake = activity.idle_deadline(timeouts.client_idle);
-        tokio::select! {
-            ended = conn.as_mut() => {
-                if let Some(reason) = ended.err().and_then(|e| connection_refusal(&*e)) {
-                    reject(reason);
+    // What ends a connection besides its client, watched beside it: polled only when one of
+    // them woke the task, not on every read and write of the connection.
+    let idle = timeouts.client_idle;
+    let mut watch = OnWake::new(async move {
+        let mut stopped = std::pin::pin!(stop.cancelled_owned());
+        loop {
+            let wake = activity.idle_deadline(idle);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {
+                    if activity.is_idle(idle) {
+                        return Watch::Idle;
+                    }
                 }
-                return;
+                _ = activity.over_budget.notified() => return Watch::ResetBudget,
+                () = &mut stopped => return Watch::Stop,
             }
-            _ = tokio::time::sleep_until(wake) => {
-                if activity.is_idle(timeouts.client_idle) {
-                    reject(Reject::IdleTimeout);
-                    break;
-                }
-            }
-            // Dropping the connection closes it at once: the client has spent its budget.
-            _ = activity.over_budget.notified() => {
-                reject(Reject::H2Reset);
-                return;
-            }
-            () = &mut stopped => break,
         }
+    });
+    let watched = tokio::select! {
+        biased;
+        ended = conn.as_mut() => {
+            if let Some(reason) = ended.err().and_then(|e| connection_refusal(&*e)) {
+                reject(reason);
+            }
+            return;
+        }
+        w = &mut watch => w,
+    };
+    match watched {
+        Watch::Idle => reject(Reject::IdleTimeout),
+        // Dropping the connection closes it at once: the client has spent its budget.
+        Watch::ResetBudget => {
+            reject(Reject::H2Reset);
+            return;
+        }
+        Watch::Stop => {}
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+/// Why a connection ends other than by its client or hyper.
+enum Watch {
+    Idle,
+    ResetBudget,
+    Stop,
 }
 
 /// What hyper refused on its own, from the error that ended the connection (`None`: the

@@ -91,7 +91,7 @@ pub(super) struct Conns {
 
 impl Conns {
     fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
-        let hard = crate::cancel::Cancelled::new(self.hard.clone());
+        let hard = crate::cancel::Cancelled::cancelled(self.hard.clone());
         self.tracker.spawn(async move {
             tokio::select! {
                 biased;
@@ -110,7 +110,7 @@ pub(super) async fn accept_tcp(
     stop: CancellationToken,
     conns: Conns,
 ) {
-    let mut stopped = crate::cancel::Cancelled::new(stop);
+    let mut stopped = crate::cancel::Cancelled::cancelled(stop);
     loop {
         let (stream, peer) = tokio::select! {
             () = &mut stopped => return,
@@ -137,6 +137,6 @@ pub(super) fn serve_udp(
     conns: &Conns,
 ) {
     conns.spawn(async move {
-        let _ = udp::run_live(socket, live, crate::cancel::Cancelled::new(stop)).await;
+        let _ = udp::run_live(socket, live, crate::cancel::Cancelled::cancelled(stop)).await;
     });
 }
