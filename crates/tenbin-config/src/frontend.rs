@@ -88,10 +88,13 @@ pub enum Forwarded {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
-    /// Time allowed to receive a request's headers (slowloris).
+    /// Time allowed to receive a request's headers (slowloris), from the head's first byte
+    /// (from the accept for a connection's first request), as HAProxy's `timeout
+    /// http-request`.
     #[serde(with = "humantime_serde")]
     pub client_header: Duration,
-    /// Keep-alive idle time between requests.
+    /// Keep-alive idle time between requests, until the next head's first byte (HAProxy's
+    /// `timeout http-keep-alive`).
     #[serde(with = "humantime_serde")]
     pub client_idle: Duration,
     /// HTTP: longest wait for the next piece of a request body (slow POST), else 408

@@ -190,8 +190,9 @@ async fn slow_header_slow_body_and_idle_clients_are_cut_at_their_timeouts() {
         }
     }
     counted(&s.stats, Reject::BodyTimeout, HOSTILE as u64).await;
-    // Waiting for a head and idling between requests are the same wait on a keep-alive
-    // connection: whichever of the two timeouts fires first is counted.
+    // Half the idle clients never sent a byte (a new connection owes its first head within
+    // the header timeout); the others idle after a request (the idle timeout): with both
+    // timeouts equal, either count may take a client of the first kind.
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while s.stats.rejected(Reject::HeaderTimeout) + s.stats.rejected(Reject::IdleTimeout)
         < 2 * HOSTILE as u64
@@ -461,4 +462,51 @@ async fn h2_settings_carry_the_stream_and_header_list_limits() {
         "the oversized list reached the backend"
     );
     assert_eq!(get(addr).await, 200);
+}
+
+/// A keep-alive client may idle past the header timeout up to the idle timeout; once the
+/// first byte of its next head arrives, the head is due within the header timeout.
+#[tokio::test]
+async fn keep_alive_idles_for_the_idle_timeout_and_a_head_is_timed_from_its_first_byte() {
+    let t = HttpTimeouts {
+        client_header: Duration::from_millis(300),
+        client_idle: Duration::from_millis(1500),
+        ..HttpTimeouts::default()
+    };
+    let s = raw_setup(HttpLimits::default(), t).await;
+    let request = b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    // Idle three header timeouts between two requests: still served.
+    let mut c = TcpStream::connect(s.proxy.addr).await.unwrap();
+    c.write_all(request).await.unwrap();
+    assert_eq!(read_response(&mut c).await.map(|r| r.status), Some(200));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    c.write_all(request).await.unwrap();
+    assert_eq!(
+        read_response(&mut c).await.map(|r| r.status),
+        Some(200),
+        "a keep-alive client idle past the header timeout was cut"
+    );
+    // Then idle for good: cut at the idle timeout, without an answer.
+    assert!(closed(&mut c).await);
+    counted(&s.stats, Reject::IdleTimeout, 1).await;
+    assert_eq!(s.stats.rejected(Reject::HeaderTimeout), 0);
+
+    // Idle, then half a head and nothing more: cut by the header timeout.
+    let mut c = TcpStream::connect(s.proxy.addr).await.unwrap();
+    c.write_all(request).await.unwrap();
+    assert_eq!(read_response(&mut c).await.map(|r| r.status), Some(200));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    assert!(closed(&mut c).await);
+    counted(&s.stats, Reject::HeaderTimeout, 1).await;
+    assert_eq!(s.stats.rejected(Reject::IdleTimeout), 1);
+    assert!(s
+        .rec
+        .requests()
+        .iter()
+        .all(|r| r.line != "GET /slow HTTP/1.1"));
+    assert_eq!(get(s.proxy.addr).await, 200);
 }

@@ -56,6 +56,7 @@
 //! server in origin form: tenbin is never an open proxy. A request line longer than the
 //! read buffer (`max_header_bytes`, at least 64 KiB) gets hyper's 431 rather than 414.
 
+mod activity;
 mod admit;
 mod body;
 mod config;

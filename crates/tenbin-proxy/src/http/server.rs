@@ -1,6 +1,7 @@
 //! The client side: accept loop, one hyper connection per client (HTTP/1.1 or h2c by prior
-//! knowledge), admission (connection limits), hyper's protocol limits, slowloris and idle
-//! timeouts, the HTTP/2 stream-reset budget, graceful shutdown; refusals hyper makes on its
+//! knowledge), admission (connection limits), hyper's protocol limits, the slowloris and
+//! idle timeouts (timed by [`super::activity`]), the HTTP/2 stream-reset budget, graceful
+//! shutdown; refusals hyper makes on its
 //! own are counted from the error that ends the connection. Live reconfiguration
 //! ([`HttpService::reconfigure`]): every request reads the frontend current when it arrives,
 //! so requests in flight finish on the snapshot they started with.
@@ -9,7 +10,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +21,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::Activity;
 use super::body::refusal;
 use super::forward::{ClientCancelled, State};
 use super::stats::Reject;
@@ -150,12 +149,14 @@ async fn connection<IO>(
     let timeouts = state.fe.timeouts;
     let limits = state.fe.limits;
     let activity = Arc::new(Activity::new(limits.h2_max_resets));
-    let io = TokioIo::new(Batched::new(Counted::new(stream, Arc::clone(&fe_stats))));
+    let counted = Counted::new(stream, Arc::clone(&fe_stats), Arc::clone(&activity));
+    let io = TokioIo::new(Batched::new(counted));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.client_header)
+        // `activity` times heads itself: hyper's timer would also cut idle keep-alive.
+        .header_read_timeout(None)
         .max_headers(limits.max_headers)
         // Bounds what a half-sent head can make the connection buffer (hyper answers 431
         // when it fills); `strict` checks the exact head size once parsed. Not smaller:
@@ -173,7 +174,7 @@ async fn connection<IO>(
     let act = Arc::clone(&activity);
     let svc = service_fn(move |req: Request<Incoming>| {
         let state = live.load_full();
-        let guard = act.begin();
+        let guard = act.begin(req.version());
         let verdict = if slot.allow_request() {
             strict::check(&req, &state.fe.limits)
         } else {
@@ -200,15 +201,15 @@ async fn connection<IO>(
     tokio::pin!(conn);
     // What ends a connection besides its client, watched beside it: polled only when one of
     // them woke the task, not on every read and write of the connection.
-    let idle = timeouts.client_idle;
+    let (idle, header) = (timeouts.client_idle, timeouts.client_header);
     let mut watch = OnWake::new(async move {
         let mut stopped = std::pin::pin!(stop.cancelled_owned());
         loop {
-            let wake = activity.idle_deadline(idle);
+            let wake = activity.deadline(idle, header);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {
-                    if activity.is_idle(idle) {
-                        return Watch::Idle;
+                    if let Some(reason) = activity.expired(idle, header) {
+                        return Watch::Expired(reason);
                     }
                 }
                 _ = activity.over_budget.notified() => return Watch::ResetBudget,
@@ -227,7 +228,12 @@ async fn connection<IO>(
         w = &mut watch => w,
     };
     match watched {
-        Watch::Idle => reject(Reject::IdleTimeout),
+        Watch::Expired(Reject::IdleTimeout) => reject(Reject::IdleTimeout),
+        // A head still arriving: a graceful shutdown would wait for it.
+        Watch::Expired(reason) => {
+            reject(reason);
+            return;
+        }
         // Dropping the connection closes it at once: the client has spent its budget.
         Watch::ResetBudget => {
             reject(Reject::H2Reset);
@@ -241,7 +247,7 @@ async fn connection<IO>(
 
 /// Why a connection ends other than by its client or hyper.
 enum Watch {
-    Idle,
+    Expired(Reject),
     ResetBudget,
     Stop,
 }
@@ -304,153 +310,4 @@ where
         Ok::<_, io::Error>(())
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), linger).await;
-}
-
-/// When a client connection last started or finished a request, how many are in flight,
-/// and how many its client cancelled (the HTTP/2 rapid-reset budget).
-/// Request boundaries are enough: between requests hyper's header timeout guards a half-sent
-/// head, and a response still streaming when the window ends is finished by the graceful
-/// shutdown before the connection closes. Not touching the clock per read and write keeps
-/// the hot path cheap.
-#[derive(Debug)]
-struct Activity {
-    base: Instant,
-    last_nanos: AtomicU64,
-    in_flight: AtomicUsize,
-    completed: AtomicU32,
-    cancelled: AtomicU32,
-    max_resets: u32,
-    /// Woken once the client cancelled `max_resets` more requests than completed.
-    over_budget: Notify,
-}
-
-impl Activity {
-    fn new(max_resets: u32) -> Self {
-        Activity {
-            base: Instant::now(),
-            last_nanos: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            completed: AtomicU32::new(0),
-            cancelled: AtomicU32::new(0),
-            max_resets,
-            over_budget: Notify::new(),
-        }
-    }
-
-    fn touch(&self) {
-        let n = self.base.elapsed().as_nanos() as u64;
-        self.last_nanos.store(n, Ordering::Relaxed);
-    }
-
-    fn last(&self) -> Instant {
-        self.base + Duration::from_nanos(self.last_nanos.load(Ordering::Relaxed))
-    }
-
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.touch();
-        InFlight {
-            activity: Arc::clone(self),
-            done: false,
-        }
-    }
-
-    fn on_cancel(&self) {
-        let cancelled = self.cancelled.fetch_add(1, Ordering::Relaxed) + 1;
-        let completed = self.completed.load(Ordering::Relaxed);
-        if cancelled.saturating_sub(completed) > self.max_resets {
-            self.over_budget.notify_one();
-        }
-    }
-
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            Instant::now() + idle
-        } else {
-            self.last() + idle
-        }
-    }
-
-    fn is_idle(&self, idle: Duration) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0 && self.last() + idle <= Instant::now()
-    }
-}
-
-/// A request being served: the connection is not idle meanwhile. Dropped before
-/// [`InFlight::finish`], the client cancelled it (an HTTP/2 reset, or a closed connection).
-struct InFlight {
-    activity: Arc<Activity>,
-    done: bool,
-}
-
-impl InFlight {
-    fn finish(mut self) {
-        self.done = true;
-        self.activity.completed.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let a = &self.activity;
-        a.touch();
-        a.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if !self.done {
-            a.on_cancel();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const IDLE: Duration = Duration::from_secs(60);
-
-    #[tokio::test(start_paused = true)]
-    async fn idle_only_after_the_window_with_nothing_in_flight() {
-        let a = Arc::new(Activity::new(1));
-        assert!(!a.is_idle(IDLE));
-        tokio::time::advance(Duration::from_secs(59)).await;
-        assert!(!a.is_idle(IDLE));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(a.is_idle(IDLE));
-        // Bytes moving reset the window.
-        a.touch();
-        assert!(!a.is_idle(IDLE));
-        assert_eq!(a.idle_deadline(IDLE), Instant::now() + IDLE);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_in_flight_is_never_idle() {
-        let a = Arc::new(Activity::new(1));
-        let guard = a.begin();
-        tokio::time::advance(IDLE * 3).await;
-        assert!(
-            !a.is_idle(IDLE),
-            "a slow upstream does not make the client idle"
-        );
-        assert_eq!(a.idle_deadline(IDLE), Instant::now() + IDLE);
-        drop(guard);
-        assert!(
-            !a.is_idle(IDLE),
-            "the window restarts when the request ends"
-        );
-        tokio::time::advance(IDLE).await;
-        assert!(a.is_idle(IDLE));
-    }
-
-    #[tokio::test]
-    async fn cancels_beyond_completions_and_budget_wake_the_connection() {
-        let a = Arc::new(Activity::new(2));
-        a.begin().finish();
-        for _ in 0..3 {
-            drop(a.begin());
-        }
-        // 3 cancelled, 1 completed: within the budget of 2.
-        let woken = tokio::time::timeout(Duration::from_millis(1), a.over_budget.notified());
-        assert!(woken.await.is_err());
-        drop(a.begin());
-        a.over_budget.notified().await;
-    }
 }

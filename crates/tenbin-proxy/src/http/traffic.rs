@@ -14,6 +14,7 @@ use http::StatusCode;
 use tenbin_core::counter::{Counter, Histogram, HistogramSnapshot};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::activity::Activity;
 use super::HttpStats;
 
 /// Status classes in [`TrafficSnapshot::responses`] order (the metric's `class` label).
@@ -95,11 +96,13 @@ impl Traffic {
 }
 
 pin_project_lite::pin_project! {
-    /// A client connection whose bytes count in its frontend's [`Traffic`].
-    pub(crate) struct Counted<IO> {
+    /// A client connection whose bytes count in its frontend's [`Traffic`], and whose
+    /// reads its [`Activity`] hears of (the start of a head).
+    pub(super) struct Counted<IO> {
         #[pin]
         io: IO,
         stats: Arc<HttpStats>,
+        activity: Arc<Activity>,
         read: u64,
         written: u64,
     }
@@ -113,10 +116,11 @@ pin_project_lite::pin_project! {
 }
 
 impl<IO> Counted<IO> {
-    pub(crate) fn new(io: IO, stats: Arc<HttpStats>) -> Self {
+    pub(super) fn new(io: IO, stats: Arc<HttpStats>, activity: Arc<Activity>) -> Self {
         Counted {
             io,
             stats,
+            activity,
             read: 0,
             written: 0,
         }
@@ -150,7 +154,11 @@ impl<IO: AsyncRead> AsyncRead for Counted<IO> {
         let this = self.project();
         let before = buf.filled().len();
         let r = this.io.poll_read(cx, buf);
-        *this.read += (buf.filled().len() - before) as u64;
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            this.activity.on_read();
+        }
+        *this.read += n as u64;
         if *this.read >= FLUSH_BYTES {
             flush(this.stats, this.read, this.written);
         }
@@ -217,7 +225,8 @@ mod tests {
     async fn bytes_each_way_are_counted_by_the_time_the_connection_ends() {
         let stats = Arc::new(HttpStats::default());
         let (client, server) = tokio::io::duplex(1 << 20);
-        let mut counted = Counted::new(server, Arc::clone(&stats));
+        let activity = Arc::new(Activity::new(1));
+        let mut counted = Counted::new(server, Arc::clone(&stats), activity);
         let mut client = client;
         client.write_all(&[7u8; 100_000]).await.unwrap();
         let mut buf = vec![0u8; 100_000];
