@@ -20,7 +20,14 @@ use http::Version;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::stats::Reject;
+/// Which wait a connection outlasted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Expired {
+    /// `client_idle` with no request in flight and no head begun.
+    Idle,
+    /// `client_header` since the head's first byte (or the accept).
+    Header,
+}
 
 /// `head_since` when no head has begun.
 const NO_HEAD: u64 = u64::MAX;
@@ -117,7 +124,7 @@ impl Activity {
     }
 
     /// Which wait, if any, the connection has outlasted.
-    pub(super) fn expired(&self, idle: Duration, header: Duration) -> Option<Reject> {
+    pub(super) fn expired(&self, idle: Duration, header: Duration) -> Option<Expired> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return None;
         }
@@ -125,9 +132,9 @@ impl Activity {
         match self.head_since.load(Ordering::Relaxed) {
             NO_HEAD => {
                 let last = self.at(self.last_nanos.load(Ordering::Relaxed));
-                (last + idle <= now).then_some(Reject::IdleTimeout)
+                (last + idle <= now).then_some(Expired::Idle)
             }
-            since => (self.at(since) + header <= now).then_some(Reject::HeaderTimeout),
+            since => (self.at(since) + header <= now).then_some(Expired::Header),
         }
     }
 }
@@ -174,7 +181,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(9)).await;
         assert_eq!(a.expired(IDLE, HEADER), None);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(a.expired(IDLE, HEADER), Some(Reject::HeaderTimeout));
+        assert_eq!(a.expired(IDLE, HEADER), Some(Expired::Header));
     }
 
     #[tokio::test(start_paused = true)]
@@ -190,7 +197,7 @@ mod tests {
         // The watcher looks again within the header timeout while nothing has begun.
         assert_eq!(a.deadline(IDLE, HEADER), Instant::now() + HEADER);
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(a.expired(IDLE, HEADER), Some(Reject::IdleTimeout));
+        assert_eq!(a.expired(IDLE, HEADER), Some(Expired::Idle));
     }
 
     #[tokio::test(start_paused = true)]
@@ -210,7 +217,7 @@ mod tests {
         );
         assert_eq!(a.deadline(IDLE, HEADER), due);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(a.expired(IDLE, HEADER), Some(Reject::HeaderTimeout));
+        assert_eq!(a.expired(IDLE, HEADER), Some(Expired::Header));
         // The head completing ends that wait.
         drop(a.begin(Version::HTTP_11));
         assert_eq!(a.expired(IDLE, HEADER), None);
@@ -231,7 +238,7 @@ mod tests {
             "the wait restarts at the end"
         );
         tokio::time::advance(IDLE).await;
-        assert_eq!(a.expired(IDLE, HEADER), Some(Reject::IdleTimeout));
+        assert_eq!(a.expired(IDLE, HEADER), Some(Expired::Idle));
     }
 
     #[tokio::test(start_paused = true)]
@@ -242,7 +249,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(59)).await;
         assert_eq!(a.expired(IDLE, HEADER), None);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(a.expired(IDLE, HEADER), Some(Reject::IdleTimeout));
+        assert_eq!(a.expired(IDLE, HEADER), Some(Expired::Idle));
     }
 
     #[tokio::test]

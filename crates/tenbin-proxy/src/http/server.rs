@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::activity::Activity;
+use super::activity::{Activity, Expired};
 use super::body::refusal;
 use super::forward::{ClientCancelled, State};
 use super::stats::Reject;
@@ -228,10 +228,10 @@ async fn connection<IO>(
         w = &mut watch => w,
     };
     match watched {
-        Watch::Expired(Reject::IdleTimeout) => reject(Reject::IdleTimeout),
+        Watch::Expired(Expired::Idle) => reject(Reject::IdleTimeout),
         // A head still arriving: a graceful shutdown would wait for it.
-        Watch::Expired(reason) => {
-            reject(reason);
+        Watch::Expired(Expired::Header) => {
+            reject(Reject::HeaderTimeout);
             return;
         }
         // Dropping the connection closes it at once: the client has spent its budget.
@@ -247,7 +247,7 @@ async fn connection<IO>(
 
 /// Why a connection ends other than by its client or hyper.
 enum Watch {
-    Expired(Reject),
+    Expired(Expired),
     ResetBudget,
     Stop,
 }
