@@ -23,6 +23,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Vectored writes up to this size are copied into one buffer and sent with one `send`.
 const GATHER: usize = 4096;
 
+thread_local! {
+    /// The buffer small vectored writes are gathered in: one per worker thread, kept warm
+    /// and never cleared to zero (a fresh array per write would be).
+    static GATHERED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(GATHER));
+}
+
 pin_project_lite::pin_project! {
     /// A stream whose writes each wait for one pass of the scheduler; reads, flushes and
     /// shutdowns pass straight through.
@@ -84,21 +90,26 @@ impl<IO: AsyncWrite> AsyncWrite for Batched<IO> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.project();
+        let mut this = self.project();
         if wait_pass(this.waited, cx) {
             return Poll::Pending;
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let r = if bufs.len() > 1 && total <= GATHER {
-            let mut flat = [0u8; GATHER];
-            let mut n = 0;
-            for b in bufs {
-                flat[n..n + b.len()].copy_from_slice(b);
-                n += b.len();
-            }
-            this.io.poll_write(cx, &flat[..n])
-        } else {
-            this.io.poll_write_vectored(cx, bufs)
+        let gathered = (bufs.len() > 1 && total <= GATHER)
+            .then(|| {
+                GATHERED.with(|flat| {
+                    let mut flat = flat.try_borrow_mut().ok()?;
+                    flat.clear();
+                    for b in bufs {
+                        flat.extend_from_slice(b);
+                    }
+                    Some(this.io.as_mut().poll_write(cx, &flat))
+                })
+            })
+            .flatten();
+        let r = match gathered {
+            Some(r) => r,
+            None => this.io.as_mut().poll_write_vectored(cx, bufs),
         };
         *this.waited = r.is_pending();
         r
