@@ -1,10 +1,10 @@
 //! The client side: accept loop, one hyper connection per client (HTTP/1.1 or h2c by prior
 //! knowledge), admission (connection limits), hyper's protocol limits, the slowloris and
 //! idle timeouts (timed by [`super::activity`]), the HTTP/2 stream-reset budget, graceful
-//! shutdown; refusals hyper makes on its
-//! own are counted from the error that ends the connection. Live reconfiguration
-//! ([`HttpService::reconfigure`]): every request reads the frontend current when it arrives,
-//! so requests in flight finish on the snapshot they started with.
+//! shutdown; refusals hyper makes on its own are counted from the error that ends the
+//! connection. Live reconfiguration ([`HttpService::reconfigure`]): every request reads the
+//! frontend current when it arrives, so requests in flight finish on the snapshot they
+//! started with.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -258,9 +258,7 @@ fn connection_refusal(e: &(dyn std::error::Error + 'static)) -> Option<Reject> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_timeout() {
-                return Some(Reject::HeaderTimeout);
-            }
+            // No timeout comes from hyper: `activity` times heads and idling.
             if h.is_parse_too_large() {
                 return Some(Reject::HeaderTooLarge);
             }
