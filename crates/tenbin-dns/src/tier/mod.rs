@@ -211,8 +211,11 @@ impl DnsHandle {
             return Ok(());
         }
         self.engine.reload(dns).map_err(TierError::Reload)?;
+        // The old checks and their publisher stop first (Drop aborts them): following the
+        // new loads would wake that publisher, which could then send the old overrides
+        // after the new ones.
+        self.checks = Checks(Vec::new());
         self.loads.follow(dns);
-        // Replacing the old checks aborts them (Drop).
         self.checks = Checks(policy::start_checks(
             dns,
             self.health.clone(),

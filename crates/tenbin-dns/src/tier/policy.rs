@@ -30,7 +30,7 @@ use tenbin_health::bus::{Entry, HealthBus, HealthKey, Tier};
 use tenbin_health::from_config::{check_spec, FromConfigError};
 use tenbin_health::hub::TargetOptions;
 use tenbin_health::scheduler::{spawn_check, SharedRng};
-use tenbin_health::{CheckSpec, HealthHub, TargetKey};
+use tenbin_health::{CheckSpec, HealthHub, HealthSnapshot as HubSnapshot, TargetKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -111,7 +111,19 @@ pub(super) fn start_checks(
         tasks.push(tokio::spawn(hub.clone().run_timers()));
     }
     let keys = vips.into_iter().map(|(k, v)| (k, v.key)).collect();
-    tasks.push(tokio::spawn(publish(hub, keys, bus, out, overrides, loads)));
+    let publisher = Publisher {
+        keys,
+        bus,
+        out,
+        overrides,
+    };
+    // The first snapshot goes out before this returns, so a reload's overrides are answered
+    // with as soon as the apply reports success.
+    let mut rx = hub.subscribe();
+    let mut loads = loads;
+    if publisher.send(&rx.borrow_and_update(), &loads.borrow_and_update()) {
+        tasks.push(tokio::spawn(publisher.follow(rx, loads)));
+    }
     Ok(tasks)
 }
 
@@ -134,19 +146,18 @@ fn admin_overrides(dns: &DnsSection) -> HashMap<String, DcReport> {
         .collect()
 }
 
-/// Forwards every hub snapshot to the bus (under `keys`) and, with the operator's overrides
-/// and the latest loads, to the DNS tier, for as long as both ends live.
-async fn publish(
-    hub: Arc<HealthHub>,
+/// Forwards hub snapshots to the bus (under `keys`) and, with the operator's overrides and
+/// the latest loads, to the DNS tier.
+struct Publisher {
     keys: BTreeMap<TargetKey, HealthKey>,
     bus: HealthBus,
     out: watch::Sender<Arc<HealthSnapshot>>,
     overrides: HashMap<String, DcReport>,
-    mut loads: watch::Receiver<BTreeMap<String, f64>>,
-) {
-    let mut rx = hub.subscribe();
-    loop {
-        let snap = rx.borrow_and_update().clone();
+}
+
+impl Publisher {
+    /// Publishes `snap` with `loads`; `false` once the DNS tier is gone.
+    fn send(&self, snap: &HubSnapshot, loads: &BTreeMap<String, f64>) -> bool {
         let entries: Vec<(HealthKey, Entry)> = snap
             .targets
             .iter()
@@ -155,24 +166,36 @@ async fn publish(
                     state: t.state,
                     reason: t.reason.clone(),
                 };
-                Some((keys.get(k)?.clone(), entry))
+                Some((self.keys.get(k)?.clone(), entry))
             })
             .collect();
         let mut dns = dns_snapshot(entries.iter().map(|(k, e)| (k, e)));
-        bus.publish(Tier::Dns, entries);
-        dns.datacenters = overrides.clone();
-        for (dc, load) in loads.borrow_and_update().iter() {
+        self.bus.publish(Tier::Dns, entries);
+        dns.datacenters = self.overrides.clone();
+        for (dc, load) in loads {
             dns.datacenters.entry(dc.clone()).or_default().load = Some(*load);
         }
         for (addr, state) in &dns.addresses {
             tracing::debug!(%addr, ?state, "dns: VIP health");
         }
-        if out.send(Arc::new(dns)).is_err() {
-            return;
-        }
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            r = loads.changed() => if r.is_err() { return },
+        self.out.send(Arc::new(dns)).is_ok()
+    }
+
+    /// Publishes every later snapshot and load change, for as long as both ends live.
+    async fn follow(
+        self,
+        mut rx: watch::Receiver<Arc<HubSnapshot>>,
+        mut loads: watch::Receiver<BTreeMap<String, f64>>,
+    ) {
+        loop {
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                r = loads.changed() => if r.is_err() { return },
+            }
+            let snap = rx.borrow_and_update().clone();
+            if !self.send(&snap, &loads.borrow_and_update()) {
+                return;
+            }
         }
     }
 }
