@@ -122,7 +122,7 @@ pub(super) fn start_checks(
     let mut rx = hub.subscribe();
     let mut loads = loads;
     if publisher.send(&rx.borrow_and_update(), &loads.borrow_and_update()) {
-        tasks.push(tokio::spawn(publisher.follow(rx, loads)));
+        tasks.push(tokio::spawn(publisher.follow(hub, rx, loads)));
     }
     Ok(tasks)
 }
@@ -182,8 +182,10 @@ impl Publisher {
     }
 
     /// Publishes every later snapshot and load change, for as long as both ends live.
+    /// Holds `hub`: with no VIP checked, nothing else keeps its snapshot channel open.
     async fn follow(
         self,
+        _hub: Arc<HealthHub>,
         mut rx: watch::Receiver<Arc<HubSnapshot>>,
         mut loads: watch::Receiver<BTreeMap<String, f64>>,
     ) {
