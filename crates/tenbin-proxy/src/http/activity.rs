@@ -85,6 +85,11 @@ impl Activity {
         }
     }
 
+    /// No request in flight.
+    pub(super) fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+    }
+
     /// A request's head is complete and its handling begins.
     pub(super) fn begin(self: &Arc<Self>, version: Version) -> InFlight {
         if version == Version::HTTP_2 {

@@ -132,7 +132,7 @@ impl State {
         self: Arc<Self>,
         client: SocketAddr,
         proto: &'static str,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let pool_index = self.fe.router.route(&req);
@@ -273,13 +273,12 @@ impl State {
                         let status = resp.status();
                         s.on_response(resp.headers_mut(), status, lease.id());
                     }
-                    lease.set_latency(sent.elapsed());
+                    let latency = sent.elapsed();
+                    lease.set_latency(latency);
                     if resp.status().is_server_error() {
                         lease.report(Outcome::ServerError);
                     } else {
-                        lease.report(Outcome::Success {
-                            latency: sent.elapsed(),
-                        });
+                        lease.report(Outcome::Success { latency });
                     }
                     let name = (self.fe.access_log != AccessLogFormat::Off)
                         .then(|| lease.name().to_string());
@@ -421,6 +420,14 @@ impl State {
     }
 }
 
+/// A client's request body: none (a head-only request the plain HTTP/1.1 loop read, see
+/// `h1`) or hyper's.
+#[derive(Debug)]
+pub(crate) enum ClientBody {
+    Empty,
+    Hyper(Incoming),
+}
+
 /// A request body ready for its first attempt: buffered bytes (replayable) or a stream that
 /// can be sent once.
 enum Prepared {
@@ -431,7 +438,15 @@ enum Prepared {
 impl Prepared {
     /// Buffers bodies known to be at most the replay limit; others stream once. Either way
     /// the body is guarded by the frontend's size limit and slow-body timeout.
-    async fn new(body: Incoming, fe: &HttpFrontend, deadline: Instant) -> Result<Prepared, Reject> {
+    async fn new(
+        body: ClientBody,
+        fe: &HttpFrontend,
+        deadline: Instant,
+    ) -> Result<Prepared, Reject> {
+        let body = match body {
+            ClientBody::Empty => return Ok(Prepared::Buffered(Bytes::new())),
+            ClientBody::Hyper(b) => b,
+        };
         if body.is_end_stream() {
             return Ok(Prepared::Buffered(Bytes::new()));
         }

@@ -6,6 +6,8 @@
 //! - [`headers`]: hop-by-hop stripping, X-Forwarded-* / RFC 7239 `Forwarded`, edit rules.
 //! - [`key`]: the hashing key for consistent-hash pools (source, header, cookie, query).
 //! - `config`: [`HttpFrontend::from_config`], the plain conversion from `tenbin-config`.
+//! - `h1`: plain bodiless HTTP/1.1 requests read and answered without hyper; the first
+//!   request that needs more hands the connection to hyper.
 //! - `server`: the accept loop, per-connection timeouts (slowloris, idle), HTTP/1 and h2
 //!   protocol limits, the stream-reset budget, shutdown.
 //! - [`limits`]: [`HttpLimits`], what a client may send and hold; `admit` enforces the
@@ -61,6 +63,7 @@ mod admit;
 mod body;
 mod config;
 mod forward;
+mod h1;
 pub mod headers;
 pub mod key;
 pub mod limits;
@@ -74,6 +77,8 @@ mod upstream;
 /// The HTTP/1.1 wire format towards servers (request head, response head, chunked bodies).
 pub use upstream::wire as upstream_wire;
 
+/// The plain HTTP/1.1 head reader of the client side (for the fuzz target).
+pub use h1::{read_plain_head, NotPlain};
 pub(crate) use upstream::keep_idle;
 
 use std::sync::Arc;

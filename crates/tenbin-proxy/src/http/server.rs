@@ -1,20 +1,22 @@
-//! The client side: accept loop, one hyper connection per client (HTTP/1.1 or h2c by prior
-//! knowledge), admission (connection limits), hyper's protocol limits, the slowloris and
-//! idle timeouts (timed by [`super::activity`]), the HTTP/2 stream-reset budget, graceful
-//! shutdown; refusals hyper makes on its own are counted from the error that ends the
-//! connection. Live reconfiguration ([`HttpService::reconfigure`]): every request reads the
-//! frontend current when it arrives, so requests in flight finish on the snapshot they
-//! started with.
+//! The client side: accept loop; per client, plain bodiless HTTP/1.1 requests served by
+//! [`super::h1`] until one needs hyper, then one hyper connection for the rest (HTTP/1.1
+//! or h2c by prior knowledge); admission (connection limits), hyper's protocol limits, the
+//! slowloris and idle timeouts (timed by [`super::activity`]), the HTTP/2 stream-reset
+//! budget, graceful shutdown; refusals hyper makes on its own are counted from the error
+//! that ends the connection. Live reconfiguration ([`HttpService::reconfigure`]): every
+//! request reads the frontend current when it arrives, so requests in flight finish on the
+//! snapshot they started with.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{Request, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,8 +26,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::{Activity, Expired};
+use super::admit::Slot;
 use super::body::refusal;
-use super::forward::{ClientCancelled, State};
+use super::body::ProxyBody;
+use super::forward::{ClientBody, ClientCancelled, State};
+use super::h1::{self, Prefixed};
 use super::stats::Reject;
 use super::traffic::Counted;
 use super::{strict, HttpFrontend};
@@ -150,59 +155,20 @@ async fn connection<IO>(
     let limits = state.fe.limits;
     let activity = Arc::new(Activity::new(limits.h2_max_resets));
     let counted = Counted::new(stream, Arc::clone(&fe_stats), Arc::clone(&activity));
-    let io = TokioIo::new(Batched::new(counted));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // `activity` times heads itself: hyper's timer would also cut idle keep-alive.
-        .header_read_timeout(None)
-        .max_headers(limits.max_headers)
-        // Bounds what a half-sent head can make the connection buffer (hyper answers 431
-        // when it fills); `strict` checks the exact head size once parsed. Not smaller:
-        // the same buffer carries bodies both ways.
-        .max_buf_size(limits.max_header_bytes.max(64 * 1024))
-        .keep_alive(true);
-    let keepalive = &limits.h2_keepalive_interval;
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(limits.h2_max_header_list_bytes)
-        .keep_alive_interval((!keepalive.is_zero()).then_some(*keepalive))
-        .keep_alive_timeout(limits.h2_keepalive_timeout);
-    let act = Arc::clone(&activity);
-    let svc = service_fn(move |req: Request<Incoming>| {
-        let state = live.load_full();
-        let guard = act.begin(req.version());
-        let verdict = if slot.allow_request() {
-            strict::check(&req, &state.fe.limits)
-        } else {
-            Err(Reject::SourceRate)
-        };
-        async move {
-            let resp = match verdict {
-                Ok(()) => state.handle(peer, proto, req).await,
-                Err(reason) => {
-                    state.fe.stats.reject(&state.fe.name, reason, peer);
-                    let status = reason.status().unwrap_or(StatusCode::BAD_REQUEST);
-                    state.fe.stats.traffic.refused(status);
-                    refusal(status, req.version() < Version::HTTP_2)
-                }
-            };
-            // Dropped unfinished, the guard counts a cancelled request.
-            if resp.extensions().get::<ClientCancelled>().is_none() {
-                guard.finish();
-            }
-            Ok::<_, Infallible>(resp)
-        }
-    });
-    let conn = builder.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(conn);
+    let mut io = Batched::new(counted);
+    let ask = Ask {
+        live,
+        activity: Arc::clone(&activity),
+        slot: Arc::new(slot),
+        peer,
+        proto,
+    };
     // What ends a connection besides its client, watched beside it: polled only when one of
     // them woke the task, not on every read and write of the connection.
     let (idle, header) = (timeouts.client_idle, timeouts.client_header);
+    let watched_activity = Arc::clone(&activity);
     let mut watch = OnWake::new(async move {
+        let activity = watched_activity;
         let mut stopped = std::pin::pin!(stop.cancelled_owned());
         loop {
             let wake = activity.deadline(idle, header);
@@ -217,6 +183,66 @@ async fn connection<IO>(
             }
         }
     });
+
+    // Plain HTTP/1.1 requests first, without hyper (`h1`); hyper takes the connection over
+    // at the first request that needs it.
+    let stopping = AtomicBool::new(false);
+    let max_head = limits.max_header_bytes.max(64 * 1024);
+    let ended = {
+        let mut plain = std::pin::pin!(h1::serve(&mut io, &stopping, |req| ask.answer(req)));
+        let mut stop_seen = false;
+        loop {
+            tokio::select! {
+                biased;
+                ended = plain.as_mut() => break ended,
+                w = &mut watch, if !stop_seen => match w {
+                    Watch::Expired(Expired::Idle) => return reject(Reject::IdleTimeout),
+                    Watch::Expired(Expired::Header) => return reject(Reject::HeaderTimeout),
+                    Watch::ResetBudget => return reject(Reject::H2Reset),
+                    // The request in flight is answered with `connection: close`.
+                    Watch::Stop => {
+                        stopping.store(true, Ordering::Relaxed);
+                        if activity.is_idle() {
+                            return;
+                        }
+                        stop_seen = true;
+                    }
+                },
+            }
+        }
+    };
+    let prefix = match ended {
+        h1::Ended::Handover(prefix) if !stopping.load(Ordering::Relaxed) => prefix,
+        _ => return,
+    };
+
+    let io = TokioIo::new(Prefixed::new(prefix, io));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // `activity` times heads itself: hyper's timer would also cut idle keep-alive.
+        .header_read_timeout(None)
+        .max_headers(limits.max_headers)
+        // Bounds what a half-sent head can make the connection buffer (hyper answers 431
+        // when it fills); `strict` checks the exact head size once parsed. Not smaller:
+        // the same buffer carries bodies both ways.
+        .max_buf_size(max_head)
+        .keep_alive(true);
+    let keepalive = &limits.h2_keepalive_interval;
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.h2_max_header_list_bytes)
+        .keep_alive_interval((!keepalive.is_zero()).then_some(*keepalive))
+        .keep_alive_timeout(limits.h2_keepalive_timeout);
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let answered = ask.answer(req.map(ClientBody::Hyper));
+        async move { Ok::<_, Infallible>(answered.await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
     let watched = tokio::select! {
         biased;
         ended = conn.as_mut() => {
@@ -243,6 +269,49 @@ async fn connection<IO>(
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+/// What every request of a connection is answered with, on either path.
+struct Ask {
+    live: Arc<ArcSwap<State>>,
+    activity: Arc<Activity>,
+    slot: Arc<Slot>,
+    peer: SocketAddr,
+    proto: &'static str,
+}
+
+impl Ask {
+    /// The per-source rate, the strict head checks, then the proxy; the request counts as
+    /// in flight for `activity` until its response is ready.
+    fn answer(
+        &self,
+        req: Request<ClientBody>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
+        let state = self.live.load_full();
+        let guard = self.activity.begin(req.version());
+        let verdict = if self.slot.allow_request() {
+            strict::check(&req, &state.fe.limits)
+        } else {
+            Err(Reject::SourceRate)
+        };
+        let (peer, proto) = (self.peer, self.proto);
+        async move {
+            let resp = match verdict {
+                Ok(()) => state.handle(peer, proto, req).await,
+                Err(reason) => {
+                    state.fe.stats.reject(&state.fe.name, reason, peer);
+                    let status = reason.status().unwrap_or(StatusCode::BAD_REQUEST);
+                    state.fe.stats.traffic.refused(status);
+                    refusal(status, req.version() < Version::HTTP_2)
+                }
+            };
+            // Dropped unfinished, the guard counts a cancelled request.
+            if resp.extensions().get::<ClientCancelled>().is_none() {
+                guard.finish();
+            }
+            resp
+        }
+    }
 }
 
 /// Why a connection ends other than by its client or hyper.
