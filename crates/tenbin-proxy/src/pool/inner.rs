@@ -1,6 +1,10 @@
 //! The state behind a pool's lock: the balancer, server records, the wait queue.
 
 use std::collections::HashMap;
+
+/// A map keyed by server, read on every request: foldhash, not SipHash (the keys are the
+/// operator's, not a client's).
+pub(super) type ServerMap<V> = HashMap<BackendId, V, foldhash::fast::RandomState>;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +20,7 @@ use super::{Lease, Server, ServerConfig, Shared, SignalSink};
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) balancer: Balancer,
-    pub(super) servers: HashMap<BackendId, Server>,
+    pub(super) servers: ServerMap<Server>,
     /// Ids are assigned by server name so they survive reconfiguration.
     pub(super) ids: HashMap<String, BackendId>,
     pub(super) next_id: u32,
@@ -29,13 +33,13 @@ pub(super) struct Inner {
     pub(super) configured_maxconn: HashMap<BackendId, Option<u32>>,
     pub(super) agent_maxconn: HashMap<BackendId, u32>,
     /// Traffic counters by id, kept while the server stays in the pool.
-    pub(super) counters: HashMap<BackendId, Arc<ServerCounters>>,
+    pub(super) counters: ServerMap<Arc<ServerCounters>>,
 }
 
 impl Inner {
     pub(super) fn set_servers(&mut self, servers: Vec<ServerConfig>, now: Duration) {
         let mut specs = Vec::with_capacity(servers.len());
-        let mut records = HashMap::with_capacity(servers.len());
+        let mut records = ServerMap::with_capacity_and_hasher(servers.len(), Default::default());
         let mut fresh = Vec::new();
         for s in servers {
             let id = match self.ids.get(&s.name) {

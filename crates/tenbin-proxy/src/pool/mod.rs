@@ -187,7 +187,7 @@ impl Pool {
     fn with_rng(config: PoolConfig, rng: StdRng) -> Self {
         let mut inner = Inner {
             balancer: Balancer::new(config.algorithm.clone(), Vec::new()),
-            servers: HashMap::new(),
+            servers: Default::default(),
             ids: HashMap::new(),
             next_id: 0,
             queue: WaitQueue::default(),
@@ -197,7 +197,7 @@ impl Pool {
             sink: None,
             configured_maxconn: HashMap::new(),
             agent_maxconn: HashMap::new(),
-            counters: HashMap::new(),
+            counters: Default::default(),
         };
         let epoch = Instant::now();
         inner.balancer.set_slow_start(slow_start(&config));

@@ -113,7 +113,8 @@ impl Pooled {
 
 #[derive(Default)]
 struct Idle {
-    by_server: HashMap<SocketAddr, Vec<(Instant, Pooled)>>,
+    // foldhash, not SipHash: looked up twice per request, keyed by the operator's addresses.
+    by_server: HashMap<SocketAddr, Vec<(Instant, Pooled)>, foldhash::fast::RandomState>,
     checkins: u32,
 }
 
