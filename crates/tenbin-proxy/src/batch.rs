@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Vectored writes up to this size are copied into one buffer and sent with one `send`.
-const GATHER: usize = 4096;
+pub(crate) const GATHER: usize = 4096;
 
 thread_local! {
     /// The buffer small vectored writes are gathered in: one per worker thread, kept warm

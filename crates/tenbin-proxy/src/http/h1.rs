@@ -16,23 +16,21 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{
-    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri,
-};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use hyper::body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::body::ProxyBody;
 use super::forward::ClientBody;
-use super::upstream::wire::chunk_header;
+use super::headers::lists_token;
+use super::upstream::wire::{bodiless, chunk_header};
+use crate::batch::GATHER;
 
 /// Header fields a head may have to be served here (more go to hyper, which enforces
 /// `max_headers`).
 const HEADERS: usize = 32;
 /// A head still incomplete at this size goes to hyper.
 const PARTIAL: usize = 8 * 1024;
-/// Body bytes gathered behind the head into one write.
-const GATHER: usize = 4096;
 
 /// How the plain loop ended.
 pub(super) enum Ended {
@@ -140,13 +138,10 @@ fn parse(buf: &mut BytesMut) -> Result<Head, NotPlain> {
             }
         }
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"upgrade") {
-                    return Err(NotPlain);
-                }
-                close |= token.eq_ignore_ascii_case(b"close");
+            if lists_token(h.value, b"upgrade") {
+                return Err(NotPlain);
             }
+            close |= lists_token(h.value, b"close");
         }
         *span = (at(name), name.len(), at(h.value), h.value.len());
     }
@@ -203,10 +198,7 @@ where
 {
     let (parts, mut body) = resp.into_parts();
     let status = parts.status;
-    let bodyless = head_only
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+    let bodyless = bodiless(head_only, status);
     let length = body.size_hint().exact();
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -219,10 +211,7 @@ where
             continue;
         }
         if name == header::CONNECTION {
-            close |= value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            close |= lists_token(value.as_bytes(), b"close");
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -388,6 +377,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
 mod tests {
     use super::*;
     use crate::http::body::{empty, full, BoxError};
+    use http::StatusCode;
     use http_body_util::BodyExt;
     use hyper::body::Frame;
     use std::sync::atomic::AtomicBool;

@@ -194,10 +194,7 @@ pub fn parse_response_head(
             .map_err(|_| WireError::Head("field value"))?;
         headers.append(name, value);
     }
-    let no_body = head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+    let no_body = bodiless(head_request, status);
     let framing = if no_body {
         ResponseFraming::Empty
     } else if te {
@@ -236,6 +233,14 @@ fn parse_length(v: &[u8]) -> Result<u64, WireError> {
         return Err(WireError::ContentLength);
     }
     Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Whether a response to a request (HEAD or not) with `status` has no body (RFC 9112 §6.3).
+pub fn bodiless(head_request: bool, status: StatusCode) -> bool {
+    head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 fn last_token(v: &[u8]) -> &[u8] {
