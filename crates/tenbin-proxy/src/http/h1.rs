@@ -277,6 +277,14 @@ where
             continue;
         }
         sent += data.len() as u64;
+        if length.is_some_and(|n| sent > n) {
+            // More than the length the head promised: what follows would read as the next
+            // response. Nothing of it goes out, and the connection closes.
+            if !out.is_empty() {
+                io.write_all(out).await?;
+            }
+            return Ok(false);
+        }
         if chunked {
             chunk_header(out, data.len());
         }
@@ -493,6 +501,38 @@ mod tests {
             "{text}"
         );
         assert!(keep);
+    }
+
+    /// Claims `len` bytes and yields more.
+    struct Overlong(u64, Vec<&'static str>);
+    impl Body for Overlong {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            if self.1.is_empty() {
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(self.1.remove(0))))))
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            hyper::body::SizeHint::with_exact(self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_longer_than_its_length_is_cut_and_the_connection_closes() {
+        let mut resp = Response::new(Overlong(3, vec!["abc", "HTTP/1.1 200 OK\r\n\r\n"]).boxed());
+        resp.headers_mut()
+            .insert(header::DATE, HeaderValue::from_static("d"));
+        let (text, keep) = written(resp, false).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ndate: d\r\ncontent-length: 3\r\n\r\nabc"
+        );
+        assert!(!keep);
     }
 
     #[tokio::test]
