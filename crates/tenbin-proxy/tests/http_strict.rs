@@ -246,3 +246,50 @@ async fn size_limits_answer_414_431_and_413() {
     assert_eq!(lines.last().map(String::as_str), Some("POST /ok HTTP/1.1"));
     s.rec.assert_unambiguous();
 }
+
+/// One keep-alive connection that starts with plain requests (served without hyper, see
+/// `http::h1`) and then sends a body, which hands the connection to hyper with the bytes
+/// already read: every request is answered in order, on the same connection, and the
+/// backend sees each exactly once, the body whole. The POST and the GET after it arrive in
+/// one write, so hyper takes over with a pipelined request already in the buffer.
+#[tokio::test]
+async fn a_connection_handed_to_hyper_midway_loses_no_request() {
+    let s = raw_setup(HttpLimits::default(), HttpTimeouts::default()).await;
+    let mut conn = tokio::net::TcpStream::connect(s.proxy.addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    conn.write_all(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let resp = read_response(&mut conn)
+            .await
+            .expect("plain request answered");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, b"backend");
+    }
+    conn.write_all(
+        b"POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /4 HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let resp = read_response(&mut conn)
+            .await
+            .expect("answered after the handover");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, b"backend");
+    }
+    let seen = s.rec.requests();
+    let lines: Vec<&str> = seen.iter().map(|r| r.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "GET /1 HTTP/1.1",
+            "GET /2 HTTP/1.1",
+            "POST /3 HTTP/1.1",
+            "GET /4 HTTP/1.1"
+        ]
+    );
+    assert_eq!(seen[2].body, b"hello");
+    s.rec.assert_unambiguous();
+}
