@@ -18,6 +18,7 @@ mod cancel;
 pub mod http;
 pub mod l4;
 pub mod persist;
+pub mod placement;
 pub mod pool;
 pub mod proxy_protocol;
 pub mod tier;

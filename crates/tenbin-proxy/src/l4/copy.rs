@@ -13,6 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::placement;
+
 /// Per-direction buffer, HAProxy's `tune.bufsize`. One iperf3 stream over loopback moved
 /// 9.5-10.3 Gbit/s through 16 KiB buffers and 6.4-7.9 through 64 KiB ones (HAProxy: 9.1-9.6,
 /// same run): a smaller read hands each chunk on sooner, so both sockets keep moving.
@@ -90,10 +92,194 @@ where
     SR: AsyncRead + Unpin,
     SW: AsyncWrite + Unpin,
 {
+    let halves = (
+        &mut client_read,
+        &mut client_write,
+        &mut server_read,
+        &mut server_write,
+    );
+    match relay(halves, Progress::default(), idle, &|| None).await? {
+        Relay::Done(moved) => Ok(moved),
+        Relay::Move(..) => unreachable!("a relay that never asks to move does not pause"),
+    }
+}
+
+/// How far a relay got: the bytes each way and which directions have ended (half-close).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Progress {
+    pub moved: Moved,
+    up_ended: bool,
+    down_ended: bool,
+    /// When the session last moved to another worker.
+    settled_at: Option<Instant>,
+}
+
+/// How one run of [`relay`] ended.
+#[derive(Debug)]
+pub(crate) enum Relay {
+    /// Both directions ended.
+    Done(Moved),
+    /// Paused with no byte read but not yet written: go on on worker `.0` from `.1`.
+    Move(usize, Progress),
+}
+
+/// Asked to stop at the next read: both directions stop there, so no byte is in flight.
+/// Both run in one task, so a flag is enough: the direction that sets it yields once, and
+/// the next poll of the task finds it in both (an atomic load per read, no lock).
+#[derive(Debug, Default)]
+struct Pause {
+    to: std::sync::OnceLock<usize>,
+    asked: std::sync::atomic::AtomicBool,
+}
+
+impl Pause {
+    async fn ask(&self, to: usize) {
+        let _ = self.to.set(to);
+        self.asked.store(true, Ordering::Relaxed);
+        tokio::task::yield_now().await;
+    }
+
+    fn asked(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|_| {
+            if self.asked.load(Ordering::Relaxed) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+}
+
+/// One direction's end: its bytes so far and whether its source ended.
+#[derive(Clone, Copy, Debug)]
+struct Leg {
+    total: u64,
+    ended: bool,
+}
+
+/// [`bidirectional`], resumable: every [`placement::CHECK_BYTES`] a direction moves, `better`
+/// is asked for a worker the session would run better on (not within [`placement::SETTLE`]
+/// of the last move); on an answer both directions stop before their next read and the run
+/// ends with [`Relay::Move`]. Calling `relay` again with that progress (on the sockets,
+/// re-registered wherever) goes on where it stopped, with half-closed directions kept ended.
+pub(crate) async fn relay<CR, CW, SR, SW, B>(
+    (client_read, client_write, server_read, server_write): (&mut CR, &mut CW, &mut SR, &mut SW),
+    progress: Progress,
+    idle: Duration,
+    better: &B,
+) -> Result<Relay, CopyError>
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    SR: AsyncRead + Unpin,
+    SW: AsyncWrite + Unpin,
+    B: Fn() -> Option<usize> + Sync,
+{
     let activity = Activity::new();
-    let up = one_way(&mut client_read, &mut server_write, &activity);
-    let down = one_way(&mut server_read, &mut client_write, &activity);
-    join_directions(up, down, &activity, idle).await
+    let pause = Pause::default();
+    let settle = progress.settled_at.map(|t| t + placement::SETTLE);
+    let leg = |total, ended| Leg { total, ended };
+    let p = progress;
+    let up = async {
+        if p.up_ended {
+            return Ok(leg(p.moved.client_to_server, true));
+        }
+        let run = Run {
+            activity: &activity,
+            pause: &pause,
+            better,
+            settle,
+        };
+        run.one_way(client_read, server_write, p.moved.client_to_server)
+            .await
+    };
+    let down = async {
+        if p.down_ended {
+            return Ok(leg(p.moved.server_to_client, true));
+        }
+        let run = Run {
+            activity: &activity,
+            pause: &pause,
+            better,
+            settle,
+        };
+        run.one_way(server_read, client_write, p.moved.server_to_client)
+            .await
+    };
+    let (up, down) = join_directions(up, down, &activity, idle).await?;
+    let moved = Moved {
+        client_to_server: up.total,
+        server_to_client: down.total,
+    };
+    match pause.to.get() {
+        Some(&to) if !(up.ended && down.ended) => Ok(Relay::Move(
+            to,
+            Progress {
+                moved,
+                up_ended: up.ended,
+                down_ended: down.ended,
+                settled_at: Some(Instant::now()),
+            },
+        )),
+        _ => Ok(Relay::Done(moved)),
+    }
+}
+
+/// What both directions of one relay run share.
+struct Run<'a, B> {
+    activity: &'a Activity,
+    pause: &'a Pause,
+    better: &'a B,
+    /// Until when a session that just moved stays put.
+    settle: Option<Instant>,
+}
+
+impl<B: Fn() -> Option<usize>> Run<'_, B> {
+    /// One direction from `total` bytes on; errors say whether the read side (`true`) or the
+    /// write side failed.
+    async fn one_way<R, W>(
+        &self,
+        r: &mut R,
+        w: &mut W,
+        mut total: u64,
+    ) -> Result<Leg, DirectionError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut buf = vec![0u8; BUFFER];
+        let mut next_check = placement::CHECK_BYTES;
+        let mut run = 0u64;
+        loop {
+            let n = tokio::select! {
+                biased;
+                () = self.pause.asked() => return Ok(Leg { total, ended: false }),
+                n = r.read(&mut buf) => n.map_err(|e| (e, true))?,
+            };
+            if n == 0 {
+                // Half-close: pass the EOF on and keep the other direction running.
+                w.shutdown().await.map_err(|e| (e, false))?;
+                return Ok(Leg { total, ended: true });
+            }
+            self.activity.touch();
+            w.write_all(&buf[..n]).await.map_err(|e| (e, false))?;
+            self.activity.touch();
+            total += n as u64;
+            run += n as u64;
+            if run >= next_check {
+                next_check = run + placement::CHECK_BYTES;
+                if self.wants_move() {
+                    if let Some(to) = (self.better)() {
+                        self.pause.ask(to).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn wants_move(&self) -> bool {
+        self.settle.is_none_or(|t| Instant::now() >= t)
+    }
 }
 
 /// How one direction failed: the error and whether its read side (`true`) failed.
@@ -101,15 +287,15 @@ pub(crate) type DirectionError = (io::Error, bool);
 
 /// Runs both directions of a session to their end, or until nothing moved for `idle`.
 /// Shared by the userspace copy and the splice path.
-pub(crate) async fn join_directions<U, D>(
+pub(crate) async fn join_directions<T, U, D>(
     up: U,
     down: D,
     activity: &Activity,
     idle: Duration,
-) -> Result<Moved, CopyError>
+) -> Result<(T, T), CopyError>
 where
-    U: Future<Output = Result<u64, DirectionError>>,
-    D: Future<Output = Result<u64, DirectionError>>,
+    U: Future<Output = Result<T, DirectionError>>,
+    D: Future<Output = Result<T, DirectionError>>,
 {
     // Upstream reads the client and writes the server; downstream the other way round.
     let up = async {
@@ -131,33 +317,8 @@ where
         })
     };
     tokio::select! {
-        r = async { tokio::try_join!(up, down) } => r.map(|(a, b)| Moved {
-            client_to_server: a,
-            server_to_client: b,
-        }),
+        r = async { tokio::try_join!(up, down) } => r,
         _ = activity.expired(idle) => Err(CopyError::Idle(idle)),
-    }
-}
-
-/// One direction; errors say whether the read side (`true`) or the write side failed.
-async fn one_way<R, W>(r: &mut R, w: &mut W, activity: &Activity) -> Result<u64, DirectionError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; BUFFER];
-    let mut total = 0u64;
-    loop {
-        let n = r.read(&mut buf).await.map_err(|e| (e, true))?;
-        if n == 0 {
-            // Half-close: pass the EOF on and keep the other direction running.
-            w.shutdown().await.map_err(|e| (e, false))?;
-            return Ok(total);
-        }
-        activity.touch();
-        w.write_all(&buf[..n]).await.map_err(|e| (e, false))?;
-        activity.touch();
-        total += n as u64;
     }
 }
 
@@ -259,5 +420,96 @@ mod tests {
         assert!(matches!(r, Err(CopyError::Idle(_))));
         // Five pings 8 s apart, then 10 s of silence.
         assert_eq!(started.elapsed(), Duration::from_secs(50));
+    }
+
+    /// Runs a relay from client to server halves until done, moving once when asked.
+    async fn relay_moving_once(
+        proxy_client: tokio::io::DuplexStream,
+        proxy_server: tokio::io::DuplexStream,
+    ) -> (Moved, Vec<usize>) {
+        let (mut cr, mut cw) = split(proxy_client);
+        let (mut sr, mut sw) = split(proxy_server);
+        let asked = std::sync::atomic::AtomicBool::new(false);
+        let once = || (!asked.swap(true, Ordering::Relaxed)).then_some(1);
+        let mut progress = Progress::default();
+        let mut moves = Vec::new();
+        loop {
+            let halves = (&mut cr, &mut cw, &mut sr, &mut sw);
+            match relay(halves, progress, Duration::from_secs(60), &once)
+                .await
+                .unwrap()
+            {
+                Relay::Done(moved) => return (moved, moves),
+                Relay::Move(to, p) => {
+                    moves.push(to);
+                    progress = p;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_relay_paused_to_move_loses_no_byte_and_goes_on() {
+        let (client, proxy_client) = duplex(64 * 1024);
+        let (server, proxy_server) = duplex(64 * 1024);
+        let size = (placement::CHECK_BYTES + (placement::CHECK_BYTES / 2)) as usize;
+        let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let sent = data.clone();
+        let (mut c, mut s) = (client, server);
+        let writer = tokio::spawn(async move {
+            c.write_all(&sent).await.unwrap();
+            c.shutdown().await.unwrap();
+            let mut back = Vec::new();
+            c.read_to_end(&mut back).await.unwrap();
+            back
+        });
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            s.write_all(b"done").await.unwrap();
+            s.shutdown().await.unwrap();
+            got
+        });
+        let (moved, moves) = relay_moving_once(proxy_client, proxy_server).await;
+        assert_eq!(moves, vec![1], "asked once past CHECK_BYTES, moved once");
+        assert_eq!(reader.await.unwrap(), data);
+        assert_eq!(writer.await.unwrap(), b"done");
+        assert_eq!(moved.client_to_server, size as u64);
+        assert_eq!(moved.server_to_client, 4);
+    }
+
+    #[tokio::test]
+    async fn a_half_closed_direction_stays_ended_across_a_move() {
+        let (mut client, proxy_client) = duplex(64 * 1024);
+        let (mut server, proxy_server) = duplex(64 * 1024);
+        // The client sends its request and half-closes; the server streams a bulk answer.
+        let size = (2 * placement::CHECK_BYTES) as usize;
+        let bulk: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let sent = bulk.clone();
+        let back_end = tokio::spawn(async move {
+            let mut req = Vec::new();
+            server.read_to_end(&mut req).await.unwrap();
+            server.write_all(&sent).await.unwrap();
+            server.shutdown().await.unwrap();
+            req
+        });
+        let front = tokio::spawn(async move {
+            client.write_all(b"GET").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let (moved, moves) = relay_moving_once(proxy_client, proxy_server).await;
+        assert_eq!(moves, vec![1]);
+        assert_eq!(back_end.await.unwrap(), b"GET");
+        assert_eq!(front.await.unwrap(), bulk);
+        assert_eq!(
+            moved,
+            Moved {
+                client_to_server: 3,
+                server_to_client: size as u64
+            }
+        );
     }
 }

@@ -43,6 +43,8 @@ pub struct L4Stats {
     /// Bytes client → server and server → client.
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Sessions moved to a less contended worker (`crate::placement`).
+    pub moved: AtomicU64,
 }
 
 impl L4Stats {

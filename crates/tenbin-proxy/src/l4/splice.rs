@@ -30,7 +30,11 @@ pub(super) async fn bidirectional(
     let (sr, sw) = server.split();
     let up = one_way(cr, sw, &activity);
     let down = one_way(sr, cw, &activity);
-    join_directions(up, down, &activity, idle).await
+    let (up, down) = join_directions(up, down, &activity, idle).await?;
+    Ok(Moved {
+        client_to_server: up,
+        server_to_client: down,
+    })
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

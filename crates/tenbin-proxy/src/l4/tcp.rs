@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::copy::{self, CopyError};
+use super::copy::{self, CopyError, Progress, Relay};
 use super::{client_key, splice, version_of, ActiveGuard, L4Stats};
 use crate::pool::{Lease, Outcome, Pool, PoolError};
 use crate::proxy_protocol::{Header, Version};
@@ -187,9 +187,7 @@ pub async fn serve_connection(mut client: TcpStream, peer: SocketAddr, fe: Arc<T
     let result = if fe.splice {
         splice::bidirectional(&mut client, &mut server, fe.idle_timeout).await
     } else {
-        let (cr, cw) = client.split();
-        let (sr, sw) = server.split();
-        copy::bidirectional(cr, cw, sr, sw, fe.idle_timeout).await
+        relay(client, server, Progress::default(), &fe).await
     };
     match result {
         Ok(moved) => {
@@ -203,4 +201,47 @@ pub async fn serve_connection(mut client: TcpStream, peer: SocketAddr, fe: Arc<T
         Err(e) => debug!(frontend = %fe.name, client = %peer, error = %e, "session ended"),
     }
     drop(lease);
+}
+
+/// Relays a session from `progress` on, here or, when this worker's CPU is contended and
+/// another worker has room (`crate::placement`), on that worker: both sockets leave this
+/// runtime's reactor, join the other one's and the relay goes on there, while this task
+/// waits for it (so the tier's tracker and its hard cancel still cover the session).
+fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    progress: Progress,
+    fe: &Arc<TcpFrontend>,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<copy::Moved, CopyError>> + Send + '_>> {
+    Box::pin(async move {
+        let (to, progress) = {
+            let (mut cr, mut cw) = client.split();
+            let (mut sr, mut sw) = server.split();
+            let halves = (&mut cr, &mut cw, &mut sr, &mut sw);
+            match copy::relay(halves, progress, fe.idle_timeout, &crate::placement::better).await? {
+                Relay::Done(moved) => return Ok(moved),
+                Relay::Move(to, progress) => (to, progress),
+            }
+        };
+        let Some(handle) = crate::placement::here().and_then(|(_, r)| r.handle(to).cloned()) else {
+            return relay(client, server, progress, fe).await;
+        };
+        let (c, s) = match (client.into_std(), server.into_std()) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) => return Err(CopyError::Client(e)),
+            (_, Err(e)) => return Err(CopyError::Server(e)),
+        };
+        L4Stats::bump(&fe.stats.moved);
+        debug!(frontend = %fe.name, worker = to, "session moves to a less contended worker");
+        let fe = Arc::clone(fe);
+        let there = handle.spawn(async move {
+            let client = TcpStream::from_std(c).map_err(CopyError::Client)?;
+            let server = TcpStream::from_std(s).map_err(CopyError::Server)?;
+            relay(client, server, progress, &fe).await
+        });
+        match tokio_util::task::AbortOnDropHandle::new(there).await {
+            Ok(r) => r,
+            Err(e) => Err(CopyError::Client(io::Error::other(e))),
+        }
+    })
 }

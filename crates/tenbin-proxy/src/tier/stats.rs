@@ -45,6 +45,8 @@ pub struct L4Snapshot {
     pub active: u64,
     pub failed: u64,
     pub idle_closed: u64,
+    /// Sessions moved to a less contended worker.
+    pub moved: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -65,6 +67,7 @@ impl L4Snapshot {
             active: L4Stats::get(&s.active),
             failed: L4Stats::get(&s.failed),
             idle_closed: L4Stats::get(&s.idle_closed),
+            moved: L4Stats::get(&s.moved),
             bytes_in: L4Stats::get(&s.bytes_in),
             bytes_out: L4Stats::get(&s.bytes_out),
         }

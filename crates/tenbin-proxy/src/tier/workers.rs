@@ -14,20 +14,27 @@
 //! mask (round robin when there are more workers than CPUs). Unpinned, the scheduler may put
 //! two busy workers on one CPU for a while: on the 2-core bench host, where the load shares a
 //! core with one worker, that more than doubled mode http's p99 at 2 workers (4.6-5.2 ms
-//! floating, 1.8-2.4 ms pinned; HAProxy 1.8-2.6 ms either way).
+//! floating, 1.8-2.4 ms pinned; HAProxy 1.8-2.6 ms either way). What pinning gives up, the
+//! scheduler moving work off a contended CPU, `crate::placement` does for bulk tcp relays:
+//! every worker publishes its thread's share of time waiting for its CPU.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::placement::{self, Registry};
+
 /// The worker runtimes of a tier (none: everything runs on the caller's runtime).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Workers {
     handles: Vec<Handle>,
+    #[cfg(test)]
+    registry: Option<Arc<Registry>>,
 }
 
 impl Workers {
@@ -40,14 +47,19 @@ impl Workers {
         tracker: &TaskTracker,
     ) -> io::Result<Workers> {
         let cpus = if pin { allowed_cpus()? } else { Vec::new() };
-        let mut handles = Vec::with_capacity(n);
-        for i in 0..n {
+        let runtimes = (0..n)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let handles: Vec<Handle> = runtimes.iter().map(|r| r.handle().clone()).collect();
+        let registry = Registry::new(handles.clone());
+        for (i, runtime) in runtimes.into_iter().enumerate() {
             let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            handles.push(runtime.handle().clone());
             let (shutdown, tracker) = (shutdown.clone(), tracker.clone());
+            let registry = Arc::clone(&registry);
             std::thread::Builder::new()
                 .name(format!("tenbin-proxy-{i}"))
                 .spawn(move || {
@@ -56,6 +68,7 @@ impl Workers {
                             tracing::warn!(worker = i, cpu, "cannot pin the worker: {e}");
                         }
                     }
+                    placement::enter(i, Arc::clone(&registry));
                     runtime.block_on(async move {
                         tokio::select! {
                             () = async {
@@ -64,11 +77,17 @@ impl Workers {
                             } => {}
                             // This worker's idle upstream connections (never ends).
                             () = crate::http::keep_idle() => {}
+                            // How contended this worker is, for bulk sessions (never ends).
+                            () = placement::sample(i, registry, placement::SAMPLE) => {}
                         }
                     });
                 })?;
         }
-        Ok(Workers { handles })
+        Ok(Workers {
+            handles,
+            #[cfg(test)]
+            registry: Some(registry),
+        })
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -146,6 +165,75 @@ mod tests {
         }
         // This thread's own mask is untouched.
         assert_eq!(allowed_cpus().unwrap(), cpus);
+        shutdown.cancel();
+        tracker.close();
+    }
+
+    #[test]
+    fn a_bulk_session_on_a_contended_worker_moves_and_loses_no_byte() {
+        use crate::l4::{tcp, L4Stats, TcpFrontend};
+        use crate::placement::Load;
+        use crate::pool::{Pool, PoolConfig, ServerConfig};
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let workers = Workers::start(2, false, &shutdown, &tracker).unwrap();
+        let registry = workers.registry.clone().unwrap();
+        registry.frozen.store(true, Ordering::Relaxed);
+        // Worker 0 waits for its CPU 40% of the time; worker 1 is idle.
+        registry.publish(
+            0,
+            Load {
+                running: 0.6,
+                waiting: 0.4,
+            },
+        );
+        registry.publish(1, Load::default());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let echo = tenbin_testkit::backend::tcp_echo().spawn().await;
+            let servers = vec![ServerConfig::new("e", echo.addr())];
+            let pool = Pool::new(PoolConfig::new(
+                "p",
+                tenbin_core::pick::Algorithm::RoundRobin,
+                servers,
+            ));
+            let fe = Arc::new(TcpFrontend::new("t", pool));
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let on_worker = Arc::clone(&fe);
+            let session = workers.handles()[0].spawn(async move {
+                let l = TcpListener::from_std(listener).unwrap();
+                let (s, peer) = l.accept().await.unwrap();
+                tcp::serve_connection(s, peer, on_worker).await;
+            });
+            // Three checks' worth each way, echoed back while it is sent.
+            let size = 3 * crate::placement::CHECK_BYTES as usize;
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut r, mut w) = c.split();
+            let send = async {
+                w.write_all(&data).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut back = Vec::with_capacity(size);
+            let guard = std::time::Duration::from_secs(60);
+            let (_, n) = tokio::time::timeout(guard, async {
+                tokio::join!(send, r.read_to_end(&mut back))
+            })
+            .await
+            .expect("the relay finished");
+            n.unwrap();
+            assert_eq!(back.len(), size);
+            assert!(back == data, "bytes differ after the move");
+            tokio::time::timeout(guard, session).await.unwrap().unwrap();
+            // Moved once: on worker 1 nothing waits, so it stays.
+            assert_eq!(L4Stats::get(&fe.stats.moved), 1);
+            assert_eq!(L4Stats::get(&fe.stats.bytes_in), size as u64);
+            assert_eq!(L4Stats::get(&fe.stats.bytes_out), size as u64);
+        });
         shutdown.cancel();
         tracker.close();
     }

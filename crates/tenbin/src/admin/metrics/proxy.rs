@@ -161,6 +161,12 @@ fn frontends(fs: &[FrontendStats], enc: &mut DescriptorEncoder<'_>) -> Result<()
         "tenbin_frontend_idle_closed",
         "tcp and udp sessions ended by the idle timeout.",
         fs.iter().filter_map(|f| Some((fe(f), l4(f)?.idle_closed))),
+    )?;
+    counter(
+        enc,
+        "tenbin_frontend_worker_moves",
+        "tcp sessions moved from a worker whose CPU was contended to one with room.",
+        fs.iter().filter_map(|f| Some((fe(f), l4(f)?.moved))),
     )
 }
 
