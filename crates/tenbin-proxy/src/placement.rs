@@ -18,7 +18,7 @@
 //! runtime handles, and a thread-local tells code running on a worker which one it is on.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,10 +97,16 @@ pub(crate) struct Registry {
     pub(crate) frozen: std::sync::atomic::AtomicBool,
 }
 
-/// One load per cache line: each worker writes only its own.
+/// One load per cache line: each worker writes only its own. `claimed`: a session chose this
+/// worker since its last sample, so no other one does until the next sample shows the load
+/// it brought (many bulk sessions leaving one contended worker at once would all pick the
+/// same idle one).
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct Slot(AtomicU32);
+struct Slot {
+    load: AtomicU32,
+    claimed: AtomicBool,
+}
 
 impl Registry {
     pub(crate) fn new(handles: Vec<Handle>) -> Arc<Registry> {
@@ -115,15 +121,23 @@ impl Registry {
 
     pub(crate) fn publish(&self, worker: usize, load: Load) {
         if let Some(s) = self.loads.get(worker) {
-            s.0.store(load.pack(), Ordering::Relaxed);
+            s.load.store(load.pack(), Ordering::Relaxed);
+            s.claimed.store(false, Ordering::Relaxed);
         }
     }
 
     pub(crate) fn loads(&self) -> Vec<Load> {
         self.loads
             .iter()
-            .map(|s| Load::unpack(s.0.load(Ordering::Relaxed)))
+            .map(|s| Load::unpack(s.load.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    /// [`choose`] for a session on worker `me`, at most one session per target and sample.
+    pub(crate) fn better(&self, me: usize) -> Option<usize> {
+        let to = choose(me, &self.loads())?;
+        let first = !self.loads[to].claimed.swap(true, Ordering::Relaxed);
+        first.then_some(to)
     }
 
     pub(crate) fn handle(&self, worker: usize) -> Option<&Handle> {
@@ -148,7 +162,7 @@ pub(crate) fn here() -> Option<(usize, Arc<Registry>)> {
 /// The worker a bulk session running here should move to, if any (none off the workers).
 pub(crate) fn better() -> Option<usize> {
     let (me, registry) = here()?;
-    choose(me, &registry.loads())
+    registry.better(me)
 }
 
 /// This thread's time on the CPU and time waiting for it, in ns (none where the kernel has no
@@ -223,6 +237,23 @@ mod tests {
         let got = registry.loads();
         assert_eq!(got[0], Load::default());
         assert!((got[1].running - 0.25).abs() < 1e-3 && (got[1].waiting - 0.5).abs() < 1e-3);
+    }
+
+    #[test]
+    fn one_session_per_target_until_its_next_sample() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let registry = Registry::new(vec![rt.handle().clone(), rt.handle().clone()]);
+        registry.publish(0, l(0.6, 0.4));
+        registry.publish(1, l(0.0, 0.0));
+        assert_eq!(registry.better(0), Some(1));
+        // A second bulk session on worker 0 in the same interval stays.
+        assert_eq!(registry.better(0), None);
+        // Worker 1's next sample (still roomy) lets one more go.
+        registry.publish(1, l(0.3, 0.0));
+        assert_eq!(registry.better(0), Some(1));
+        assert_eq!(registry.better(0), None);
     }
 
     #[test]
