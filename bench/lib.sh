@@ -51,6 +51,16 @@ start() { # name command...: background, logs in $WORK/name.log
 
 # CPU time a process (all its threads) has used so far, user + system, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# On a virtual machine the host can take the CPUs away for milliseconds at a time (steal time):
+# every request in flight then waits, and on a busy host that, not the proxy, sets the p99.
+# steal_ticks: ticks stolen so far, all CPUs together; steal_pct TICKS SECONDS: their share of
+# all CPUs' time over SECONDS of wall time, in percent.
+steal_ticks() { awk '$1 == "cpu" { print $9 + 0 }' /proc/stat; }
+steal_pct() {
+  awk -v t="$1" -v s="$2" -v n="$(nproc)" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (s <= 0) s = 1; printf "%.1f", 100 * t / (s * n * hz) }'
+}
+now_s() { date +%s.%N; }
 CLK_TCK=$(getconf CLK_TCK)
 # us_per_request TICKS WRK_OUTPUT: microseconds of CPU per request wrk reports it made.
 us_per_request() {
