@@ -152,16 +152,13 @@ impl Pause {
 
 /// One direction's end: its bytes so far and whether its source ended.
 #[derive(Clone, Copy, Debug)]
-struct Leg {
-    total: u64,
-    ended: bool,
+pub(crate) struct Leg {
+    pub total: u64,
+    pub ended: bool,
 }
 
-/// [`bidirectional`], resumable: every [`placement::CHECK_BYTES`] a direction moves, `better`
-/// is asked for a worker the session would run better on (not within [`placement::SETTLE`]
-/// of the last move); on an answer both directions stop before their next read and the run
-/// ends with [`Relay::Move`]. Calling `relay` again with that progress (on the sockets,
-/// re-registered wherever) goes on where it stopped, with half-closed directions kept ended.
+/// [`bidirectional`], resumable: see [`Run`]. Calling `relay` again with the progress of a
+/// [`Relay::Move`] (on the sockets, re-registered wherever) goes on where it stopped.
 pub(crate) async fn relay<CR, CW, SR, SW, B>(
     (client_read, client_write, server_read, server_write): (&mut CR, &mut CW, &mut SR, &mut SW),
     progress: Progress,
@@ -175,85 +172,133 @@ where
     SW: AsyncWrite + Unpin,
     B: Fn() -> Option<usize> + Sync,
 {
-    let activity = Activity::new();
-    let pause = Pause::default();
-    let settle = progress.settled_at.map(|t| t + placement::SETTLE);
-    let leg = |total, ended| Leg { total, ended };
-    let p = progress;
-    let up = async {
-        if p.up_ended {
-            return Ok(leg(p.moved.client_to_server, true));
-        }
-        let run = Run {
-            activity: &activity,
-            pause: &pause,
-            better,
-            settle,
-        };
-        run.one_way(client_read, server_write, p.moved.client_to_server)
-            .await
-    };
-    let down = async {
-        if p.down_ended {
-            return Ok(leg(p.moved.server_to_client, true));
-        }
-        let run = Run {
-            activity: &activity,
-            pause: &pause,
-            better,
-            settle,
-        };
-        run.one_way(server_read, client_write, p.moved.server_to_client)
-            .await
-    };
-    let (up, down) = join_directions(up, down, &activity, idle).await?;
-    let moved = Moved {
-        client_to_server: up.total,
-        server_to_client: down.total,
-    };
-    match pause.to.get() {
-        Some(&to) if !(up.ended && down.ended) => Ok(Relay::Move(
-            to,
-            Progress {
-                moved,
-                up_ended: up.ended,
-                down_ended: down.ended,
-                settled_at: Some(Instant::now()),
-            },
-        )),
-        _ => Ok(Relay::Done(moved)),
-    }
+    let run = Run::new(progress, better);
+    let up = run.one_way(client_read, server_write, true);
+    let down = run.one_way(server_read, client_write, false);
+    run.finish(up, down, idle).await
 }
 
-/// What both directions of one relay run share.
-struct Run<'a, B> {
-    activity: &'a Activity,
-    pause: &'a Pause,
-    better: &'a B,
+/// One run of a relay, shared by both its directions (the userspace copy's or splice's):
+/// every [`placement::CHECK_BYTES`] a direction moves, `better` is asked for a worker the
+/// session would run better on (not within [`placement::SETTLE`] of the last move); on an
+/// answer both directions stop before their next read, so no byte is in flight, and the
+/// run ends with [`Relay::Move`]. Directions that ended before stay ended.
+pub(crate) struct Run<'b, B> {
+    activity: Activity,
+    pause: Pause,
+    better: &'b B,
+    from: Progress,
     /// Until when a session that just moved stays put.
     settle: Option<Instant>,
 }
 
-impl<B: Fn() -> Option<usize>> Run<'_, B> {
-    /// One direction from `total` bytes on; errors say whether the read side (`true`) or the
-    /// write side failed.
-    async fn one_way<R, W>(
+/// Bytes a direction moved in this run, and when it next asks to move.
+#[derive(Debug)]
+pub(crate) struct Check {
+    run: u64,
+    next: u64,
+}
+
+impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
+    pub(crate) fn new(from: Progress, better: &'b B) -> Self {
+        Run {
+            activity: Activity::new(),
+            pause: Pause::default(),
+            better,
+            from,
+            settle: from.settled_at.map(|t| t + placement::SETTLE),
+        }
+    }
+
+    /// Where a direction (`up`: client to server) goes on from: its bytes so far, or its
+    /// final [`Leg`] if it ended in an earlier run.
+    pub(crate) fn start(&self, up: bool) -> Result<(u64, Check), Leg> {
+        let (total, ended) = if up {
+            (self.from.moved.client_to_server, self.from.up_ended)
+        } else {
+            (self.from.moved.server_to_client, self.from.down_ended)
+        };
+        let check = Check {
+            run: 0,
+            next: placement::CHECK_BYTES,
+        };
+        if ended {
+            Err(Leg { total, ended })
+        } else {
+            Ok((total, check))
+        }
+    }
+
+    /// Resolves once a move was asked for: race it against a read, never against a write.
+    pub(crate) fn paused(&self) -> impl Future<Output = ()> + '_ {
+        self.pause.asked()
+    }
+
+    pub(crate) fn touch(&self) {
+        self.activity.touch();
+    }
+
+    /// Counts `n` bytes written by a direction; past its next check, asks to move.
+    pub(crate) async fn wrote(&self, n: usize, check: &mut Check) {
+        self.activity.touch();
+        check.run += n as u64;
+        if check.run < check.next {
+            return;
+        }
+        check.next = check.run + placement::CHECK_BYTES;
+        if self.settle.is_none_or(|t| Instant::now() >= t) {
+            if let Some(to) = (self.better)() {
+                self.pause.ask(to).await;
+            }
+        }
+    }
+
+    /// Runs both directions to their end, a pause, an error or `idle` without traffic.
+    pub(crate) async fn finish<U, D>(
         &self,
-        r: &mut R,
-        w: &mut W,
-        mut total: u64,
-    ) -> Result<Leg, DirectionError>
+        up: U,
+        down: D,
+        idle: Duration,
+    ) -> Result<Relay, CopyError>
+    where
+        U: Future<Output = Result<Leg, DirectionError>>,
+        D: Future<Output = Result<Leg, DirectionError>>,
+    {
+        let (up, down) = join_directions(up, down, &self.activity, idle).await?;
+        let moved = Moved {
+            client_to_server: up.total,
+            server_to_client: down.total,
+        };
+        match self.pause.to.get() {
+            Some(&to) if !(up.ended && down.ended) => Ok(Relay::Move(
+                to,
+                Progress {
+                    moved,
+                    up_ended: up.ended,
+                    down_ended: down.ended,
+                    settled_at: Some(Instant::now()),
+                },
+            )),
+            _ => Ok(Relay::Done(moved)),
+        }
+    }
+
+    /// The userspace copy of one direction; errors say whether the read side (`true`) or the
+    /// write side failed.
+    async fn one_way<R, W>(&self, r: &mut R, w: &mut W, up: bool) -> Result<Leg, DirectionError>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
+        let (mut total, mut check) = match self.start(up) {
+            Ok(at) => at,
+            Err(ended) => return Ok(ended),
+        };
         let mut buf = vec![0u8; BUFFER];
-        let mut next_check = placement::CHECK_BYTES;
-        let mut run = 0u64;
         loop {
             let n = tokio::select! {
                 biased;
-                () = self.pause.asked() => return Ok(Leg { total, ended: false }),
+                () = self.paused() => return Ok(Leg { total, ended: false }),
                 n = r.read(&mut buf) => n.map_err(|e| (e, true))?,
             };
             if n == 0 {
@@ -261,24 +306,11 @@ impl<B: Fn() -> Option<usize>> Run<'_, B> {
                 w.shutdown().await.map_err(|e| (e, false))?;
                 return Ok(Leg { total, ended: true });
             }
-            self.activity.touch();
+            self.touch();
             w.write_all(&buf[..n]).await.map_err(|e| (e, false))?;
-            self.activity.touch();
             total += n as u64;
-            run += n as u64;
-            if run >= next_check {
-                next_check = run + placement::CHECK_BYTES;
-                if self.wants_move() {
-                    if let Some(to) = (self.better)() {
-                        self.pause.ask(to).await;
-                    }
-                }
-            }
+            self.wrote(n, &mut check).await;
         }
-    }
-
-    fn wants_move(&self) -> bool {
-        self.settle.is_none_or(|t| Instant::now() >= t)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Zero-copy relaying with splice(2): socket → pipe → socket, bytes never enter userspace.
 //!
-//! Same contract as [`super::copy::bidirectional`] (half-close, idle timeout). Each direction
+//! Same contract as [`super::copy::relay`] (half-close, idle timeout). Each direction
 //! owns a non-blocking pipe; it splices what the source socket has into the pipe, then drains
 //! the pipe into the destination socket before reading again, so the pipe never holds more
 //! than one read. Readiness comes from tokio (`readable()` / `writable()` + `try_io`), so the
@@ -15,57 +15,72 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::copy::{join_directions, Activity, CopyError, DirectionError, Moved};
+use super::copy::{CopyError, DirectionError, Leg, Progress, Relay, Run};
 
 /// Bytes asked of one splice call; the kernel moves at most the pipe's capacity.
 const CHUNK: usize = 1 << 20;
 
-pub(super) async fn bidirectional(
+/// Relays a session from `progress` on: the splice twin of `copy::relay` (a move is asked and
+/// taken the same way, with each direction's pipe empty when it pauses).
+pub(super) async fn relay<B>(
     client: &mut TcpStream,
     server: &mut TcpStream,
+    progress: Progress,
     idle: Duration,
-) -> Result<Moved, CopyError> {
-    let activity = Activity::new();
+    better: &B,
+) -> Result<Relay, CopyError>
+where
+    B: Fn() -> Option<usize> + Sync,
+{
+    let run = Run::new(progress, better);
     let (cr, cw) = client.split();
     let (sr, sw) = server.split();
-    let up = one_way(cr, sw, &activity);
-    let down = one_way(sr, cw, &activity);
-    let (up, down) = join_directions(up, down, &activity, idle).await?;
-    Ok(Moved {
-        client_to_server: up,
-        server_to_client: down,
-    })
+    let up = one_way(&run, cr, sw, true);
+    let down = one_way(&run, sr, cw, false);
+    run.finish(up, down, idle).await
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
-async fn one_way(
+async fn one_way<B: Fn() -> Option<usize>>(
+    run: &Run<'_, B>,
     from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
-    activity: &Activity,
-) -> Result<u64, DirectionError> {
+    up: bool,
+) -> Result<Leg, DirectionError> {
+    let (mut total, mut check) = match run.start(up) {
+        Ok(at) => at,
+        Err(ended) => return Ok(ended),
+    };
     let (pipe_r, pipe_w) = pipe().map_err(|e| (e, true))?;
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-    let mut total = 0u64;
     loop {
         let src: &TcpStream = from.as_ref();
-        let n = loop {
-            src.readable().await.map_err(|e| (e, true))?;
-            match src.try_io(Interest::READABLE, || {
-                splice(src, None, &pipe_w, None, CHUNK, flags).map_err(io::Error::from)
-            }) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err((e, true)),
+        let read = async {
+            loop {
+                src.readable().await.map_err(|e| (e, true))?;
+                match src.try_io(Interest::READABLE, || {
+                    splice(src, None, &pipe_w, None, CHUNK, flags).map_err(io::Error::from)
+                }) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err((e, true)),
+                }
             }
+        };
+        // The pipe is empty here: a pause leaves nothing behind in it.
+        let n = tokio::select! {
+            biased;
+            () = run.paused() => return Ok(Leg { total, ended: false }),
+            n = read => n?,
         };
         if n == 0 {
             to.shutdown().await.map_err(|e| (e, false))?;
-            return Ok(total);
+            return Ok(Leg { total, ended: true });
         }
-        activity.touch();
+        run.touch();
         let dst: &TcpStream = to.as_ref();
         let mut left = n;
         while left > 0 {
@@ -79,7 +94,7 @@ async fn one_way(
                 Err(e) => return Err((e, false)),
             }
         }
-        activity.touch();
         total += n as u64;
+        run.wrote(n, &mut check).await;
     }
 }

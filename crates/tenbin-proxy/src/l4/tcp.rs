@@ -151,7 +151,7 @@ pub async fn connect(
 }
 
 /// One accepted client connection, relayed to a server until either side is done.
-pub async fn serve_connection(mut client: TcpStream, peer: SocketAddr, fe: Arc<TcpFrontend>) {
+pub async fn serve_connection(client: TcpStream, peer: SocketAddr, fe: Arc<TcpFrontend>) {
     L4Stats::bump(&fe.stats.accepted);
     let _active = ActiveGuard::new(&fe.stats);
     let key = client_key(&fe.pool, peer.ip());
@@ -184,11 +184,7 @@ pub async fn serve_connection(mut client: TcpStream, peer: SocketAddr, fe: Arc<T
             return;
         }
     }
-    let result = if fe.splice {
-        splice::bidirectional(&mut client, &mut server, fe.idle_timeout).await
-    } else {
-        relay(client, server, Progress::default(), &fe).await
-    };
+    let result = relay(client, server, Progress::default(), &fe).await;
     match result {
         Ok(moved) => {
             let s = &fe.stats;
@@ -214,14 +210,18 @@ fn relay(
     fe: &Arc<TcpFrontend>,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<copy::Moved, CopyError>> + Send + '_>> {
     Box::pin(async move {
-        let (to, progress) = {
+        let better = &crate::placement::better;
+        let run = if fe.splice {
+            splice::relay(&mut client, &mut server, progress, fe.idle_timeout, better).await?
+        } else {
             let (mut cr, mut cw) = client.split();
             let (mut sr, mut sw) = server.split();
             let halves = (&mut cr, &mut cw, &mut sr, &mut sw);
-            match copy::relay(halves, progress, fe.idle_timeout, &crate::placement::better).await? {
-                Relay::Done(moved) => return Ok(moved),
-                Relay::Move(to, progress) => (to, progress),
-            }
+            copy::relay(halves, progress, fe.idle_timeout, better).await?
+        };
+        let (to, progress) = match run {
+            Relay::Done(moved) => return Ok(moved),
+            Relay::Move(to, progress) => (to, progress),
         };
         let Some(handle) = crate::placement::here().and_then(|(_, r)| r.handle(to).cloned()) else {
             return relay(client, server, progress, fe).await;

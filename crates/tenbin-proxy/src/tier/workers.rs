@@ -171,6 +171,15 @@ mod tests {
 
     #[test]
     fn a_bulk_session_on_a_contended_worker_moves_and_loses_no_byte() {
+        bulk_session_moves(false);
+    }
+
+    #[test]
+    fn a_spliced_bulk_session_moves_too() {
+        bulk_session_moves(true);
+    }
+
+    fn bulk_session_moves(splice: bool) {
         use crate::l4::{tcp, L4Stats, TcpFrontend};
         use crate::placement::Load;
         use crate::pool::{Pool, PoolConfig, ServerConfig};
@@ -199,7 +208,9 @@ mod tests {
                 tenbin_core::pick::Algorithm::RoundRobin,
                 servers,
             ));
-            let fe = Arc::new(TcpFrontend::new("t", pool));
+            let mut fe = TcpFrontend::new("t", pool);
+            fe.splice = splice;
+            let fe = Arc::new(fe);
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.set_nonblocking(true).unwrap();
             let addr = listener.local_addr().unwrap();
