@@ -4,6 +4,10 @@
 //! When one side ends its stream (EOF) the other side's write half is shut down and the
 //! opposite direction keeps flowing until it ends too (TCP half-close). Any byte moved in
 //! either direction resets the idle timer; when it fires the whole session ends.
+//!
+//! A [`relay`] (and splice's) is resumable: [`Run`] pauses both directions between a write
+//! and the next read when `crate::placement` names a better worker, and a later run goes on
+//! from the [`Progress`] it returns.
 
 use std::future::Future;
 use std::io;
@@ -124,25 +128,24 @@ pub(crate) enum Relay {
     Move(usize, Progress),
 }
 
-/// Asked to stop at the next read: both directions stop there, so no byte is in flight.
-/// Both run in one task, so a flag is enough: the direction that sets it yields once, and
-/// the next poll of the task finds it in both (an atomic load per read, no lock).
+/// Asked to stop at the next read (and where to go on): both directions stop there, so no
+/// byte is in flight. Both run in one task, so the value is enough: the direction that sets
+/// it yields once, and the next poll of the task finds it in both (an atomic load per read,
+/// no lock).
 #[derive(Debug, Default)]
 struct Pause {
     to: std::sync::OnceLock<usize>,
-    asked: std::sync::atomic::AtomicBool,
 }
 
 impl Pause {
     async fn ask(&self, to: usize) {
         let _ = self.to.set(to);
-        self.asked.store(true, Ordering::Relaxed);
         tokio::task::yield_now().await;
     }
 
     fn asked(&self) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(|_| {
-            if self.asked.load(Ordering::Relaxed) {
+            if self.to.get().is_some() {
                 std::task::Poll::Ready(())
             } else {
                 std::task::Poll::Pending
@@ -189,16 +192,11 @@ pub(crate) struct Run<'b, B> {
     pause: Pause,
     better: &'b B,
     from: Progress,
-    /// Until when a session that just moved stays put.
-    settle: Option<Instant>,
 }
 
-/// Bytes a direction moved in this run, and when it next asks to move.
+/// Bytes a direction still moves before it next asks to move.
 #[derive(Debug)]
-pub(crate) struct Check {
-    run: u64,
-    next: u64,
-}
+pub(crate) struct Check(u64);
 
 impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
     pub(crate) fn new(from: Progress, better: &'b B) -> Self {
@@ -207,7 +205,6 @@ impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
             pause: Pause::default(),
             better,
             from,
-            settle: from.settled_at.map(|t| t + placement::SETTLE),
         }
     }
 
@@ -219,10 +216,7 @@ impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
         } else {
             (self.from.moved.server_to_client, self.from.down_ended)
         };
-        let check = Check {
-            run: 0,
-            next: placement::CHECK_BYTES,
-        };
+        let check = Check(placement::CHECK_BYTES);
         if ended {
             Err(Leg { total, ended })
         } else {
@@ -242,12 +236,17 @@ impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
     /// Counts `n` bytes written by a direction; past its next check, asks to move.
     pub(crate) async fn wrote(&self, n: usize, check: &mut Check) {
         self.activity.touch();
-        check.run += n as u64;
-        if check.run < check.next {
+        if let Some(left) = check.0.checked_sub(n as u64).filter(|&left| left > 0) {
+            check.0 = left;
             return;
         }
-        check.next = check.run + placement::CHECK_BYTES;
-        if self.settle.is_none_or(|t| Instant::now() >= t) {
+        check.0 = placement::CHECK_BYTES;
+        // A session that just moved stays put for a while.
+        if self
+            .from
+            .settled_at
+            .is_none_or(|t| t.elapsed() >= placement::SETTLE)
+        {
             if let Some(to) = (self.better)() {
                 self.pause.ask(to).await;
             }
@@ -318,9 +317,9 @@ impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
 /// How one direction failed: the error and whether its read side (`true`) failed.
 pub(crate) type DirectionError = (io::Error, bool);
 
-/// Runs both directions of a session to their end, or until nothing moved for `idle`.
-/// Shared by the userspace copy and the splice path.
-pub(crate) async fn join_directions<T, U, D>(
+/// Runs both directions of a session to their end, or until nothing moved for `idle`
+/// ([`Run::finish`], for the userspace copy and the splice path alike).
+async fn join_directions<T, U, D>(
     up: U,
     down: D,
     activity: &Activity,
