@@ -8,7 +8,7 @@ use tenbin_core::counter::HistogramSnapshot;
 use tenbin_core::{BackendId, ServerState};
 use tenbin_proxy::http::TrafficSnapshot;
 use tenbin_proxy::pool::{Server, ServerStatus, ServerTraffic};
-use tenbin_proxy::tier::{FrontendStats, FrontendTraffic, PoolStats, ProxyStats};
+use tenbin_proxy::tier::{FrontendStats, FrontendTraffic, L4Snapshot, PoolStats, ProxyStats};
 
 use super::render;
 use crate::node::{NodeStats, ProcessStats};
@@ -145,6 +145,36 @@ fn every_tier_renders_its_series() {
         );
     }
     assert!(text.contains("tenbin_build_info{version=\""));
+}
+
+#[test]
+fn a_tcp_frontend_renders_its_session_counters() {
+    let mut s = stats();
+    s.proxy.frontends.push(FrontendStats {
+        name: "bulk".into(),
+        mode: "tcp",
+        traffic: FrontendTraffic::Stream(L4Snapshot {
+            accepted: 9,
+            active: 1,
+            failed: 2,
+            idle_closed: 3,
+            moved: 4,
+            bytes_in: 10,
+            bytes_out: 20,
+        }),
+    });
+    let text = render(s).unwrap();
+    for line in [
+        "tenbin_frontend_failed_connections_total{frontend=\"bulk\"} 2",
+        "tenbin_frontend_idle_closed_total{frontend=\"bulk\"} 3",
+        "# TYPE tenbin_frontend_worker_moves_total counter",
+        "tenbin_frontend_worker_moves_total{frontend=\"bulk\"} 4",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
 }
 
 #[test]
