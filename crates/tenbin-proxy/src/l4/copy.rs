@@ -307,6 +307,13 @@ impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
                 return Ok(Leg { total, ended: true });
             }
             self.touch();
+            // A small chunk (a request, an answer) waits for the other ready sessions, so
+            // the peers get the writes of one pass together and wake once for them: with
+            // one worker and 64 keep-alive clients through mode tcp, +5-7% req/s (median of
+            // 12 interleaved rounds). Bulk reads go straight out.
+            if n <= crate::batch::GATHER {
+                crate::batch::pass().await;
+            }
             w.write_all(&buf[..n]).await.map_err(|e| (e, false))?;
             total += n as u64;
             self.wrote(n, &mut check).await;
