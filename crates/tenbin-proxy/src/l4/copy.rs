@@ -553,4 +553,120 @@ mod tests {
             }
         );
     }
+
+    /// What a spinning task has counted when a chunk was read from the client and when it
+    /// was first offered to the server: the counter moves only when the relay let other
+    /// ready tasks run in between.
+    #[derive(Default)]
+    struct Ticks {
+        spun: std::sync::atomic::AtomicU64,
+        read_at: std::sync::Mutex<Option<u64>>,
+        written_at: std::sync::Mutex<Option<u64>>,
+    }
+
+    struct Noted<IO> {
+        io: IO,
+        ticks: std::sync::Arc<Ticks>,
+    }
+
+    impl<IO> Noted<IO> {
+        fn note(&self, at: &std::sync::Mutex<Option<u64>>) {
+            let mut at = at.lock().unwrap();
+            at.get_or_insert(self.ticks.spun.load(Ordering::SeqCst));
+        }
+    }
+
+    impl<IO: AsyncRead + Unpin> AsyncRead for Noted<IO> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let before = buf.filled().len();
+            let r = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                self.note(&self.ticks.read_at);
+            }
+            r
+        }
+    }
+
+    impl<IO: AsyncWrite + Unpin> AsyncWrite for Noted<IO> {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.note(&self.ticks.written_at);
+            std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::pin::Pin::new(&mut self.io).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+        }
+    }
+
+    /// Relays one chunk of `size` bytes from the client while another task keeps waking
+    /// itself; returns how often that task ran between the read and the write.
+    async fn turns_between_read_and_write(size: usize) -> u64 {
+        let ticks = std::sync::Arc::new(Ticks::default());
+        let (mut client, proxy_client) = duplex(64 * 1024);
+        let (mut server, proxy_server) = duplex(64 * 1024);
+        let spinner = {
+            let ticks = std::sync::Arc::clone(&ticks);
+            tokio::spawn(async move {
+                for _ in 0..1_000_000 {
+                    ticks.spun.fetch_add(1, Ordering::SeqCst);
+                    crate::batch::pass().await;
+                }
+            })
+        };
+        let relay = {
+            let ticks = std::sync::Arc::clone(&ticks);
+            tokio::spawn(async move {
+                let (cr, cw) = split(proxy_client);
+                let (sr, sw) = split(proxy_server);
+                let cr = Noted {
+                    io: cr,
+                    ticks: std::sync::Arc::clone(&ticks),
+                };
+                let sw = Noted { io: sw, ticks };
+                bidirectional(cr, cw, sr, sw, Duration::from_secs(60)).await
+            })
+        };
+        let chunk = vec![7u8; size];
+        client.write_all(&chunk).await.unwrap();
+        let mut got = vec![0u8; size];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, chunk);
+        spinner.abort();
+        relay.abort();
+        let read = ticks.read_at.lock().unwrap().expect("the chunk was read");
+        let written = ticks
+            .written_at
+            .lock()
+            .unwrap()
+            .expect("the chunk was written");
+        written - read
+    }
+
+    #[tokio::test]
+    async fn a_small_chunk_waits_one_pass_and_a_bulk_one_goes_straight_out() {
+        // A request-sized chunk: the other ready task runs before the relay writes it.
+        assert!(turns_between_read_and_write(100).await >= 1);
+        assert!(turns_between_read_and_write(BATCHED_UP_TO).await >= 1);
+        // A bulk read is written in the same poll that read it.
+        assert_eq!(turns_between_read_and_write(BATCHED_UP_TO + 1).await, 0);
+        assert_eq!(turns_between_read_and_write(BUFFER).await, 0);
+    }
 }
