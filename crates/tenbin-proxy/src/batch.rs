@@ -48,6 +48,10 @@ impl<IO> Batched<IO> {
     pub fn new(io: IO) -> Self {
         Batched { io, waited: false }
     }
+
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
 }
 
 /// The first call for a write wakes the task and asks it to come back: a task that wakes

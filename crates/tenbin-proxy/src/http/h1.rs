@@ -38,6 +38,9 @@ pub(super) enum Ended {
     Closed,
     /// A request this loop does not serve: hyper takes over with these bytes first.
     Handover(BytesMut),
+    /// Between two requests, with nothing of the next one read: the connection would run
+    /// better on worker `.0` (`crate::placement`).
+    Move(usize),
 }
 
 /// A head this loop does not serve; the buffer is left as it was.
@@ -49,10 +52,14 @@ type Head = Option<(Request<ClientBody>, bool)>;
 
 /// Serves plain requests on `io` until the client closes or a request needs hyper.
 /// `answer` turns a request into its response; `stopping` is read between requests (a
-/// stopping connection answers the request in flight with `connection: close`).
+/// stopping connection answers the request in flight with `connection: close`). A
+/// connection that may move (`movable_from`: from then on) asks every
+/// [`crate::placement::CHECK_REQUESTS`] requests whether another worker would serve it better, and ends with [`Ended::Move`] if
+/// so.
 pub(super) async fn serve<IO, F, Fut>(
     io: &mut IO,
     stopping: &std::sync::atomic::AtomicBool,
+    movable_from: Option<tokio::time::Instant>,
     mut answer: F,
 ) -> Ended
 where
@@ -62,7 +69,20 @@ where
 {
     let mut buf = BytesMut::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(512);
+    let mut served = 0u32;
     loop {
+        if let Some(from) = movable_from {
+            served = served.wrapping_add(1);
+            if served.is_multiple_of(crate::placement::CHECK_REQUESTS)
+                && buf.is_empty()
+                && !stopping.load(std::sync::atomic::Ordering::Relaxed)
+                && tokio::time::Instant::now() >= from
+            {
+                if let Some(to) = crate::placement::better(crate::placement::Brings::Requests) {
+                    return Ended::Move(to);
+                }
+            }
+        }
         let (req, close) = loop {
             if !buf.is_empty() {
                 match parse(&mut buf) {
@@ -579,7 +599,7 @@ mod tests {
             .await
             .unwrap();
         let stopping = AtomicBool::new(false);
-        let ended = serve(&mut server, &stopping, |req| async move {
+        let ended = serve(&mut server, &stopping, None, |req| async move {
             let mut resp = Response::new(full(req.uri().path().to_string()));
             resp.headers_mut()
                 .insert(header::DATE, HeaderValue::from_static("d"));
@@ -606,7 +626,7 @@ mod tests {
             .unwrap();
         // The stop comes while the request is in flight.
         let stopping = AtomicBool::new(false);
-        let ended = serve(&mut server, &stopping, |_| {
+        let ended = serve(&mut server, &stopping, None, |_| {
             stopping.store(true, std::sync::atomic::Ordering::Relaxed);
             async { Response::new(full("k")) }
         })

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::{Activity, Expired};
@@ -135,7 +137,6 @@ async fn connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let proto = if secure { "https" } else { "http" };
     // The frontend as the connection opens: admission, connection-level timeouts and limits.
     let state = live.load_full();
     let fe_stats = Arc::clone(&state.fe.stats);
@@ -151,6 +152,38 @@ async fn connection<IO>(
             return;
         }
     };
+    let movable_from = Some(Instant::now());
+    serve_admitted(
+        live,
+        stream,
+        peer,
+        secure,
+        stop,
+        Arc::new(slot),
+        movable_from,
+    )
+    .await;
+}
+
+/// Serves an admitted client connection (holding `slot`), from its first request or, after
+/// a move from another worker, from the next one. A plain TCP connection may move to a less
+/// contended worker between two requests from `movable_from` on ([`move_to`]).
+async fn serve_admitted<IO>(
+    live: Arc<ArcSwap<State>>,
+    stream: IO,
+    peer: SocketAddr,
+    secure: bool,
+    stop: CancellationToken,
+    slot: Arc<Slot>,
+    movable_from: Option<Instant>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let proto = if secure { "https" } else { "http" };
+    let state = live.load_full();
+    let fe_stats = Arc::clone(&state.fe.stats);
+    let reject = |reason| fe_stats.reject(&state.fe.name, reason, peer);
+    let movable_from = movable_from.filter(|_| tcp_of(&stream).is_some());
     let timeouts = state.fe.timeouts;
     let limits = state.fe.limits;
     let activity = Arc::new(Activity::new(limits.h2_max_resets));
@@ -159,7 +192,7 @@ async fn connection<IO>(
     let ask = Ask {
         live,
         activity: Arc::clone(&activity),
-        slot: Arc::new(slot),
+        slot,
         peer,
         proto,
     };
@@ -167,6 +200,7 @@ async fn connection<IO>(
     // them woke the task, not on every read and write of the connection.
     let (idle, header) = (timeouts.client_idle, timeouts.client_header);
     let watched_activity = Arc::clone(&activity);
+    let stop_after_move = stop.clone();
     let mut watch = OnWake::new(async move {
         let activity = watched_activity;
         let mut stopped = std::pin::pin!(stop.cancelled_owned());
@@ -189,7 +223,8 @@ async fn connection<IO>(
     let stopping = AtomicBool::new(false);
     let max_head = limits.max_header_bytes.max(64 * 1024);
     let ended = {
-        let mut plain = std::pin::pin!(h1::serve(&mut io, &stopping, |req| ask.answer(req)));
+        let plain = h1::serve(&mut io, &stopping, movable_from, |req| ask.answer(req));
+        let mut plain = std::pin::pin!(plain);
         let mut stop_seen = false;
         loop {
             tokio::select! {
@@ -213,6 +248,11 @@ async fn connection<IO>(
     };
     let prefix = match ended {
         h1::Ended::Handover(prefix) if !stopping.load(Ordering::Relaxed) => prefix,
+        h1::Ended::Move(to) => {
+            let (live, slot) = (Arc::clone(&ask.live), Arc::clone(&ask.slot));
+            drop(watch);
+            return move_to(to, io, live, peer, stop_after_move, slot).await;
+        }
         _ => return,
     };
 
@@ -269,6 +309,59 @@ async fn connection<IO>(
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+/// The plain TCP stream under `io`, if that is what it is (not TLS, not a test's pipe).
+fn tcp_of<IO: 'static>(io: &IO) -> Option<&TcpStream> {
+    (io as &dyn std::any::Any).downcast_ref()
+}
+
+/// Moves a keep-alive connection, between two requests, to worker `to`, and waits there for
+/// its end (so the tier's tracker and its hard cancel still cover it). The socket is
+/// duplicated, the original leaves this worker's reactor as it closes and the copy joins the
+/// other one's; the client sees nothing. If the socket cannot be duplicated (no file
+/// descriptor left) the connection closes between requests, as an idle keep-alive one may.
+async fn move_to<IO: 'static>(
+    to: usize,
+    io: Batched<Counted<IO>>,
+    live: Arc<ArcSwap<State>>,
+    peer: SocketAddr,
+    stop: CancellationToken,
+    slot: Arc<Slot>,
+) {
+    let handle = crate::placement::here().and_then(|(_, r)| r.handle(to).cloned());
+    let copy = tcp_of(io.get_ref().get_ref()).map(|tcp| tcp.as_fd().try_clone_to_owned());
+    let (Some(handle), Some(Ok(copy))) = (handle, copy) else {
+        return;
+    };
+    drop(io);
+    live.load().fe.stats.traffic.moved();
+    tracing::debug!(client = %peer, worker = to, "keep-alive connection moves to a less contended worker");
+    let there = handle.spawn(resume(
+        live,
+        std::net::TcpStream::from(copy),
+        peer,
+        stop,
+        slot,
+    ));
+    let _ = tokio_util::task::AbortOnDropHandle::new(there).await;
+}
+
+/// A moved connection, on its new worker: it stays there for [`crate::placement::SETTLE`].
+fn resume(
+    live: Arc<ArcSwap<State>>,
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    stop: CancellationToken,
+    slot: Arc<Slot>,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let Ok(stream) = TcpStream::from_std(stream) else {
+            return;
+        };
+        let settled = Some(Instant::now() + crate::placement::SETTLE);
+        serve_admitted(live, stream, peer, false, stop, slot, settled).await;
+    })
 }
 
 /// What every request of a connection is answered with, on either path.

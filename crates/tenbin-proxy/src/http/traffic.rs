@@ -36,6 +36,7 @@ pub struct Traffic {
     duration: Histogram,
     tls_ok: Counter,
     tls_failed: [Counter; TLS_FAILURES.len()],
+    moved: Counter,
 }
 
 /// [`Traffic`] as read: plain numbers.
@@ -54,11 +55,18 @@ pub struct TrafficSnapshot {
     pub tls_ok: u64,
     /// Failed TLS handshakes by reason, in [`TLS_FAILURES`] order.
     pub tls_failed: [u64; TLS_FAILURES.len()],
+    /// Keep-alive connections moved, between requests, from a worker whose CPU was
+    /// contended to one with room (`crate::placement`).
+    pub moved: u64,
 }
 
 impl Traffic {
     pub(crate) fn accepted(&self) {
         self.accepted.inc();
+    }
+
+    pub(crate) fn moved(&self) {
+        self.moved.inc();
     }
 
     /// A response head went out for a request past the head checks, `elapsed` after it
@@ -91,6 +99,7 @@ impl Traffic {
             duration: self.duration.snapshot(),
             tls_ok: self.tls_ok.get(),
             tls_failed: std::array::from_fn(|i| self.tls_failed[i].get()),
+            moved: self.moved.get(),
         }
     }
 }
@@ -124,6 +133,10 @@ impl<IO> Counted<IO> {
             read: 0,
             written: 0,
         }
+    }
+
+    pub(super) fn get_ref(&self) -> &IO {
+        &self.io
     }
 }
 

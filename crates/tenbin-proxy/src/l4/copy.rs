@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::placement;
+use crate::placement::{self, Brings};
 
 /// Per-direction buffer, HAProxy's `tune.bufsize`. One iperf3 stream over loopback moved
 /// 9.5-10.3 Gbit/s through 16 KiB buffers and 6.4-7.9 through 64 KiB ones (HAProxy: 9.1-9.6,
@@ -110,7 +110,7 @@ where
     );
     // Never asked to move, so never paused: a `Move` cannot come back, and would carry the
     // same counts if it did.
-    match relay(halves, Progress::default(), idle, &|| None).await? {
+    match relay(halves, Progress::default(), idle, &|_| None).await? {
         Relay::Done(moved) | Relay::Move(_, Progress { moved, .. }) => Ok(moved),
     }
 }
@@ -180,7 +180,7 @@ where
     CW: AsyncWrite + Unpin,
     SR: AsyncRead + Unpin,
     SW: AsyncWrite + Unpin,
-    B: Fn() -> Option<usize> + Sync,
+    B: Fn(Brings) -> Option<usize> + Sync,
 {
     let run = Run::new(progress, better);
     let up = run.one_way(client_read, server_write, true);
@@ -189,8 +189,11 @@ where
 }
 
 /// One run of a relay, shared by both its directions (the userspace copy's or splice's):
-/// every [`placement::CHECK_BYTES`] a direction moves, `better` is asked for a worker the
-/// session would run better on (not within [`placement::SETTLE`] of the last move); on an
+/// every [`placement::CHECK_BYTES`] a direction moves, and every
+/// [`placement::CHECK_REQUESTS`] small chunks it relays (an interactive session: what it
+/// brings to a worker is one client's share, [`Brings::Requests`]), `better` is asked for a
+/// worker the session would run better on (not within [`placement::SETTLE`] of the last
+/// move); on an
 /// answer both directions stop before their next read, so no byte is in flight, and the
 /// run ends with [`Relay::Move`]. Directions that ended before stay ended.
 pub(crate) struct Run<'b, B> {
@@ -200,11 +203,24 @@ pub(crate) struct Run<'b, B> {
     from: Progress,
 }
 
-/// Bytes a direction still moves before it next asks to move.
+/// Bytes a direction still moves before it next asks to move as a bulk session, and the
+/// small chunks it relayed since it last asked as an interactive one.
 #[derive(Debug)]
-pub(crate) struct Check(u64);
+pub(crate) struct Check {
+    bytes: u64,
+    small: u32,
+}
 
-impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
+impl Check {
+    fn new() -> Self {
+        Check {
+            bytes: placement::CHECK_BYTES,
+            small: 0,
+        }
+    }
+}
+
+impl<'b, B: Fn(Brings) -> Option<usize>> Run<'b, B> {
     pub(crate) fn new(from: Progress, better: &'b B) -> Self {
         Run {
             activity: Activity::new(),
@@ -222,7 +238,7 @@ impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
         } else {
             (self.from.moved.server_to_client, self.from.down_ended)
         };
-        let check = Check(placement::CHECK_BYTES);
+        let check = Check::new();
         if ended {
             Err(Leg { total, ended })
         } else {
@@ -242,18 +258,32 @@ impl<'b, B: Fn() -> Option<usize>> Run<'b, B> {
     /// Counts `n` bytes written by a direction; past its next check, asks to move.
     pub(crate) async fn wrote(&self, n: usize, check: &mut Check) {
         self.activity.touch();
-        if let Some(left) = check.0.checked_sub(n as u64).filter(|&left| left > 0) {
-            check.0 = left;
-            return;
-        }
-        check.0 = placement::CHECK_BYTES;
+        let bulk = match check.bytes.checked_sub(n as u64).filter(|&left| left > 0) {
+            Some(left) => {
+                check.bytes = left;
+                false
+            }
+            None => {
+                check.bytes = placement::CHECK_BYTES;
+                true
+            }
+        };
+        let requests = n <= BATCHED_UP_TO && {
+            check.small = check.small.wrapping_add(1);
+            check.small.is_multiple_of(placement::CHECK_REQUESTS)
+        };
+        let brings = match (bulk, requests) {
+            (true, _) => Brings::Bulk,
+            (false, true) => Brings::Requests,
+            (false, false) => return,
+        };
         // A session that just moved stays put for a while.
         if self
             .from
             .settled_at
             .is_none_or(|t| t.elapsed() >= placement::SETTLE)
         {
-            if let Some(to) = (self.better)() {
+            if let Some(to) = (self.better)(brings) {
                 self.pause.ask(to).await;
             }
         }
@@ -471,7 +501,7 @@ mod tests {
         let (mut cr, mut cw) = split(proxy_client);
         let (mut sr, mut sw) = split(proxy_server);
         let asked = std::sync::atomic::AtomicBool::new(false);
-        let once = || (!asked.swap(true, Ordering::Relaxed)).then_some(1);
+        let once = |_| (!asked.swap(true, Ordering::Relaxed)).then_some(1);
         let mut progress = Progress::default();
         let mut moves = Vec::new();
         loop {

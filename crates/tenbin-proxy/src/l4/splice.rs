@@ -30,7 +30,7 @@ pub(super) async fn relay<B>(
     better: &B,
 ) -> Result<Relay, CopyError>
 where
-    B: Fn() -> Option<usize> + Sync,
+    B: Fn(crate::placement::Brings) -> Option<usize> + Sync,
 {
     let run = Run::new(progress, better);
     let (cr, cw) = client.split();
@@ -44,7 +44,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
-async fn one_way<B: Fn() -> Option<usize>>(
+async fn one_way<B: Fn(crate::placement::Brings) -> Option<usize>>(
     run: &Run<'_, B>,
     from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,

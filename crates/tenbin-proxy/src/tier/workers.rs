@@ -180,46 +180,13 @@ mod tests {
     }
 
     fn bulk_session_moves(splice: bool) {
-        use crate::l4::{tcp, L4Stats, TcpFrontend};
-        use crate::placement::Load;
-        use crate::pool::{Pool, PoolConfig, ServerConfig};
-        use std::sync::atomic::Ordering;
+        use crate::l4::L4Stats;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let workers = Workers::start(2, false, &shutdown, &tracker).unwrap();
-        let registry = workers.registry.clone().unwrap();
-        registry.frozen.store(true, Ordering::Relaxed);
-        // Worker 0 waits for its CPU 40% of the time; worker 1 is idle.
-        registry.publish(
-            0,
-            Load {
-                running: 0.6,
-                waiting: 0.4,
-            },
-        );
-        registry.publish(1, Load::default());
+        let (workers, shutdown, tracker) = contended_pair();
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let echo = tenbin_testkit::backend::tcp_echo().spawn().await;
-            let servers = vec![ServerConfig::new("e", echo.addr())];
-            let pool = Pool::new(PoolConfig::new(
-                "p",
-                tenbin_core::pick::Algorithm::RoundRobin,
-                servers,
-            ));
-            let mut fe = TcpFrontend::new("t", pool);
-            fe.splice = splice;
-            let fe = Arc::new(fe);
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            let addr = listener.local_addr().unwrap();
-            let on_worker = Arc::clone(&fe);
-            let session = workers.handles()[0].spawn(async move {
-                let l = TcpListener::from_std(listener).unwrap();
-                let (s, peer) = l.accept().await.unwrap();
-                tcp::serve_connection(s, peer, on_worker).await;
-            });
+            let (fe, addr, session, _echo) = tcp_session_on_worker_0(&workers, splice).await;
             // Three checks' worth each way, echoed back while it is sent.
             let size = 3 * crate::placement::CHECK_BYTES as usize;
             let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
@@ -244,6 +211,165 @@ mod tests {
             assert_eq!(L4Stats::get(&fe.stats.moved), 1);
             assert_eq!(L4Stats::get(&fe.stats.bytes_in), size as u64);
             assert_eq!(L4Stats::get(&fe.stats.bytes_out), size as u64);
+        });
+        shutdown.cancel();
+        tracker.close();
+    }
+
+    /// Two workers, worker 0 waiting for its CPU 40% of the time and worker 1 idle (loads
+    /// frozen: the samplers publish nothing else).
+    fn contended_pair() -> (Workers, CancellationToken, TaskTracker) {
+        use crate::placement::Load;
+        use std::sync::atomic::Ordering;
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let workers = Workers::start(2, false, &shutdown, &tracker).unwrap();
+        let registry = workers.registry.clone().unwrap();
+        registry.frozen.store(true, Ordering::Relaxed);
+        let contended = Load {
+            running: 0.45,
+            waiting: 0.4,
+        };
+        registry.publish(0, contended);
+        registry.publish(1, Load::default());
+        (workers, shutdown, tracker)
+    }
+
+    /// A mode tcp frontend over an echo backend, and the task on worker 0 that accepts one
+    /// client on the returned address and relays it (the backend runs while its handle does).
+    async fn tcp_session_on_worker_0(
+        workers: &Workers,
+        splice: bool,
+    ) -> (
+        Arc<crate::l4::TcpFrontend>,
+        SocketAddr,
+        tokio::task::JoinHandle<()>,
+        impl Sized,
+    ) {
+        use crate::l4::{tcp, TcpFrontend};
+        use crate::pool::{Pool, PoolConfig, ServerConfig};
+        let echo = tenbin_testkit::backend::tcp_echo().spawn().await;
+        let servers = vec![ServerConfig::new("e", echo.addr())];
+        let pool = Pool::new(PoolConfig::new(
+            "p",
+            tenbin_core::pick::Algorithm::RoundRobin,
+            servers,
+        ));
+        let mut fe = TcpFrontend::new("t", pool);
+        fe.splice = splice;
+        let fe = Arc::new(fe);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let on_worker = Arc::clone(&fe);
+        let session = workers.handles()[0].spawn(async move {
+            let l = TcpListener::from_std(listener).unwrap();
+            let (s, peer) = l.accept().await.unwrap();
+            tcp::serve_connection(s, peer, on_worker).await;
+        });
+        (fe, addr, session, echo)
+    }
+
+    /// Request-sized exchanges on a mode tcp session: it asks every `CHECK_REQUESTS` small
+    /// chunks, so it leaves the contended worker long before a bulk session would.
+    #[test]
+    fn an_interactive_tcp_session_on_a_contended_worker_moves_between_exchanges() {
+        use crate::l4::L4Stats;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (workers, shutdown, tracker) = contended_pair();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let (fe, addr, session, _echo) = tcp_session_on_worker_0(&workers, false).await;
+            let guard = std::time::Duration::from_secs(60);
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let exchanges = 3 * crate::placement::CHECK_REQUESTS as usize;
+            tokio::time::timeout(guard, async {
+                for i in 0..exchanges {
+                    let ask = format!("request {i:04}");
+                    c.write_all(ask.as_bytes()).await.unwrap();
+                    let mut back = vec![0u8; ask.len()];
+                    c.read_exact(&mut back).await.unwrap();
+                    assert_eq!(back, ask.as_bytes(), "exchange {i}");
+                }
+                c.shutdown().await.unwrap();
+                let mut rest = Vec::new();
+                c.read_to_end(&mut rest).await.unwrap();
+                assert!(rest.is_empty());
+            })
+            .await
+            .expect("every exchange answered");
+            tokio::time::timeout(guard, session).await.unwrap().unwrap();
+            // Moved once: on worker 1 nothing waits, so it stays.
+            assert_eq!(L4Stats::get(&fe.stats.moved), 1);
+        });
+        shutdown.cancel();
+        tracker.close();
+    }
+
+    /// A plain keep-alive HTTP/1.1 connection leaves the contended worker between two
+    /// requests; the client sees every answer on the same connection.
+    #[test]
+    fn a_keep_alive_http_connection_on_a_contended_worker_moves_between_requests() {
+        use crate::http::{HttpFrontend, HttpService};
+        use crate::pool::{Pool, PoolConfig, ServerConfig};
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+        let (workers, shutdown, tracker) = contended_pair();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let backend = tenbin_testkit::backend::http().name("b").spawn().await;
+            let servers = vec![ServerConfig::new("b", backend.addr())];
+            let pool = Pool::new(PoolConfig::new(
+                "web",
+                tenbin_core::pick::Algorithm::RoundRobin,
+                servers,
+            ));
+            let fe = HttpFrontend::new("h", &[], Some("web"), vec![pool]).unwrap();
+            let service = HttpService::new(fe);
+            let stats = service.stats();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stop = CancellationToken::new();
+            let on_worker = stop.clone();
+            let session = workers.handles()[0].spawn(async move {
+                let l = TcpListener::from_std(listener).unwrap();
+                let (s, peer) = l.accept().await.unwrap();
+                service.serve_connection(s, peer, false, on_worker).await;
+            });
+            let guard = std::time::Duration::from_secs(60);
+            let c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut c = tokio::io::BufReader::new(c);
+            let requests = 3 * crate::placement::CHECK_REQUESTS as usize;
+            tokio::time::timeout(guard, async {
+                for i in 0..requests {
+                    let req = format!("GET /{i} HTTP/1.1\r\nhost: x\r\n\r\n");
+                    c.get_mut().write_all(req.as_bytes()).await.unwrap();
+                    let mut length = None;
+                    let mut line = String::new();
+                    c.read_line(&mut line).await.unwrap();
+                    assert!(line.starts_with("HTTP/1.1 200"), "request {i}: {line:?}");
+                    loop {
+                        line.clear();
+                        c.read_line(&mut line).await.unwrap();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = Some(v.trim().parse::<usize>().unwrap());
+                        }
+                    }
+                    let mut body = vec![0u8; length.expect("a sized answer")];
+                    c.read_exact(&mut body).await.unwrap();
+                    assert_eq!(body, b"b", "request {i}");
+                }
+            })
+            .await
+            .expect("every request answered");
+            assert_eq!(stats.traffic.snapshot().moved, 1);
+            drop(c);
+            tokio::time::timeout(guard, session).await.unwrap().unwrap();
         });
         shutdown.cancel();
         tracker.close();

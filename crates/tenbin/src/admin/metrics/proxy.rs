@@ -165,8 +165,11 @@ fn frontends(fs: &[FrontendStats], enc: &mut DescriptorEncoder<'_>) -> Result<()
     counter(
         enc,
         "tenbin_frontend_worker_moves",
-        "tcp sessions moved from a worker whose CPU was contended to one with room.",
-        fs.iter().filter_map(|f| Some((fe(f), l4(f)?.moved))),
+        "tcp sessions and keep-alive HTTP connections moved from a worker whose CPU was contended to one with room.",
+        fs.iter().filter_map(|f| {
+            let moved = l4(f).map(|s| s.moved).or_else(|| Some(http(f)?.0.moved))?;
+            Some((fe(f), moved))
+        }),
     )
 }
 

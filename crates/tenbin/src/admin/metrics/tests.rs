@@ -32,6 +32,7 @@ fn stats() -> NodeStats {
     };
     let traffic = TrafficSnapshot {
         accepted: 3,
+        moved: 2,
         responses: [0, 5, 0, 1, 0],
         duration: HistogramSnapshot {
             cumulative: vec![(0.001, 1), (0.01, 4), (1.0, 5)],
@@ -169,6 +170,8 @@ fn a_tcp_frontend_renders_its_session_counters() {
         "tenbin_frontend_idle_closed_total{frontend=\"bulk\"} 3",
         "# TYPE tenbin_frontend_worker_moves_total counter",
         "tenbin_frontend_worker_moves_total{frontend=\"bulk\"} 4",
+        // The HTTP frontend's keep-alive connections moved, in the same family.
+        "tenbin_frontend_worker_moves_total{frontend=\"edge\"} 2",
     ] {
         assert!(
             text.lines().any(|l| l == line),
