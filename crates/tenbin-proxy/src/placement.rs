@@ -58,12 +58,13 @@ pub enum Brings {
     /// A bulk stream takes all the CPU it gets: only a worker at most half used has room,
     /// and one stream per target and sample moves.
     Bulk,
-    /// A keep-alive HTTP connection is one client's share of the worker: any worker not
-    /// near full has room, and a few move per target and sample ([`REQUESTS_PER_SAMPLE`]).
+    /// A request/response session (a keep-alive HTTP connection, an interactive tcp relay)
+    /// is one client's share of the worker: any worker not near full has room, and a few
+    /// move per target and sample ([`REQUESTS_PER_SAMPLE`]).
     Requests,
 }
 
-/// Keep-alive connections that may choose one target between two samples of its load.
+/// Request/response sessions that may choose one target between two samples of its load.
 pub(crate) const REQUESTS_PER_SAMPLE: u32 = 8;
 
 impl Brings {
@@ -118,17 +119,26 @@ impl Load {
 /// least [`CONTENDED`] of the time, and the least used other worker has room for what the
 /// session `brings` and waits less by [`MARGIN`].
 pub fn choose(me: usize, loads: &[Load], brings: Brings) -> Option<usize> {
-    let mine = loads.get(me)?;
+    choose_among(me, loads.iter().copied(), brings)
+}
+
+/// [`choose`] over the loads as read, one per worker in order (no list is collected: a
+/// session asks every few requests).
+fn choose_among(
+    me: usize,
+    loads: impl Iterator<Item = Load> + Clone,
+    brings: Brings,
+) -> Option<usize> {
+    let mine = loads.clone().nth(me)?;
     if mine.waiting < CONTENDED {
         return None;
     }
     let used = |l: &Load| l.running + l.waiting;
     let (i, best) = loads
-        .iter()
         .enumerate()
         .filter(|&(i, _)| i != me)
-        .min_by(|a, b| used(a.1).total_cmp(&used(b.1)))?;
-    (used(best) <= brings.room() && best.waiting + MARGIN <= mine.waiting).then_some(i)
+        .min_by(|a, b| used(&a.1).total_cmp(&used(&b.1)))?;
+    (used(&best) <= brings.room() && best.waiting + MARGIN <= mine.waiting).then_some(i)
 }
 
 /// The workers of a tier: their runtimes and their last published loads.
@@ -170,22 +180,27 @@ impl Registry {
         }
     }
 
-    pub(crate) fn loads(&self) -> Vec<Load> {
+    /// The last published loads, one per worker in order.
+    fn published(&self) -> impl Iterator<Item = Load> + Clone + '_ {
         self.loads
             .iter()
             .map(|s| Load::unpack(s.load.load(Ordering::Relaxed)))
-            .collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn loads(&self) -> Vec<Load> {
+        self.published().collect()
     }
 
     /// [`choose`] for a session on worker `me`, at most [`Brings::per_sample`] sessions per
     /// target and sample.
     pub(crate) fn better(&self, me: usize, brings: Brings) -> Option<usize> {
-        let to = choose(me, &self.loads(), brings)?;
+        let to = choose_among(me, self.published(), brings)?;
         let before = self.loads[to].claimed.fetch_add(1, Ordering::Relaxed);
         (before < brings.per_sample()).then_some(to)
     }
 
-    pub(crate) fn handle(&self, worker: usize) -> Option<&Handle> {
+    fn handle(&self, worker: usize) -> Option<&Handle> {
         self.handles.get(worker)
     }
 }
@@ -199,15 +214,19 @@ pub(crate) fn enter(index: usize, registry: Arc<Registry>) {
     HERE.with(|h| *h.borrow_mut() = Some((index, registry)));
 }
 
-/// Where the caller runs, if on a worker.
-pub(crate) fn here() -> Option<(usize, Arc<Registry>)> {
-    HERE.with(|h| h.borrow().clone())
-}
-
 /// The worker a session running here should move to, if any (none off the workers).
 pub(crate) fn better(brings: Brings) -> Option<usize> {
-    let (me, registry) = here()?;
-    registry.better(me, brings)
+    HERE.with(|h| {
+        let here = h.borrow();
+        let (me, registry) = here.as_ref()?;
+        registry.better(*me, brings)
+    })
+}
+
+/// The runtime of worker `to` of the tier the caller runs on: where a session that asked
+/// [`better`] goes on.
+pub(crate) fn worker(to: usize) -> Option<Handle> {
+    HERE.with(|h| h.borrow().as_ref()?.1.handle(to).cloned())
 }
 
 /// This thread's time on the CPU and time waiting for it, in ns (none where the kernel has no
@@ -362,7 +381,7 @@ mod tests {
 
     #[test]
     fn off_the_workers_nothing_moves() {
-        assert!(here().is_none());
+        assert!(worker(0).is_none());
         assert_eq!(better(Brings::Bulk), None);
         assert_eq!(better(Brings::Requests), None);
     }

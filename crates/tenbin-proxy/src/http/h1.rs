@@ -54,8 +54,8 @@ type Head = Option<(Request<ClientBody>, bool)>;
 /// `answer` turns a request into its response; `stopping` is read between requests (a
 /// stopping connection answers the request in flight with `connection: close`). A
 /// connection that may move (`movable_from`: from then on) asks every
-/// [`crate::placement::CHECK_REQUESTS`] requests whether another worker would serve it better, and ends with [`Ended::Move`] if
-/// so.
+/// [`crate::placement::CHECK_REQUESTS`] requests whether another worker would serve it
+/// better, and ends with [`Ended::Move`] if so.
 pub(super) async fn serve<IO, F, Fut>(
     io: &mut IO,
     stopping: &std::sync::atomic::AtomicBool,

@@ -329,7 +329,7 @@ async fn move_to<IO: 'static>(
     stop: CancellationToken,
     slot: Arc<Slot>,
 ) {
-    let handle = crate::placement::here().and_then(|(_, r)| r.handle(to).cloned());
+    let handle = crate::placement::worker(to);
     let copy = tcp_of(io.get_ref().get_ref()).map(|tcp| tcp.as_fd().try_clone_to_owned());
     let (Some(handle), Some(Ok(copy))) = (handle, copy) else {
         return;

@@ -28,6 +28,8 @@ pub const BUFFER: usize = 16 * 1024;
 /// written ([`crate::batch::pass`]), so the writes of one pass leave together and the peers
 /// wake once for them: with one worker and 64 keep-alive clients through mode tcp, +5-7%
 /// req/s (median of 12 interleaved rounds). Bigger reads are bulk and go straight out.
+/// [`Run::wrote`] also counts these chunks as requests: every
+/// [`placement::CHECK_REQUESTS`] of them it asks where the session would run better.
 pub(crate) const BATCHED_UP_TO: usize = 4 * 1024;
 
 /// Bytes moved by a finished session.

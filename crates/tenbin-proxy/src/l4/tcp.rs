@@ -223,7 +223,7 @@ fn relay(
             Relay::Done(moved) => return Ok(moved),
             Relay::Move(to, progress) => (to, progress),
         };
-        let Some(handle) = crate::placement::here().and_then(|(_, r)| r.handle(to).cloned()) else {
+        let Some(handle) = crate::placement::worker(to) else {
             return relay(client, server, progress, fe).await;
         };
         let (c, s) = match (client.into_std(), server.into_std()) {
