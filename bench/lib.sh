@@ -78,6 +78,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # "backend N"; started in the background and waited for. NGINX_CONNECTIONS: its
 # worker_connections (default 4096); NGINX_WORKERS: worker_processes (default 1); NGINX_CPUS:
 # pin it with taskset to these CPUs (default: not pinned).
+# One NGINX worker per CPU it may run on (NGINX's `worker_processes auto` advice); the proxy
+# benches pin the backends to LOAD_CPUS, one CPU by default. Two workers on one CPU add no
+# capacity, only an accept race over each proxy's backend connections that the proxy's
+# connect timing decides: with wrk -c64 through mode tcp, 61 or more of HAProxy's 64 landed
+# on one worker in 4 of 7 runs, tenbin's in 1 of 7, and such a run did 53.6-64.9k req/s
+# against 48.9-59.4k split (fewer sleeping workers for the proxy to wake). In 10 rounds the
+# tcp ratio's spread was x0.92-1.15 with two workers and x0.96-1.07 with one.
+cpu_count() { # a taskset CPU list (0,2-3) -> how many CPUs
+  local n=0 part
+  for part in ${1//,/ }; do
+    if [[ $part == *-* ]]; then n=$((n + ${part#*-} - ${part%-*} + 1)); else n=$((n + 1)); fi
+  done
+  echo "$n"
+}
 start_nginx_backends() {
   mkdir -p "$WORK/backends"
   {

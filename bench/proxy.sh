@@ -26,7 +26,7 @@
 # is killed on exit. Knobs (env), defaults in brackets:
 #   ROUNDS [3] DURATION [5s] IPERF_SECS [3] CONNS [64] WRK_THREADS [1] BACKENDS [3]
 #   THREADS_LIST ["1 2"]; PROXY_CPUS_1 [1] PROXY_CPUS_2 [0,1] (PROXY_CPUS_N for other N);
-#   LOAD_CPUS [0]; BENCH_QUICK=1 (2 rounds of 2s, iperf 1s: for iterating, not for figures);
+#   LOAD_CPUS [0]; NGINX_WORKERS [one per LOAD_CPUS CPU]; BENCH_QUICK=1 (2 rounds of 2s, iperf 1s: for iterating, not for figures);
 #   TENBIN_BIN=path to a release tenbin (default: built into PROXY_BENCH_TARGET
 #   [target/proxy-bench]); SPLICE=0 skips the splice rows; PIN [1] (0: threads float within
 #   PROXY_CPUS); MAX_STEAL [unset]: a wrk run during which the host stole more than this
@@ -77,8 +77,8 @@ fi
 # ---------------------------------------------------------------- backends: NGINX static
 BACK_PORTS=()
 for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
-# Two workers keep a backend from capping either proxy.
-NGINX_WORKERS=2 NGINX_CONNECTIONS=8192 NGINX_CPUS=$LOAD_CPUS start_nginx_backends
+# One worker per load CPU (lib.sh: cpu_count); NGINX_WORKERS overrides.
+NGINX_WORKERS=${NGINX_WORKERS:-$(cpu_count "$LOAD_CPUS")} NGINX_CONNECTIONS=8192 NGINX_CPUS=$LOAD_CPUS start_nginx_backends
 IPERF_PORT=$(free_port)
 start iperf3 taskset -c "$LOAD_CPUS" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
 wait_port "$IPERF_PORT"

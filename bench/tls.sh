@@ -80,10 +80,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/bundle.pem"
 
 # ---------------------------------------------------------------- backends: NGINX static
-# As in bench/proxy.sh: two workers keep a backend from capping either proxy.
+# As in bench/proxy.sh: one worker per load CPU (lib.sh: cpu_count); NGINX_WORKERS overrides.
 BACK_PORTS=()
 for _ in $(seq 1 "$BACKENDS"); do BACK_PORTS+=("$(free_port)"); done
-NGINX_CONNECTIONS=8192 NGINX_WORKERS=2 NGINX_CPUS=$LOAD_CPUS start_nginx_backends
+NGINX_CONNECTIONS=8192 NGINX_WORKERS=${NGINX_WORKERS:-$(cpu_count "$LOAD_CPUS")} NGINX_CPUS=$LOAD_CPUS start_nginx_backends
 
 # ---------------------------------------------------------------- proxy configs
 HA_TLS=$(free_port); HA_PLAIN=$(free_port)
