@@ -113,15 +113,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             no_watch,
         } => run::run(
             &config,
-            threads,
-            node::RunOptions {
+            run::Flags {
+                threads,
+                pin_workers,
                 grace,
                 watch: !no_watch,
-                admin: admin::serve,
-                threads: tenbin_proxy::tier::Threads {
-                    count: 0,
-                    pin: pin_workers,
-                },
             },
         ),
         Command::Demo(args) => demo::run(args),

@@ -11,6 +11,19 @@ use anyhow::Context as _;
 
 use crate::node::RunOptions;
 
+/// What `tenbin run`'s flags ask for.
+#[derive(Debug)]
+pub struct Flags {
+    /// `--threads`.
+    pub threads: Option<usize>,
+    /// `--pin-workers`.
+    pub pin_workers: bool,
+    /// `--grace`.
+    pub grace: std::time::Duration,
+    /// Not `--no-watch`.
+    pub watch: bool,
+}
+
 /// `--threads`, else the `TENBIN_THREADS` environment variable, else none: one worker per
 /// core (tokio's default). On the 2-core bench host (wrk, backends and proxy sharing the
 /// cores) one multi-thread worker did not beat two (mode http 32k/42k req/s vs 46k/41k).
@@ -29,16 +42,24 @@ fn worker_threads(flag: Option<usize>) -> anyhow::Result<Option<usize>> {
     Ok(Some(n))
 }
 
-pub fn run(path: &Path, threads: Option<usize>, mut options: RunOptions) -> anyhow::Result<()> {
+pub fn run(path: &Path, flags: Flags) -> anyhow::Result<()> {
     // Fail on a bad file before starting threads.
     crate::check::load(path)?;
-    let threads = worker_threads(threads)?;
+    let threads = worker_threads(flags.threads)?;
     // The proxy tier runs thread per core on as many workers of its own (each a
     // current-thread runtime with its own listeners and upstream connections); the runtime
     // below keeps the control plane, health checks, the admin API and DNS.
-    options.threads.count = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let options = RunOptions {
+        grace: flags.grace,
+        watch: flags.watch,
+        admin: crate::admin::serve,
+        threads: tenbin_proxy::tier::Threads {
+            count: threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
+            pin: flags.pin_workers,
+        },
+    };
     // One thread: a current-thread runtime, which drives its I/O itself instead of handing
     // wakeups between a worker and the driver. Alone on loopback (wrk -c64, 3 nginx
     // backends) that served mode http at 60-62k req/s, p99 1.5-2.3 ms, where a multi-thread
