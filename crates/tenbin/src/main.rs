@@ -45,25 +45,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run every tier the config file describes until interrupted.
-    Run {
-        #[arg(short, long)]
-        config: PathBuf,
-        /// Worker threads: the proxy tier's (thread per core, one listener each) and the
-        /// control runtime's (default: env TENBIN_THREADS, else one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Pin proxy worker i to the i-th CPU this process may run on (as NGINX's
-        /// `worker_cpu_affinity auto`); with `taskset -c 2,3`, workers go to CPUs 2 and 3.
-        #[arg(long)]
-        pin_workers: bool,
-        /// How long in-flight requests may take to finish at shutdown (and a removed
-        /// frontend's connections after a reload), e.g. `10s`, `500ms`.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        grace: std::time::Duration,
-        /// Do not watch the config and certificate files (SIGHUP still reloads).
-        #[arg(long)]
-        no_watch: bool,
-    },
+    Run(run::RunArgs),
     /// Run the embedded demo: backends, a proxy in front, traffic, a failure.
     Demo(demo::DemoArgs),
     /// The XDP VIP Mux.
@@ -105,21 +87,7 @@ fn main() -> std::process::ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { config } => check::run(&config),
-        Command::Run {
-            config,
-            threads,
-            pin_workers,
-            grace,
-            no_watch,
-        } => run::run(
-            &config,
-            run::Flags {
-                threads,
-                pin_workers,
-                grace,
-                watch: !no_watch,
-            },
-        ),
+        Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Mux(args) => mux::run(args),
         Command::Agent(args) => agent::run(args),

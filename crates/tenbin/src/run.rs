@@ -5,23 +5,32 @@
 //! pools), the GSLB DNS tier, the XDP roles (`[mux]`, `[agent]`; `tenbin mux run` and `tenbin
 //! agent` run one of them alone), the `[vrrp]` virtual routers, `[sync]` and the admin API.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 
 use crate::node::RunOptions;
 
-/// What `tenbin run`'s flags ask for.
-#[derive(Debug)]
-pub struct Flags {
-    /// `--threads`.
-    pub threads: Option<usize>,
-    /// `--pin-workers`.
-    pub pin_workers: bool,
-    /// `--grace`.
-    pub grace: std::time::Duration,
-    /// Not `--no-watch`.
-    pub watch: bool,
+/// Arguments of `tenbin run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[arg(short, long)]
+    config: PathBuf,
+    /// Worker threads: the proxy tier's (thread per core, one listener each) and the
+    /// control runtime's (default: env TENBIN_THREADS, else one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Pin proxy worker i to the i-th CPU this process may run on (as NGINX's
+    /// `worker_cpu_affinity auto`); with `taskset -c 2,3`, workers go to CPUs 2 and 3.
+    #[arg(long)]
+    pin_workers: bool,
+    /// How long in-flight requests may take to finish at shutdown (and a removed
+    /// frontend's connections after a reload), e.g. `10s`, `500ms`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    grace: std::time::Duration,
+    /// Do not watch the config and certificate files (SIGHUP still reloads).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 /// `--threads`, else the `TENBIN_THREADS` environment variable, else none: one worker per
@@ -42,22 +51,22 @@ fn worker_threads(flag: Option<usize>) -> anyhow::Result<Option<usize>> {
     Ok(Some(n))
 }
 
-pub fn run(path: &Path, flags: Flags) -> anyhow::Result<()> {
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Fail on a bad file before starting threads.
-    crate::check::load(path)?;
-    let threads = worker_threads(flags.threads)?;
+    crate::check::load(&args.config)?;
+    let threads = worker_threads(args.threads)?;
     // The proxy tier runs thread per core on as many workers of its own (each a
     // current-thread runtime with its own listeners and upstream connections); the runtime
     // below keeps the control plane, health checks, the admin API and DNS.
     let options = RunOptions {
-        grace: flags.grace,
-        watch: flags.watch,
+        grace: args.grace,
+        watch: !args.no_watch,
         admin: crate::admin::serve,
         threads: tenbin_proxy::tier::Threads {
             count: threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             }),
-            pin: flags.pin_workers,
+            pin: args.pin_workers,
         },
     };
     // One thread: a current-thread runtime, which drives its I/O itself instead of handing
@@ -79,7 +88,7 @@ pub fn run(path: &Path, flags: Flags) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(crate::node::run(path, options))
+    runtime.block_on(crate::node::run(&args.config, options))
 }
 
 #[cfg(test)]
