@@ -584,9 +584,15 @@ mod tests {
         let mut moves = Vec::new();
         loop {
             let halves = (&mut cr, &mut cw, &mut sr, &mut sw);
-            match relay(halves, Outlets::default(), progress, Duration::from_secs(60), &once)
-                .await
-                .unwrap()
+            match relay(
+                halves,
+                Outlets::default(),
+                progress,
+                Duration::from_secs(60),
+                &once,
+            )
+            .await
+            .unwrap()
             {
                 Relay::Done(moved) => return (moved, moves),
                 Relay::Move(to, p) => {

@@ -55,7 +55,9 @@ struct Held {
 
 impl Slot {
     fn held(&self) -> MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The flusher's part: send what is queued, without waiting for the socket.
