@@ -778,14 +778,10 @@ mod tests {
     /// writes through the flusher (`outlets`) or each waiting a pass.
     async fn relay_polls(rounds: usize, outlets: bool) -> u64 {
         use std::os::fd::AsRawFd;
-        use tokio::net::{TcpListener, TcpStream};
-        async fn pair() -> (TcpStream, TcpStream) {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-            (a, l.accept().await.unwrap().0)
-        }
-        let (mut client, mut proxy_client) = pair().await;
-        let (mut proxy_server, mut server) = pair().await;
+        use tenbin_testkit::backend::{tcp_echo, tcp_pair};
+        let echo = tcp_echo().spawn().await;
+        let (mut client, mut proxy_client) = tcp_pair().await;
+        let mut proxy_server = tokio::net::TcpStream::connect(echo.addr()).await.unwrap();
         let polls = std::sync::Arc::new(AtomicU64::new(0));
         let counted = std::sync::Arc::clone(&polls);
         let relay = tokio::spawn(async move {
@@ -813,15 +809,6 @@ mod tests {
             })
             .await
         });
-        let echo = tokio::spawn(async move {
-            let mut buf = [0u8; 64];
-            loop {
-                match server.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => server.write_all(&buf[..n]).await.unwrap(),
-                }
-            }
-        });
         for i in 0..rounds {
             let ask = format!("request {i:05}");
             client.write_all(ask.as_bytes()).await.unwrap();
@@ -838,7 +825,7 @@ mod tests {
         };
         assert_eq!(moved.client_to_server, moved.server_to_client);
         assert_eq!(moved.client_to_server, 13 * rounds as u64);
-        echo.await.unwrap();
+        echo.stop().await;
         polls.load(Ordering::Relaxed)
     }
 

@@ -66,10 +66,12 @@ impl Slot {
         if self.state.load(Ordering::Acquire) != QUEUED {
             return;
         }
+        // Sent whole, the relay is woken only if it waits for the slot; otherwise it must
+        // finish the write or learn of the error.
         let (state, wake) = match send(self.fd, &held.bytes) {
             Ok(n) if n == held.bytes.len() => {
                 held.bytes.clear();
-                (EMPTY, std::mem::take(&mut held.waiting))
+                (EMPTY, held.waiting)
             }
             Ok(n) => {
                 held.bytes.drain(..n);
@@ -81,8 +83,8 @@ impl Slot {
             }
         };
         self.state.store(state, Ordering::Release);
+        held.waiting = false;
         if wake {
-            held.waiting = false;
             if let Some(task) = &held.task {
                 task.wake_by_ref();
             }
@@ -286,15 +288,8 @@ async fn flusher() {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+    use tenbin_testkit::backend::tcp_pair as pair;
     use tokio::io::AsyncReadExt;
-    use tokio::net::{TcpListener, TcpStream};
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (b, _) = l.accept().await.unwrap();
-        (a, b)
-    }
 
     #[tokio::test]
     async fn queued_chunks_arrive_whole_and_in_order() {
@@ -365,20 +360,24 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_outbox_leaves_its_queued_chunk_unsent() {
         let (mut a, mut b) = pair().await;
-        let out = Outbox::new(a.as_raw_fd()).unwrap();
+        let (mut c, mut d) = pair().await;
+        let dropped = Outbox::new(a.as_raw_fd()).unwrap();
         std::future::poll_fn(|cx| {
-            out.queue(cx, b"never sent");
+            dropped.queue(cx, b"never sent");
             Poll::Ready(())
         })
         .await;
-        drop(out);
-        // The flusher runs and finds the slot gone.
-        tokio::task::yield_now().await;
-        tokio::task::yield_now().await;
+        drop(dropped);
+        // Queued after it: once this chunk arrived, the flusher has been past the dropped one.
+        let mut later = Outbox::new(c.as_raw_fd()).unwrap();
+        later.send(&mut c, b"sent").await.unwrap();
+        let mut got = [0u8; 4];
+        d.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"sent");
         a.write_all(b"x").await.unwrap();
-        let mut got = [0u8; 1];
-        b.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"x", "the dropped chunk never went out");
+        let mut first = [0u8; 1];
+        b.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"x", "the dropped chunk never went out");
     }
 
     #[test]
