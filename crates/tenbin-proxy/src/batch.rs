@@ -11,8 +11,9 @@
 //! clients through mode http, the backends slept 205 times per 1000 requests before and 115
 //! after (HAProxy: 105), and the client 105 times before and 65 after (HAProxy: 45).
 //!
-//! Mode tcp's userspace relay does the same with [`pass`] before each small chunk it writes
-//! (`l4::copy::BATCHED_UP_TO`); the splice relay moves bytes without waiting.
+//! Mode tcp's userspace relay hands each small chunk (`l4::copy::BATCHED_UP_TO`) to its
+//! worker's flusher (`l4::flush`), which sends them all after the pass, or where it has no
+//! flusher waits a [`pass`] before the write; the splice relay moves bytes without waiting.
 //!
 //! It also gathers small vectored writes (hyper's response head and a short body) into one
 //! `send` instead of a `writev`, which costs a pass through the VFS layer per call.

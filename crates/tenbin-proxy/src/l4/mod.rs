@@ -12,6 +12,7 @@
 //!   from the listening socket, sessions expiring after the idle timeout.
 
 pub mod copy;
+mod flush;
 pub mod serve;
 mod splice;
 pub mod tcp;

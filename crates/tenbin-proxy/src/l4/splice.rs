@@ -80,7 +80,6 @@ async fn one_way<B: Fn(crate::placement::Brings) -> Option<usize>>(
             to.shutdown().await.map_err(|e| (e, false))?;
             return Ok(Leg { total, ended: true });
         }
-        run.touch();
         let dst: &TcpStream = to.as_ref();
         let mut left = n;
         while left > 0 {

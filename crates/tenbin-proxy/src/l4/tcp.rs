@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -214,10 +215,15 @@ fn relay(
         let run = if fe.splice {
             splice::relay(&mut client, &mut server, progress, fe.idle_timeout, better).await?
         } else {
+            // The halves borrow the streams, which outlive the relay.
+            let outlets = copy::Outlets {
+                to_server: Some(server.as_raw_fd()),
+                to_client: Some(client.as_raw_fd()),
+            };
             let (mut cr, mut cw) = client.split();
             let (mut sr, mut sw) = server.split();
             let halves = (&mut cr, &mut cw, &mut sr, &mut sw);
-            copy::relay(halves, progress, fe.idle_timeout, better).await?
+            copy::relay(halves, outlets, progress, fe.idle_timeout, better).await?
         };
         let (to, progress) = match run {
             Relay::Done(moved) => return Ok(moved),

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 
 pub use http::{http, HttpBackend, HttpBuilder, RecordedRequest};
-pub use tcp::{tcp_echo, TcpBackend, TcpBuilder};
+pub use tcp::{tcp_echo, tcp_pair, TcpBackend, TcpBuilder};
 pub use udp::{udp_echo, UdpBackend, UdpBuilder};
 
 /// The running/stopped switch every backend shares.

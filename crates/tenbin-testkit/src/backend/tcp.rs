@@ -14,6 +14,19 @@ use super::{bind_tcp, loopback, Lifecycle};
 /// Bytes kept per connection for [`TcpBackend::received`]; the echo itself is unbounded.
 const RECORD_LIMIT: usize = 64 * 1024;
 
+/// Two ends of one loopback TCP connection: the connecting one first, then the accepted one.
+pub async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind(loopback())
+        .await
+        .expect("bind a loopback listener");
+    let addr = listener.local_addr().expect("local addr");
+    let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (
+        connected.expect("connect on loopback"),
+        accepted.expect("accept on loopback").0,
+    )
+}
+
 pub fn tcp_echo() -> TcpBuilder {
     TcpBuilder {
         name: "tcp".into(),

@@ -1,0 +1,392 @@
+//! Mode tcp's small writes, sent by one flusher per worker after the pass that read them.
+//!
+//! [`crate::batch::pass`] holds a small chunk back for one scheduler pass by waking the
+//! relay's own task: the writes of a pass leave together, but every request and every answer
+//! costs the relay a second poll of its whole task (both directions, the idle timer) just to
+//! write. An [`Outbox`] instead copies the chunk into the direction's slot and queues the slot
+//! with the worker's flusher task; the first chunk of a pass wakes it, so it runs after every
+//! task that was ready, and sends every queued chunk in one go, as an event loop's send burst
+//! after its receive burst. The relay goes straight back to its read. Only a chunk the socket
+//! would not take whole, or an error, comes back to the relay (its task is woken and it writes
+//! the rest through the runtime, waiting for the socket as any write does).
+//!
+//! Worker runtimes are current-thread, so a relay, its slots and the flusher run on one thread
+//! and never at once: the flusher only sends on a slot still queued, and an [`Outbox`] marks
+//! its slot gone when dropped (a session cancelled or timed out with a chunk queued), before
+//! its socket can close. On any other runtime there is no outbox and the relay uses `pass`.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+const EMPTY: u8 = 0;
+/// Handed to the flusher, which has not sent it yet.
+const QUEUED: u8 = 1;
+/// The socket did not take it all: the rest is the relay's to write.
+const BACK: u8 = 2;
+const FAILED: u8 = 3;
+/// Its outbox was dropped: the descriptor may be closed.
+const GONE: u8 = 4;
+
+#[derive(Debug)]
+struct Slot {
+    fd: RawFd,
+    state: AtomicU8,
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    bytes: Vec<u8>,
+    error: Option<io::Error>,
+    /// The relay's task, woken when its chunk comes back or failed, or went out while the
+    /// relay was `waiting` for the slot.
+    task: Option<Waker>,
+    waiting: bool,
+}
+
+impl Slot {
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The flusher's part: send what is queued, without waiting for the socket.
+    fn flush(&self) {
+        let mut held = self.held();
+        if self.state.load(Ordering::Acquire) != QUEUED {
+            return;
+        }
+        // Sent whole, the relay is woken only if it waits for the slot; otherwise it must
+        // finish the write or learn of the error.
+        let (state, wake) = match send(self.fd, &held.bytes) {
+            Ok(n) if n == held.bytes.len() => {
+                held.bytes.clear();
+                (EMPTY, held.waiting)
+            }
+            Ok(n) => {
+                held.bytes.drain(..n);
+                (BACK, true)
+            }
+            Err(e) => {
+                held.error = Some(e);
+                (FAILED, true)
+            }
+        };
+        self.state.store(state, Ordering::Release);
+        held.waiting = false;
+        if wake {
+            if let Some(task) = &held.task {
+                task.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// Keeps the waker of `cx` in `at`, cloning it only when it changed.
+fn keep(at: &mut Option<Waker>, cx: &Context<'_>) {
+    if !at.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *at = Some(cx.waker().clone());
+    }
+}
+
+/// Sends as much of `bytes` as the socket takes now: all of it, or the part before it would
+/// block.
+fn send(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        match nix::sys::socket::send(fd, &bytes[sent..], flags) {
+            Ok(n) => sent += n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => break,
+            Err(_) if sent > 0 => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(sent)
+}
+
+/// One direction's small writes to one socket, sent by the worker's flusher.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    slot: Arc<Slot>,
+}
+
+impl Outbox {
+    /// An outbox for the socket `fd`, which must stay open as long as the outbox lives; none
+    /// unless this is a current-thread runtime (see the module docs).
+    pub(crate) fn new(fd: RawFd) -> Option<Outbox> {
+        let flavor = tokio::runtime::Handle::try_current().ok()?.runtime_flavor();
+        (flavor == tokio::runtime::RuntimeFlavor::CurrentThread).then(|| Outbox {
+            slot: Arc::new(Slot {
+                fd,
+                state: AtomicU8::new(EMPTY),
+                held: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Resolves once a chunk came back or failed: race it against the direction's read, so
+    /// the relay finishes the write (or ends) instead of waiting for more input.
+    pub(crate) fn returned(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|_| match self.slot.state.load(Ordering::Acquire) {
+            BACK | FAILED => Poll::Ready(()),
+            _ => Poll::Pending,
+        })
+    }
+
+    /// Queues `bytes` for the flusher, once the chunk before them is out.
+    pub(crate) async fn send<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        self.settle(w).await?;
+        std::future::poll_fn(|cx| {
+            self.queue(cx, bytes);
+            Poll::Ready(())
+        })
+        .await;
+        Ok(())
+    }
+
+    fn queue(&self, cx: &Context<'_>, bytes: &[u8]) {
+        {
+            let mut held = self.slot.held();
+            held.bytes.extend_from_slice(bytes);
+            keep(&mut held.task, cx);
+            self.slot.state.store(QUEUED, Ordering::Release);
+        }
+        enqueue(Arc::clone(&self.slot));
+    }
+
+    /// Waits until nothing is held: the flusher sent it, or the relay wrote what came back
+    /// through `w`. Before a bulk write, a shutdown, a pause, the end.
+    pub(crate) async fn settle<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        loop {
+            match self.slot.state.load(Ordering::Acquire) {
+                EMPTY => return Ok(()),
+                QUEUED => self.sent().await,
+                BACK => {
+                    let rest = std::mem::take(&mut self.slot.held().bytes);
+                    w.write_all(&rest).await?;
+                    let mut held = self.slot.held();
+                    held.bytes = rest;
+                    held.bytes.clear();
+                    self.slot.state.store(EMPTY, Ordering::Release);
+                }
+                _ => {
+                    let e = self.slot.held().error.take();
+                    self.slot.state.store(EMPTY, Ordering::Release);
+                    return Err(e.unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
+                }
+            }
+        }
+    }
+
+    /// Resolves once the queued chunk left the queue.
+    fn sent(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            let mut held = self.slot.held();
+            if self.slot.state.load(Ordering::Acquire) != QUEUED {
+                return Poll::Ready(());
+            }
+            held.waiting = true;
+            keep(&mut held.task, cx);
+            Poll::Pending
+        })
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut held = self.slot.held();
+        self.slot.state.store(GONE, Ordering::Release);
+        held.bytes = Vec::new();
+        held.task = None;
+    }
+}
+
+/// The slots queued on this thread since the flusher last ran, and the flusher.
+#[derive(Default)]
+struct Queue {
+    slots: Vec<Arc<Slot>>,
+    flusher: Option<Waker>,
+    running: bool,
+}
+
+thread_local! {
+    static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
+}
+
+/// Hands a slot to this thread's flusher: the first of a pass wakes it, and the first ever
+/// (on this runtime) starts it.
+fn enqueue(slot: Arc<Slot>) {
+    QUEUE.with(|q| {
+        let mut q = q.borrow_mut();
+        q.slots.push(slot);
+        if !q.running {
+            q.running = true;
+            tokio::spawn(flusher());
+        } else if q.slots.len() == 1 {
+            if let Some(flusher) = q.flusher.take() {
+                flusher.wake();
+            }
+        }
+    });
+}
+
+/// Clears the thread's queue when the flusher task goes (its runtime shut down), so the
+/// next runtime on this thread starts its own.
+struct Running;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = QUEUE.try_with(|q| {
+            if let Ok(mut q) = q.try_borrow_mut() {
+                *q = Queue::default();
+            }
+        });
+    }
+}
+
+/// The worker's flusher: each time it runs, it sends every chunk queued since it last ran.
+async fn flusher() {
+    let _running = Running;
+    let mut batch: Vec<Arc<Slot>> = Vec::new();
+    std::future::poll_fn(|cx| loop {
+        let more = QUEUE.with(|q| {
+            let mut q = q.borrow_mut();
+            if q.slots.is_empty() {
+                keep(&mut q.flusher, cx);
+                return false;
+            }
+            std::mem::swap(&mut q.slots, &mut batch);
+            true
+        });
+        if !more {
+            return Poll::<()>::Pending;
+        }
+        for slot in batch.drain(..) {
+            slot.flush();
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use tenbin_testkit::backend::tcp_pair as pair;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn queued_chunks_arrive_whole_and_in_order() {
+        let (mut a, mut b) = pair().await;
+        let mut out = Outbox::new(a.as_raw_fd()).expect("a current-thread runtime");
+        let mut want = Vec::new();
+        for i in 0..200u32 {
+            let chunk = format!("chunk {i};").into_bytes();
+            out.send(&mut a, &chunk).await.unwrap();
+            want.extend_from_slice(&chunk);
+        }
+        out.settle(&mut a).await.unwrap();
+        let mut got = vec![0u8; want.len()];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_the_socket_will_not_take_comes_back_and_is_written_in_full() {
+        let (mut a, mut b) = pair().await;
+        let mut out = Outbox::new(a.as_raw_fd()).unwrap();
+        // The peer reads nothing, so the send buffers fill: some chunk comes back.
+        let chunk = vec![5u8; 4096];
+        let mut queued = 0usize;
+        let mut came_back = false;
+        while !came_back && queued < 64 * 1024 * 1024 {
+            out.send(&mut a, &chunk).await.unwrap();
+            queued += chunk.len();
+            tokio::task::yield_now().await;
+            came_back = out.slot.state.load(Ordering::Acquire) == BACK;
+        }
+        assert!(came_back, "a full socket gave the chunk back");
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; queued];
+            b.read_exact(&mut got).await.map(|_| got)
+        });
+        out.settle(&mut a).await.unwrap();
+        let got = reader.await.unwrap().unwrap();
+        assert!(got.iter().all(|&x| x == 5));
+    }
+
+    #[tokio::test]
+    async fn a_send_to_a_reset_peer_fails_at_the_next_settle() {
+        let (mut a, b) = pair().await;
+        // RST on close: the peer is gone, not just finished.
+        b.set_zero_linger().unwrap();
+        drop(b);
+        let mut out = Outbox::new(a.as_raw_fd()).unwrap();
+        let mut failed = None;
+        for _ in 0..100 {
+            let sent = out.send(&mut a, b"after the reset").await;
+            tokio::task::yield_now().await;
+            if let Err(e) = sent.and(out.settle(&mut a).await) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("the reset surfaced as an error");
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_outbox_leaves_its_queued_chunk_unsent() {
+        let (mut a, mut b) = pair().await;
+        let (mut c, mut d) = pair().await;
+        let dropped = Outbox::new(a.as_raw_fd()).unwrap();
+        std::future::poll_fn(|cx| {
+            dropped.queue(cx, b"never sent");
+            Poll::Ready(())
+        })
+        .await;
+        drop(dropped);
+        // Queued after it: once this chunk arrived, the flusher has been past the dropped one.
+        let mut later = Outbox::new(c.as_raw_fd()).unwrap();
+        later.send(&mut c, b"sent").await.unwrap();
+        let mut got = [0u8; 4];
+        d.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"sent");
+        a.write_all(b"x").await.unwrap();
+        let mut first = [0u8; 1];
+        b.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"x", "the dropped chunk never went out");
+    }
+
+    #[test]
+    fn no_outbox_on_a_multi_thread_runtime() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async { assert!(Outbox::new(0).is_none()) });
+        assert!(Outbox::new(0).is_none(), "nor outside a runtime");
+    }
+}
