@@ -8,7 +8,10 @@
 //! task that was ready, and sends every queued chunk in one go, as an event loop's send burst
 //! after its receive burst. The relay goes straight back to its read. Only a chunk the socket
 //! would not take whole, or an error, comes back to the relay (its task is woken and it writes
-//! the rest through the runtime, waiting for the socket as any write does).
+//! the rest through the runtime, waiting for the socket as any write does). A relay that
+//! needs its slot while the chunk is still queued (its next chunk, a bulk write, a pause, the
+//! end) sends it there and then, so it never waits for the flusher: the flusher only ever
+//! saves a relay a poll, and wakes one only to hand a chunk back.
 //!
 //! Worker runtimes are current-thread, so a relay, its slots and the flusher run on one thread
 //! and never at once: the flusher only sends on a slot still queued, and an [`Outbox`] marks
@@ -47,10 +50,8 @@ struct Slot {
 struct Held {
     bytes: Vec<u8>,
     error: Option<io::Error>,
-    /// The relay's task, woken when its chunk comes back or failed, or went out while the
-    /// relay was `waiting` for the slot.
+    /// The relay's task, woken when its chunk comes back or failed.
     task: Option<Waker>,
-    waiting: bool,
 }
 
 impl Slot {
@@ -60,32 +61,36 @@ impl Slot {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The flusher's part: send what is queued, without waiting for the socket.
-    fn flush(&self) {
+    /// Sends what is queued, without waiting for the socket: the flusher's part, or the
+    /// relay's when it needs the slot before the flusher ran. Returns whether it sent all.
+    fn flush(&self) -> bool {
         let mut held = self.held();
         if self.state.load(Ordering::Acquire) != QUEUED {
-            return;
+            return true;
         }
-        // Sent whole, the relay is woken only if it waits for the slot; otherwise it must
-        // finish the write or learn of the error.
-        let (state, wake) = match send(self.fd, &held.bytes) {
+        let state = match send(self.fd, &held.bytes) {
             Ok(n) if n == held.bytes.len() => {
                 held.bytes.clear();
-                (EMPTY, held.waiting)
+                EMPTY
             }
             Ok(n) => {
                 held.bytes.drain(..n);
-                (BACK, true)
+                BACK
             }
             Err(e) => {
                 held.error = Some(e);
-                (FAILED, true)
+                FAILED
             }
         };
         self.state.store(state, Ordering::Release);
-        held.waiting = false;
-        if wake {
-            if let Some(task) = &held.task {
+        state == EMPTY
+    }
+
+    /// The flusher's [`Slot::flush`]: a relay whose chunk came back or failed must finish the
+    /// write or learn of the error, so its task is woken.
+    fn flush_and_tell(&self) {
+        if !self.flush() {
+            if let Some(task) = &self.held().task {
                 task.wake_by_ref();
             }
         }
@@ -170,13 +175,16 @@ impl Outbox {
         enqueue(Arc::clone(&self.slot));
     }
 
-    /// Waits until nothing is held: the flusher sent it, or the relay wrote what came back
-    /// through `w`. Before a bulk write, a shutdown, a pause, the end.
+    /// Waits until nothing is held: the flusher sent it, or the relay sends it now (still
+    /// queued, the flusher will pass it by) or writes what came back through `w`. Before a
+    /// bulk write, a shutdown, a pause, the end. Never waits for the flusher.
     pub(crate) async fn settle<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
         loop {
             match self.slot.state.load(Ordering::Acquire) {
                 EMPTY => return Ok(()),
-                QUEUED => self.sent().await,
+                QUEUED => {
+                    self.slot.flush();
+                }
                 BACK => {
                     let rest = std::mem::take(&mut self.slot.held().bytes);
                     w.write_all(&rest).await?;
@@ -192,19 +200,6 @@ impl Outbox {
                 }
             }
         }
-    }
-
-    /// Resolves once the queued chunk left the queue.
-    fn sent(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            let mut held = self.slot.held();
-            if self.slot.state.load(Ordering::Acquire) != QUEUED {
-                return Poll::Ready(());
-            }
-            held.waiting = true;
-            keep(&mut held.task, cx);
-            Poll::Pending
-        })
     }
 }
 
@@ -229,19 +224,23 @@ thread_local! {
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
 }
 
-/// Hands a slot to this thread's flusher: the first of a pass wakes it, and the first ever
-/// (on this runtime) starts it.
+/// Hands a slot to this thread's flusher: the first of a pass wakes it (it left its waker
+/// when it found the queue empty), and the first ever (on this runtime) starts it.
 fn enqueue(slot: Arc<Slot>) {
     QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         q.slots.push(slot);
         if !q.running {
             q.running = true;
-            tokio::spawn(flusher());
-        } else if q.slots.len() == 1 {
-            if let Some(flusher) = q.flusher.take() {
-                flusher.wake();
-            }
+            // The guard travels in the task, so it clears the queue even if the runtime
+            // drops the task before its first poll.
+            let running = Running;
+            tokio::spawn(async move {
+                let _running = running;
+                flusher().await
+            });
+        } else if let Some(flusher) = q.flusher.take() {
+            flusher.wake();
         }
     });
 }
@@ -262,7 +261,6 @@ impl Drop for Running {
 
 /// The worker's flusher: each time it runs, it sends every chunk queued since it last ran.
 async fn flusher() {
-    let _running = Running;
     let mut batch: Vec<Arc<Slot>> = Vec::new();
     std::future::poll_fn(|cx| loop {
         let more = QUEUE.with(|q| {
@@ -278,7 +276,7 @@ async fn flusher() {
             return Poll::<()>::Pending;
         }
         for slot in batch.drain(..) {
-            slot.flush();
+            slot.flush_and_tell();
         }
     })
     .await
