@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,8 +187,10 @@ async fn serve_admitted<IO>(
     let timeouts = state.fe.timeouts;
     let limits = state.fe.limits;
     let activity = Arc::new(Activity::new(limits.h2_max_resets));
-    let counted = Counted::new(stream, Arc::clone(&fe_stats), Arc::clone(&activity));
-    let mut io = Batched::new(counted);
+    // Counted outside Batched: a write queued in the outbox counts as written.
+    let outlet = tcp_of(&stream).map(|tcp| tcp.as_raw_fd());
+    let batched = Batched::with_outlet(stream, outlet);
+    let mut io = Counted::new(batched, Arc::clone(&fe_stats), Arc::clone(&activity));
     let ask = Ask {
         live,
         activity: Arc::clone(&activity),
@@ -321,9 +323,9 @@ fn tcp_of<IO: 'static>(io: &IO) -> Option<&TcpStream> {
 /// duplicated, the original leaves this worker's reactor as it closes and the copy joins the
 /// other one's; the client sees nothing. If the socket cannot be duplicated (no file
 /// descriptor left) the connection closes between requests, as an idle keep-alive one may.
-async fn move_to<IO: 'static>(
+async fn move_to<IO: AsyncWrite + Unpin + 'static>(
     to: usize,
-    io: Batched<Counted<IO>>,
+    mut io: Counted<Batched<IO>>,
     live: Arc<ArcSwap<State>>,
     peer: SocketAddr,
     stop: CancellationToken,
@@ -334,6 +336,10 @@ async fn move_to<IO: 'static>(
     let (Some(handle), Some(Ok(copy))) = (handle, copy) else {
         return;
     };
+    // The last response leaves from here, whole, before the socket changes hands.
+    if io.get_mut().settle().await.is_err() {
+        return;
+    }
     drop(io);
     live.load().fe.stats.traffic.moved();
     tracing::debug!(client = %peer, worker = to, "keep-alive connection moves to a less contended worker");

@@ -138,6 +138,10 @@ impl<IO> Counted<IO> {
     pub(super) fn get_ref(&self) -> &IO {
         &self.io
     }
+
+    pub(super) fn get_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
 }
 
 fn flush(stats: &HttpStats, read: &mut u64, written: &mut u64) {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::flush::Outbox;
+use crate::batch::flush::Outbox;
 use crate::placement::{self, Brings};
 
 /// Per-direction buffer, HAProxy's `tune.bufsize`. One iperf3 stream over loopback moved
@@ -29,7 +29,7 @@ pub const BUFFER: usize = 16 * 1024;
 /// Chunks up to this size (a request, an answer) are written after the scheduler pass that
 /// read them, so the writes of one pass leave together and the peers wake once for them:
 /// with one worker and 64 keep-alive clients through mode tcp, +5-7% req/s (median of 12
-/// interleaved rounds). The worker's flusher sends them ([`super::flush`]: no second poll of
+/// interleaved rounds). The worker's flusher sends them ([`crate::batch::flush`]: no second poll of
 /// the relay per chunk), or, without an outlet, the relay waits a pass
 /// ([`crate::batch::pass`]) and writes them itself. Bigger reads are bulk and go straight out.
 /// [`Run::wrote`] also counts these chunks as requests: every
@@ -197,7 +197,7 @@ where
 }
 
 /// The sockets a relay's small writes may leave on through the worker's flusher
-/// ([`super::flush`]): each the descriptor of the socket of the matching write half, which
+/// ([`crate::batch::flush`]): each the descriptor of the socket of the matching write half, which
 /// stays open for as long as the relay runs. None: small writes wait a pass instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Outlets {

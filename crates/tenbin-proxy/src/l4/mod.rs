@@ -12,7 +12,6 @@
 //!   from the listening socket, sessions expiring after the idle timeout.
 
 pub mod copy;
-mod flush;
 pub mod serve;
 mod splice;
 pub mod tcp;

@@ -24,8 +24,9 @@ pub mod wire;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -39,6 +40,8 @@ use tokio::time::Instant;
 
 use self::wire::{ChunkDecoder, Decoded, RequestFraming, ResponseFraming, WireError};
 use super::body::{BoxError, ProxyBody};
+use crate::batch::flush::Outbox;
+use crate::batch::GATHER;
 
 /// How long a connection may sit unused before it is closed (hyper-util's default pool idle
 /// timeout).
@@ -75,6 +78,9 @@ pub(crate) enum UpstreamError {
 /// buffer its requests are written from (kept with the connection: no allocation per
 /// request).
 pub(crate) struct Pooled {
+    /// A bodiless request's head waits here for the worker's flusher (`crate::batch`);
+    /// declared before `io`, so a head still held goes out before the socket closes.
+    outbox: Option<Outbox>,
     io: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
@@ -101,11 +107,18 @@ impl Pooled {
     }
 
     fn reusable(&mut self) -> bool {
-        self.quiet(&mut Context::from_waker(Waker::noop()))
+        self.outbox.as_ref().is_none_or(Outbox::is_empty)
+            && self.quiet(&mut Context::from_waker(Waker::noop()))
     }
 
     /// Reads more of the server's bytes into the buffer; `Ok(0)` at its end of stream.
+    /// A request head the flusher handed back is written on first (or its error returned).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if let Some(o) = self.outbox.as_ref().filter(|o| o.came_back()) {
+            if let Poll::Ready(Err(e)) = o.poll_settle(cx, Pin::new(&mut self.io), false) {
+                return Poll::Ready(Err(e));
+            }
+        }
         self.buf.reserve(READ_AHEAD);
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
@@ -204,6 +217,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Pooled, Upstream
     };
     let _ = io.set_nodelay(true);
     Ok(Pooled {
+        outbox: Outbox::new(io.as_raw_fd()),
         io,
         buf: BytesMut::new(),
         out: Vec::with_capacity(512),
@@ -263,9 +277,26 @@ pub(crate) async fn send(
         framing,
     );
     // The request leaves with the other tasks' writes of this scheduler pass, so the
-    // server wakes once per burst (see `crate::batch`).
-    tokio::task::yield_now().await;
-    write_body(&mut c.io, &mut c.out, body, framing).await?;
+    // server wakes once per burst (see `crate::batch`): a bodiless one queued for the
+    // worker's flusher, the task going straight on to read the response; any other after
+    // a pass.
+    let queued = match c.outbox.as_ref() {
+        Some(o) if body.is_end_stream() && c.out.len() <= GATHER => {
+            poll_fn(|cx| Poll::Ready(o.offer(cx, &[IoSlice::new(&c.out)], GATHER))).await
+        }
+        _ => false,
+    };
+    if queued {
+        c.out.clear();
+    } else {
+        if let Some(o) = c.outbox.as_ref() {
+            poll_fn(|cx| o.poll_settle(cx, Pin::new(&mut c.io), true))
+                .await
+                .map_err(UpstreamError::Io)?;
+        }
+        tokio::task::yield_now().await;
+        write_body(&mut c.io, &mut c.out, body, framing).await?;
+    }
     if c.out.capacity() > 4 * COALESCE {
         // A huge head (up to the header limit) does not pin its buffer to the connection.
         c.out = Vec::with_capacity(512);

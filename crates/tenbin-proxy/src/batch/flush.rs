@@ -1,34 +1,41 @@
-//! Mode tcp's small writes, sent by one flusher per worker after the pass that read them.
+//! Small writes sent by one flusher per worker, after the pass that produced them.
 //!
-//! [`crate::batch::pass`] holds a small chunk back for one scheduler pass by waking the
-//! relay's own task: the writes of a pass leave together, but every request and every answer
-//! costs the relay a second poll of its whole task (both directions, the idle timer) just to
-//! write. An [`Outbox`] instead copies the chunk into the direction's slot and queues the slot
-//! with the worker's flusher task; the first chunk of a pass wakes it, so it runs after every
-//! task that was ready, and sends every queued chunk in one go, as an event loop's send burst
-//! after its receive burst. The relay goes straight back to its read. Only a chunk the socket
-//! would not take whole, or an error, comes back to the relay (its task is woken and it writes
-//! the rest through the runtime, waiting for the socket as any write does). A relay that
-//! needs its slot while the chunk is still queued (its next chunk, a bulk write, a pause, the
-//! end) sends it there and then, so it never waits for the flusher: the flusher only ever
-//! saves a relay a poll, and wakes one only to hand a chunk back.
+//! [`crate::batch::pass`] holds a small write back for one scheduler pass by waking the
+//! writer's own task: the writes of a pass leave together, but every request and every
+//! answer costs the task a second poll of its whole future just to write. An [`Outbox`]
+//! instead copies the bytes into its slot and queues the slot with the worker's flusher
+//! task; the first write of a pass wakes it, so it runs after every task that was ready, and
+//! sends every queued chunk in one go, as an event loop's send burst after its receive
+//! burst. The writer goes straight on to its next read. Three writers have one: each
+//! direction of mode tcp's userspace relay (`l4::copy`), a plain client connection of mode
+//! http ([`crate::batch::Batched`]: responses) and an upstream connection of mode http
+//! (`http::upstream`: bodiless requests).
 //!
-//! Worker runtimes are current-thread, so a relay, its slots and the flusher run on one thread
-//! and never at once: the flusher only sends on a slot still queued, and an [`Outbox`] marks
-//! its slot gone when dropped (a session cancelled or timed out with a chunk queued), before
-//! its socket can close. On any other runtime there is no outbox and the relay uses `pass`.
+//! Only a chunk the socket would not take whole, or an error, comes back to the writer (its
+//! task is woken and it writes the rest through the runtime, waiting for the socket as any
+//! write does). A writer that needs its slot while the chunk is still queued (a write that
+//! does not fit, a bulk write, a pause, a shutdown, the end) sends it there and then, so it
+//! never waits for the flusher: the flusher only ever saves a task a poll, and wakes one
+//! only to hand a chunk back. An outbox dropped with bytes held sends what the socket takes
+//! at once.
+//!
+//! Worker runtimes are current-thread, so a writer, its slot and the flusher run on one
+//! thread and never at once: the flusher only sends on a slot still queued, and an
+//! [`Outbox`] marks its slot gone when dropped, before its socket can close. On any other
+//! runtime there is no outbox and writes wait a `pass`.
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 const EMPTY: u8 = 0;
 /// Handed to the flusher, which has not sent it yet.
@@ -144,10 +151,47 @@ impl Outbox {
     /// Resolves once a chunk came back or failed: race it against the direction's read, so
     /// the relay finishes the write (or ends) instead of waiting for more input.
     pub(crate) fn returned(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|_| match self.slot.state.load(Ordering::Acquire) {
-            BACK | FAILED => Poll::Ready(()),
-            _ => Poll::Pending,
+        std::future::poll_fn(|_| {
+            if self.came_back() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         })
+    }
+
+    /// Whether nothing is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slot.state.load(Ordering::Acquire) == EMPTY
+    }
+
+    /// Whether a chunk came back or failed.
+    pub(crate) fn came_back(&self) -> bool {
+        matches!(self.slot.state.load(Ordering::Acquire), BACK | FAILED)
+    }
+
+    /// Queues `bufs` for the flusher if nothing is held, or adds them to a queued chunk
+    /// while it stays under `cap`; false (nothing taken) otherwise: settle first.
+    pub(crate) fn offer(&self, cx: &Context<'_>, bufs: &[IoSlice<'_>], cap: usize) -> bool {
+        match self.slot.state.load(Ordering::Acquire) {
+            EMPTY => {
+                self.queue(cx, bufs);
+                true
+            }
+            QUEUED => {
+                let mut held = self.slot.held();
+                let len: usize = bufs.iter().map(|b| b.len()).sum();
+                if held.bytes.len() + len > cap {
+                    return false;
+                }
+                for b in bufs {
+                    held.bytes.extend_from_slice(b);
+                }
+                keep(&mut held.task, cx);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Queues `bytes` for the flusher, once the chunk before them is out.
@@ -158,17 +202,19 @@ impl Outbox {
     ) -> io::Result<()> {
         self.settle(w).await?;
         std::future::poll_fn(|cx| {
-            self.queue(cx, bytes);
+            self.queue(cx, &[IoSlice::new(bytes)]);
             Poll::Ready(())
         })
         .await;
         Ok(())
     }
 
-    fn queue(&self, cx: &Context<'_>, bytes: &[u8]) {
+    fn queue(&self, cx: &Context<'_>, bufs: &[IoSlice<'_>]) {
         {
             let mut held = self.slot.held();
-            held.bytes.extend_from_slice(bytes);
+            for b in bufs {
+                held.bytes.extend_from_slice(b);
+            }
             keep(&mut held.task, cx);
             self.slot.state.store(QUEUED, Ordering::Release);
         }
@@ -179,33 +225,53 @@ impl Outbox {
     /// queued, the flusher will pass it by) or writes what came back through `w`. Before a
     /// bulk write, a shutdown, a pause, the end. Never waits for the flusher.
     pub(crate) async fn settle<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_settle(cx, Pin::new(&mut *w), true)).await
+    }
+
+    /// [`Outbox::settle`] as a poll: writes what came back through `w` and reports a failed
+    /// send; a chunk still queued is sent now if `queued_too`, else left to the flusher.
+    pub(crate) fn poll_settle<W: AsyncWrite + ?Sized>(
+        &self,
+        cx: &mut Context<'_>,
+        mut w: Pin<&mut W>,
+        queued_too: bool,
+    ) -> Poll<io::Result<()>> {
         loop {
             match self.slot.state.load(Ordering::Acquire) {
-                EMPTY => return Ok(()),
+                EMPTY => return Poll::Ready(Ok(())),
+                QUEUED if !queued_too => return Poll::Ready(Ok(())),
                 QUEUED => {
                     self.slot.flush();
                 }
                 BACK => {
-                    let rest = std::mem::take(&mut self.slot.held().bytes);
-                    w.write_all(&rest).await?;
                     let mut held = self.slot.held();
-                    held.bytes = rest;
-                    held.bytes.clear();
+                    while !held.bytes.is_empty() {
+                        match ready!(w.as_mut().poll_write(cx, &held.bytes))? {
+                            0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                            n => drop(held.bytes.drain(..n)),
+                        }
+                    }
                     self.slot.state.store(EMPTY, Ordering::Release);
                 }
                 _ => {
                     let e = self.slot.held().error.take();
                     self.slot.state.store(EMPTY, Ordering::Release);
-                    return Err(e.unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
+                    let e = e.unwrap_or_else(|| io::ErrorKind::BrokenPipe.into());
+                    return Poll::Ready(Err(e));
                 }
             }
         }
     }
 }
 
+/// A chunk still held when its outbox goes (a connection closed, a session cancelled) is
+/// sent as far as the socket takes it now; the flusher then passes the slot by.
 impl Drop for Outbox {
     fn drop(&mut self) {
         let mut held = self.slot.held();
+        if matches!(self.slot.state.load(Ordering::Acquire), QUEUED | BACK) {
+            let _ = send(self.slot.fd, &held.bytes);
+        }
         self.slot.state.store(GONE, Ordering::Release);
         held.bytes = Vec::new();
         held.task = None;
@@ -356,26 +422,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dropped_outbox_leaves_its_queued_chunk_unsent() {
-        let (mut a, mut b) = pair().await;
-        let (mut c, mut d) = pair().await;
+    async fn a_dropped_outbox_sends_its_queued_chunk_on_the_way_out() {
+        let (a, mut b) = pair().await;
         let dropped = Outbox::new(a.as_raw_fd()).unwrap();
         std::future::poll_fn(|cx| {
-            dropped.queue(cx, b"never sent");
+            dropped.queue(
+                cx,
+                &[IoSlice::new(b"queued, "), IoSlice::new(b"then dropped")],
+            );
             Poll::Ready(())
         })
         .await;
         drop(dropped);
-        // Queued after it: once this chunk arrived, the flusher has been past the dropped one.
-        let mut later = Outbox::new(c.as_raw_fd()).unwrap();
-        later.send(&mut c, b"sent").await.unwrap();
-        let mut got = [0u8; 4];
-        d.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"sent");
-        a.write_all(b"x").await.unwrap();
-        let mut first = [0u8; 1];
-        b.read_exact(&mut first).await.unwrap();
-        assert_eq!(&first, b"x", "the dropped chunk never went out");
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"queued, then dropped");
+    }
+
+    #[tokio::test]
+    async fn offered_writes_join_a_queued_chunk_up_to_the_cap() {
+        let (a, mut b) = pair().await;
+        let out = Outbox::new(a.as_raw_fd()).unwrap();
+        let taken = std::future::poll_fn(|cx| {
+            let first = out.offer(cx, &[IoSlice::new(b"head;")], 16);
+            let second = out.offer(cx, &[IoSlice::new(b"body;")], 16);
+            let over = out.offer(cx, &[IoSlice::new(b"too long to fit")], 16);
+            Poll::Ready((first, second, over))
+        })
+        .await;
+        assert_eq!(taken, (true, true, false));
+        let mut got = [0u8; 10];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"head;body;");
+        drop(out);
+        drop(a);
     }
 
     #[test]
