@@ -224,7 +224,7 @@ impl Outbox {
     /// Waits until nothing is held: the flusher sent it, or the relay sends it now (still
     /// queued, the flusher will pass it by) or writes what came back through `w`. Before a
     /// bulk write, a shutdown, a pause, the end. Never waits for the flusher.
-    pub(crate) async fn settle<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+    pub(crate) async fn settle<W: AsyncWrite + Unpin>(&self, w: &mut W) -> io::Result<()> {
         std::future::poll_fn(|cx| self.poll_settle(cx, Pin::new(&mut *w), true)).await
     }
 

@@ -29,9 +29,10 @@ pub const BUFFER: usize = 16 * 1024;
 /// Chunks up to this size (a request, an answer) are written after the scheduler pass that
 /// read them, so the writes of one pass leave together and the peers wake once for them:
 /// with one worker and 64 keep-alive clients through mode tcp, +5-7% req/s (median of 12
-/// interleaved rounds). The worker's flusher sends them ([`crate::batch::flush`]: no second poll of
-/// the relay per chunk), or, without an outlet, the relay waits a pass
-/// ([`crate::batch::pass`]) and writes them itself. Bigger reads are bulk and go straight out.
+/// interleaved rounds). The worker's flusher sends them ([`crate::batch::flush`]: no
+/// second poll of the relay per chunk), or, without an outlet, the relay waits a pass
+/// ([`crate::batch::pass`]) and writes them itself. Bigger reads are bulk and go straight
+/// out.
 /// [`Run::wrote`] also counts these chunks as requests: every
 /// [`placement::CHECK_REQUESTS`] of them it asks where the session would run better.
 pub(crate) const BATCHED_UP_TO: usize = 4 * 1024;
@@ -197,8 +198,8 @@ where
 }
 
 /// The sockets a relay's small writes may leave on through the worker's flusher
-/// ([`crate::batch::flush`]): each the descriptor of the socket of the matching write half, which
-/// stays open for as long as the relay runs. None: small writes wait a pass instead.
+/// ([`crate::batch::flush`]): each the descriptor of the socket of the matching write half,
+/// which stays open for as long as the relay runs. None: small writes wait a pass instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Outlets {
     pub to_server: Option<RawFd>,

@@ -290,9 +290,7 @@ pub(crate) async fn send(
         c.out.clear();
     } else {
         if let Some(o) = c.outbox.as_ref() {
-            poll_fn(|cx| o.poll_settle(cx, Pin::new(&mut c.io), true))
-                .await
-                .map_err(UpstreamError::Io)?;
+            o.settle(&mut c.io).await.map_err(UpstreamError::Io)?;
         }
         tokio::task::yield_now().await;
         write_body(&mut c.io, &mut c.out, body, framing).await?;
