@@ -1,0 +1,394 @@
+//! `tls-handshakes`: new TLS connections per second against one HTTPS address, for the
+//! handshake rows of `bench/tls.sh`.
+//!
+//! wrk's TLS client is OpenSSL 3.0 (Debian 12), which spends ~0.6 ms of user CPU per
+//! resumed handshake on the client side alone: one load CPU then saturates before either
+//! proxy does, and the row measures the client. This client does what wrk does with
+//! `Connection: close`, on one thread, with rustls: `-c` connection slots, each in a loop of
+//! connect, handshake, one `GET`, read the answer, close_notify, close; each slot keeps the
+//! session tickets it was sent and offers the newest on its next connect, as wrk keeps a
+//! slot's `SSL` session. The server name is verified against `--ca`.
+//!
+//! It prints wrk's summary lines (`N requests in`, `Requests/sec:`, the `99%` latency,
+//! `Socket errors:` and `Non-2xx or 3xx responses:` when there are any), so the bench reads
+//! both alike, and `handshakes: resumed R, full F`. Only answers completed before the
+//! deadline count; a connection still open then is dropped uncounted.
+//!
+//! ```text
+//! tls-handshakes --connect 127.0.0.1:8443 --sni bench.test --ca cert.pem -c 64 -d 2
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, HandshakeKind, RootCertStore};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+#[derive(Debug)]
+struct Args {
+    connect: SocketAddr,
+    sni: String,
+    ca: String,
+    conns: usize,
+    duration: Duration,
+    path: String,
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!("tls-handshakes: {why}");
+    eprintln!(
+        "usage: tls-handshakes --connect ADDR --sni NAME --ca PEM [-c CONNS] [-d SECONDS] [--path /]"
+    );
+    std::process::exit(2);
+}
+
+fn args() -> Args {
+    let mut it = std::env::args().skip(1);
+    let (mut connect, mut sni, mut ca) = (None, None, None);
+    let (mut conns, mut duration, mut path) = (64, Duration::from_secs(2), "/".to_string());
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--connect" => {
+                let v = value();
+                connect = Some(
+                    v.parse()
+                        .unwrap_or_else(|_| usage(&format!("bad address {v}"))),
+                );
+            }
+            "--sni" => sni = Some(value()),
+            "--ca" => ca = Some(value()),
+            "-c" => conns = value().parse().unwrap_or_else(|_| usage("bad -c")),
+            "-d" => {
+                let v = value();
+                let secs: f64 = v.trim_end_matches('s').parse().unwrap_or(-1.0);
+                if !(secs > 0.0 && secs.is_finite()) {
+                    usage(&format!("bad -d {v}"));
+                }
+                duration = Duration::from_secs_f64(secs);
+            }
+            "--path" => path = value(),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    Args {
+        connect: connect.unwrap_or_else(|| usage("--connect is required")),
+        sni: sni.unwrap_or_else(|| usage("--sni is required")),
+        ca: ca.unwrap_or_else(|| usage("--ca is required")),
+        conns: conns.max(1),
+        duration,
+        path,
+    }
+}
+
+/// One slot's counts.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Microseconds from connect to the last byte of the answer, one per counted answer.
+    latencies: Vec<u32>,
+    resumed: u64,
+    full: u64,
+    non_2xx: u64,
+    connect: u64,
+    read: u64,
+    write: u64,
+    /// The protocol version, cipher suite and key exchange group of the first handshake.
+    negotiated: Option<String>,
+}
+
+#[derive(Debug)]
+enum Failure {
+    /// A TCP connect or a TLS handshake failed (wrk counts both as connect errors).
+    Connect(std::io::Error),
+    Write(std::io::Error),
+    Read(std::io::Error),
+}
+
+fn malformed(why: &str) -> Failure {
+    Failure::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+}
+
+/// What one connection brought: whether it resumed and whether the answer was 2xx.
+struct Answer {
+    resumed: bool,
+    ok: bool,
+}
+
+/// "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519" of a finished handshake.
+fn negotiated(conn: &rustls::ClientConnection) -> String {
+    let name = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+    format!(
+        "{} {} {}",
+        name(conn.protocol_version().map(|v| format!("{v:?}"))),
+        name(
+            conn.negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+        ),
+        name(
+            conn.negotiated_key_exchange_group()
+                .map(|g| format!("{:?}", g.name()))
+        ),
+    )
+}
+
+async fn one(
+    connector: &TlsConnector,
+    addr: SocketAddr,
+    name: &ServerName<'static>,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+    first: &mut Option<String>,
+) -> Result<Answer, Failure> {
+    let tcp = TcpStream::connect(addr).await.map_err(Failure::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let mut tls = connector
+        .connect(name.clone(), tcp)
+        .await
+        .map_err(Failure::Connect)?;
+    let conn = tls.get_ref().1;
+    let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+    if first.is_none() {
+        *first = Some(negotiated(conn));
+    }
+    tls.write_all(request).await.map_err(Failure::Write)?;
+    buf.clear();
+    let (head_end, body_len) = loop {
+        if buf.len() > 64 * 1024 {
+            return Err(malformed("a response head over 64 KiB"));
+        }
+        read_more(&mut tls, buf, "closed before the end of the response head").await?;
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let len = content_length(&buf[..at]).ok_or_else(|| malformed("no content-length"))?;
+            break (at + 4, len);
+        }
+    };
+    while buf.len() < head_end + body_len {
+        read_more(&mut tls, buf, "closed before the end of the body").await?;
+    }
+    let ok = buf.starts_with(b"HTTP/1.1 2") || buf.starts_with(b"HTTP/1.0 2");
+    // As wrk's SSL_shutdown before close: close_notify, then the socket closes on drop.
+    let _ = tls.shutdown().await;
+    Ok(Answer { resumed, ok })
+}
+
+/// Appends what the server sends next to `buf`; the end of the stream is a read failure
+/// (`early`: what it cut short).
+async fn read_more<S: AsyncRead + Unpin>(
+    tls: &mut S,
+    buf: &mut Vec<u8>,
+    early: &str,
+) -> Result<(), Failure> {
+    let start = buf.len();
+    buf.resize(start + 4096, 0);
+    let n = tls.read(&mut buf[start..]).await.map_err(Failure::Read)?;
+    buf.truncate(start + n);
+    match n {
+        0 => Err(malformed(early)),
+        _ => Ok(()),
+    }
+}
+
+/// The `content-length` of a response head (the bench's backends always send one).
+fn content_length(head: &[u8]) -> Option<usize> {
+    let head = std::str::from_utf8(head).ok()?;
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+async fn slot(
+    config: Arc<ClientConfig>,
+    args: Arc<Args>,
+    request: Arc<[u8]>,
+    deadline: Instant,
+) -> Tally {
+    let connector = TlsConnector::from(config);
+    let name = ServerName::try_from(args.sni.clone()).unwrap_or_else(|_| usage("bad --sni"));
+    let mut tally = Tally::default();
+    let mut buf = Vec::with_capacity(8192);
+    loop {
+        let started = Instant::now();
+        if started >= deadline {
+            return tally;
+        }
+        let done = tokio::time::timeout_at(
+            deadline,
+            one(
+                &connector,
+                args.connect,
+                &name,
+                &request,
+                &mut buf,
+                &mut tally.negotiated,
+            ),
+        )
+        .await;
+        match done {
+            Err(_) => return tally,
+            Ok(Ok(answer)) => {
+                let micros = started.elapsed().as_micros();
+                tally
+                    .latencies
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+                if answer.resumed {
+                    tally.resumed += 1;
+                } else {
+                    tally.full += 1;
+                }
+                if !answer.ok {
+                    tally.non_2xx += 1;
+                }
+            }
+            Ok(Err(failure)) => {
+                let (count, e) = match failure {
+                    Failure::Connect(e) => (&mut tally.connect, e),
+                    Failure::Write(e) => (&mut tally.write, e),
+                    Failure::Read(e) => (&mut tally.read, e),
+                };
+                if *count == 0 {
+                    eprintln!("tls-handshakes: {e}");
+                }
+                *count += 1;
+            }
+        }
+    }
+}
+
+fn client_config(ca: &str) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    let certs =
+        CertificateDer::pem_file_iter(ca).unwrap_or_else(|e| usage(&format!("--ca {ca}: {e}")));
+    for cert in certs {
+        let cert = cert.unwrap_or_else(|e| usage(&format!("--ca {ca}: {e}")));
+        roots
+            .add(cert)
+            .unwrap_or_else(|e| usage(&format!("--ca {ca}: {e}")));
+    }
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|e| usage(&format!("tls: {e}")))
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+fn main() {
+    let args = Arc::new(args());
+    let base = client_config(&args.ca);
+    let request: Arc<[u8]> = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        args.path, args.sni
+    )
+    .into_bytes()
+    .into();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| usage(&format!("runtime: {e}")));
+    let tallies = runtime.block_on(async {
+        let deadline = Instant::now() + args.duration;
+        let slots: Vec<_> = (0..args.conns)
+            .map(|_| {
+                // A session store per slot, as wrk keeps one SSL session per connection.
+                let mut config = (*base).clone();
+                config.resumption = rustls::client::Resumption::in_memory_sessions(4);
+                let (args, request) = (Arc::clone(&args), Arc::clone(&request));
+                tokio::spawn(slot(Arc::new(config), args, request, deadline))
+            })
+            .collect();
+        let mut tallies = Vec::new();
+        for s in slots {
+            tallies.push(s.await.unwrap_or_default());
+        }
+        tallies
+    });
+    report(&args, tallies);
+}
+
+fn report(args: &Args, tallies: Vec<Tally>) {
+    let mut all = Tally::default();
+    for t in tallies {
+        all.latencies.extend(t.latencies);
+        all.resumed += t.resumed;
+        all.full += t.full;
+        all.non_2xx += t.non_2xx;
+        all.connect += t.connect;
+        all.read += t.read;
+        all.write += t.write;
+        all.negotiated = all.negotiated.or(t.negotiated);
+    }
+    all.latencies.sort_unstable();
+    let n = all.latencies.len();
+    let secs = args.duration.as_secs_f64();
+    let at = |q: f64| {
+        let i = ((n as f64 * q).ceil() as usize).clamp(1, n.max(1)) - 1;
+        f64::from(all.latencies.get(i).copied().unwrap_or(0)) / 1000.0
+    };
+    println!(
+        "tls-handshakes {} ({}), {} connections, {secs:.2}s",
+        args.connect, args.sni, args.conns
+    );
+    println!("  Latency Distribution");
+    for (label, q) in [("50%", 0.5), ("75%", 0.75), ("90%", 0.9), ("99%", 0.99)] {
+        println!("     {label}  {:.2}ms", at(q));
+    }
+    println!("  {n} requests in {secs:.2}s");
+    if all.connect + all.read + all.write > 0 {
+        println!(
+            "  Socket errors: connect {}, read {}, write {}, timeout 0",
+            all.connect, all.read, all.write
+        );
+    }
+    if all.non_2xx > 0 {
+        println!("  Non-2xx or 3xx responses: {}", all.non_2xx);
+    }
+    println!("Requests/sec: {:.2}", n as f64 / secs);
+    println!("handshakes: resumed {}, full {}", all.resumed, all.full);
+    println!(
+        "negotiated: {}",
+        all.negotiated.as_deref().unwrap_or("nothing")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_length;
+
+    #[test]
+    fn content_length_is_read_from_the_head_in_any_case() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 10\r\nconnection: close";
+        assert_eq!(content_length(head), Some(10));
+        assert_eq!(
+            content_length(b"HTTP/1.1 200 OK\r\ncontent-length:3"),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_head_without_a_usable_content_length_has_none() {
+        assert_eq!(
+            content_length(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"),
+            None
+        );
+        assert_eq!(
+            content_length(b"HTTP/1.1 200 OK\r\nContent-Length: ten"),
+            None
+        );
+        // The status line is not a field.
+        assert_eq!(content_length(b"Content-Length: 5"), None);
+    }
+}
