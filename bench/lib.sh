@@ -85,12 +85,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # on one worker in 4 of 7 runs, tenbin's in 1 of 7, and such a run did 53.6-64.9k req/s
 # against 48.9-59.4k split (fewer sleeping workers for the proxy to wake). In 10 rounds the
 # tcp ratio's spread was x0.92-1.15 with two workers and x0.96-1.07 with one.
-cpu_count() { # a taskset CPU list (0,2-3) -> how many CPUs
-  local n=0 part
+cpu_list() { # a taskset CPU list (0,2-3) -> its CPUs, one word each (0 2 3)
+  local part
   for part in ${1//,/ }; do
-    if [[ $part == *-* ]]; then n=$((n + ${part#*-} - ${part%-*} + 1)); else n=$((n + 1)); fi
-  done
-  echo "$n"
+    if [[ $part == *-* ]]; then seq -s ' ' "${part%-*}" "${part#*-}"; else echo "$part"; fi
+  done | tr '\n' ' ' | sed 's/ *$//'
+}
+cpu_count() { # a taskset CPU list -> how many CPUs
+  local cpus
+  read -r -a cpus <<<"$(cpu_list "$1")"
+  echo "${#cpus[@]}"
 }
 start_nginx_backends() {
   mkdir -p "$WORK/backends"

@@ -9,8 +9,9 @@
 #               OpenSSL 3.0 (Debian 12), which spends ~0.6 ms of user CPU per handshake on the
 #               client side alone, so with one load CPU it, not the proxy, sets the rate;
 #               `tls-handshakes` (tenbin-testkit's rustls client: the same loop of connect,
-#               handshake, GET, read, close_notify, close) costs the load CPU about a third of
-#               that, so the proxy does. Both keep each connection slot's session across its
+#               handshake, GET, read, close_notify, close) spends about a third of that user
+#               CPU, so the proxy can be the limit (at one thread HAProxy was: its load CPU
+#               ~60% busy; the busy row says which side it was). Both keep each slot's session across its
 #               reconnects (wrk: SSL_shutdown + SSL_clear), so a server that issues TLS 1.3
 #               tickets or keeps a session cache gets resumed handshakes (PSK with (EC)DHE: no
 #               certificate signature), one that does not gets full ones; the report says
@@ -205,11 +206,9 @@ declare -A VAL # "figure|threads|peer" -> space-separated values, one per round 
 # load_ticks: "busy total" clock ticks of the LOAD_CPUS so far (busy: all but idle, iowait and
 # steal); load_busy BEFORE AFTER: the busy share between two readings, in percent.
 load_ticks() {
-  awk -v list=",${LOAD_CPUS}," '
-    BEGIN { n = split(substr(list, 2, length(list) - 2), parts, ",")
-      for (i = 1; i <= n; i++) { lo = parts[i]; hi = lo; if (lo ~ /-/) { split(lo, r, "-"); lo = r[1]; hi = r[2] }
-        for (c = lo + 0; c <= hi + 0; c++) want["cpu" c] = 1 } }
-    $1 in want { t = 0; for (f = 2; f <= NF; f++) t += $f; busy += t - $5 - $6 - $9; total += t }
+  awk -v cpus=" $(cpu_list "$LOAD_CPUS") " '
+    substr($1, 1, 3) == "cpu" && index(cpus, " " substr($1, 4) " ") && $1 != "cpu" {
+      t = 0; for (f = 2; f <= NF; f++) t += $f; busy += t - $5 - $6 - $9; total += t }
     END { print busy + 0, total + 0 }' /proc/stat
 }
 load_busy() { # "busy total" "busy total"
@@ -219,7 +218,8 @@ load_busy() { # "busy total" "busy total"
 }
 # run_load figure T peer command...: runs the load client (wrk, or tls-handshakes, which
 # prints wrk's summary lines) pinned to LOAD_CPUS and records req/s of 2xx responses and p99
-# (ms), or fail; the proxy's CPU per request and the load CPUs' busy share.
+# (ms), or fail; the proxy's CPU per request and the load CPUs' busy share. The client's
+# output is left in LOAD_OUT.
 # Failures: any "Non-2xx or 3xx responses", any socket error (connect, read, write, timeout),
 # no result. The handshake rows (`Connection: close`) get no exception for read errors: wrk
 # counts one when it finds a connection closed by the server that the response did not
@@ -235,9 +235,7 @@ run_load() {
   add "$fig-cpu|$key" "$(us_per_request $((t1 - t0)) "$out")"
   add "$fig-load|$key" "$(load_busy "$l0" "$l1")"
   printf '== %s %s\n%s\n' "$fig" "$key" "$out" >>"$WORK/wrk.log"
-  [[ "$out" =~ negotiated:\ ([^$'\n']+) ]] && HS_NEGOTIATED[$key]=${BASH_REMATCH[1]}
-  [[ "$out" =~ handshakes:\ resumed\ ([0-9]+),\ full\ ([0-9]+) ]] &&
-    add "$fig-resumed|$key" "$(awk -v r="${BASH_REMATCH[1]}" -v f="${BASH_REMATCH[2]}" 'BEGIN { if (r + f > 0) printf "%.1f", 100 * r / (r + f); else print "fail" }')"
+  LOAD_OUT=$out
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
   p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
   read -r c r w t <<<"$(awk '/Socket errors:/ { gsub(/,/, ""); print $4, $6, $8, $10 }' <<<"$out")"
@@ -259,10 +257,15 @@ run_wrk() {
   shift 4
   run_load "$fig" "$threads" "$peer" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url"
 }
-# run_handshakes figure T peer port: tls-handshakes against the peer's TLS frontend.
+# run_handshakes figure T peer port: tls-handshakes against the peer's TLS frontend; also
+# records the share of resumed handshakes and what was negotiated.
 run_handshakes() {
+  local key="$2|$3"
   run_load "$1" "$2" "$3" "$HANDSHAKES" --connect "127.0.0.1:$4" --sni bench.test --ca "$WORK/ca.pem" \
     -c "$CONNS" -d "$DURATION"
+  [[ "$LOAD_OUT" =~ negotiated:\ ([^$'\n']+) ]] && HS_NEGOTIATED[$key]=${BASH_REMATCH[1]}
+  [[ "$LOAD_OUT" =~ handshakes:\ resumed\ ([0-9]+),\ full\ ([0-9]+) ]] &&
+    add "$1-resumed|$key" "$(awk -v r="${BASH_REMATCH[1]}" -v f="${BASH_REMATCH[2]}" 'BEGIN { if (r + f > 0) printf "%.1f", 100 * r / (r + f); else print "fail" }')"
 }
 
 # ---------------------------------------------------------------- per worker count
@@ -308,7 +311,7 @@ echo
 peer_versions haproxy nginx wrk openssl taskset
 echo "tenbin: $("$TENBIN" version 2>/dev/null | head -n 1); $(nproc) cores; proxies on PROXY_CPUS (1 thread: $PROXY_CPUS_1, 2 threads: $PROXY_CPUS_2), wrk/backends on $LOAD_CPUS"
 echo "wrk -t$WRK_THREADS -c$CONNS -d$DURATION and tls-handshakes (rustls $(awk '$1 == "name" { n = $3 } $1 == "version" && n == "\"rustls\"" { print $3; exit }' "$ROOT/Cargo.lock" | tr -d '"')) -c$CONNS -d$DURATION, $BACKENDS NGINX static backends, round robin; ECDSA P-256 certificate; $ROUNDS interleaved rounds; median [min-max]"
-echo "new handshakes: tls-handshakes (rustls client); (wrk): wrk, whose OpenSSL 3.0 client work per handshake keeps the load CPUs busy before the proxy"
+echo "new handshakes: tls-handshakes (rustls client); (wrk): wrk (OpenSSL 3.0 client); a load CPUs busy row near 100 means the client, not the proxy, set that rate"
 for T in $THREADS_LIST; do
   echo "threads $T negotiated: tenbin ${SUITE[$T|tenbin]:-?} (resumes sessions: ${RESUMES[$T|tenbin]:-?}); HAProxy ${SUITE[$T|haproxy]:-?} (resumes sessions: ${RESUMES[$T|haproxy]:-?})"
   echo "threads $T tls-handshakes negotiated: tenbin ${HS_NEGOTIATED[$T|tenbin]:-?}; HAProxy ${HS_NEGOTIATED[$T|haproxy]:-?}"

@@ -6,6 +6,9 @@
 //! how traffic spread over them; [`skip`] decides whether a missing root or tool skips a test
 //! or, under CI (`TENBIN_REQUIRE_PRIVILEGED=1`), fails it.
 //!
+//! Its one binary, `tls-handshakes`, is bench/tls.sh's load client for new TLS handshakes
+//! (see its own docs).
+//!
 //! It must never be a normal dependency of a shipped crate, nor send traffic anywhere but
 //! loopback.
 //!

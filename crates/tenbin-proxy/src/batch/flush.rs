@@ -196,7 +196,7 @@ impl Outbox {
 
     /// Queues `bytes` for the flusher, once the chunk before them is out.
     pub(crate) async fn send<W: AsyncWrite + Unpin>(
-        &mut self,
+        &self,
         w: &mut W,
         bytes: &[u8],
     ) -> io::Result<()> {
@@ -358,7 +358,7 @@ mod tests {
     #[tokio::test]
     async fn queued_chunks_arrive_whole_and_in_order() {
         let (mut a, mut b) = pair().await;
-        let mut out = Outbox::new(a.as_raw_fd()).expect("a current-thread runtime");
+        let out = Outbox::new(a.as_raw_fd()).expect("a current-thread runtime");
         let mut want = Vec::new();
         for i in 0..200u32 {
             let chunk = format!("chunk {i};").into_bytes();
@@ -374,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn a_chunk_the_socket_will_not_take_comes_back_and_is_written_in_full() {
         let (mut a, mut b) = pair().await;
-        let mut out = Outbox::new(a.as_raw_fd()).unwrap();
+        let out = Outbox::new(a.as_raw_fd()).unwrap();
         // The peer reads nothing, so the send buffers fill: some chunk comes back.
         let chunk = vec![5u8; 4096];
         let mut queued = 0usize;
@@ -401,7 +401,7 @@ mod tests {
         // RST on close: the peer is gone, not just finished.
         b.set_zero_linger().unwrap();
         drop(b);
-        let mut out = Outbox::new(a.as_raw_fd()).unwrap();
+        let out = Outbox::new(a.as_raw_fd()).unwrap();
         let mut failed = None;
         for _ in 0..100 {
             let sent = out.send(&mut a, b"after the reset").await;

@@ -371,7 +371,7 @@ impl<'b, B: Fn(Brings) -> Option<usize>> Run<'b, B> {
             Ok(at) => at,
             Err(ended) => return Ok(ended),
         };
-        let mut outbox = outlet.and_then(Outbox::new);
+        let outbox = outlet.and_then(Outbox::new);
         let mut buf = vec![0u8; BUFFER];
         loop {
             let next = tokio::select! {
@@ -383,11 +383,11 @@ impl<'b, B: Fn(Brings) -> Option<usize>> Run<'b, B> {
             let n = match next {
                 Next::Read(n) => n,
                 Next::Returned => {
-                    settle(&mut outbox, w).await?;
+                    settle(outbox.as_ref(), w).await?;
                     continue;
                 }
                 Next::Pause => {
-                    settle(&mut outbox, w).await?;
+                    settle(outbox.as_ref(), w).await?;
                     return Ok(Leg {
                         total,
                         ended: false,
@@ -396,12 +396,12 @@ impl<'b, B: Fn(Brings) -> Option<usize>> Run<'b, B> {
             };
             if n == 0 {
                 // Half-close: pass the EOF on and keep the other direction running.
-                settle(&mut outbox, w).await?;
+                settle(outbox.as_ref(), w).await?;
                 w.shutdown().await.map_err(|e| (e, false))?;
                 return Ok(Leg { total, ended: true });
             }
             let chunk = &buf[..n];
-            match outbox.as_mut() {
+            match outbox.as_ref() {
                 Some(o) if n <= BATCHED_UP_TO => o.send(w, chunk).await,
                 Some(o) => match o.settle(w).await {
                     Ok(()) => w.write_all(chunk).await,
@@ -426,7 +426,7 @@ pub(crate) type DirectionError = (io::Error, bool);
 
 /// Waits until `outbox` holds nothing (see [`Outbox::settle`]).
 async fn settle<W: AsyncWrite + Unpin>(
-    outbox: &mut Option<Outbox>,
+    outbox: Option<&Outbox>,
     w: &mut W,
 ) -> Result<(), DirectionError> {
     match outbox {
