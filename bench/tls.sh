@@ -317,18 +317,20 @@ for T in $THREADS_LIST; do
   echo "threads $T tls-handshakes negotiated: tenbin ${HS_NEGOTIATED[$T|tenbin]:-?}; HAProxy ${HS_NEGOTIATED[$T|haproxy]:-?}"
 done
 num_ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then ratio "$1" "$2"; else echo fail; fi; }
-row() { # T label figure
-  printf '%-8s %-26s %-30s %-30s %s\n' "$1" "$2" "$(fmt "$3|$1|tenbin")" "$(fmt "$3|$1|haproxy")" "$(rfmt "$3|$1")"
+row() { # T label figure [-: no ratio, for figures that describe the run rather than the proxy]
+  local r
+  if [ "${4:-}" = - ]; then r=-; else r=$(rfmt "$3|$1"); fi
+  printf '%-8s %-26s %-30s %-30s %s\n' "$1" "$2" "$(fmt "$3|$1|tenbin")" "$(fmt "$3|$1|haproxy")" "$r"
 }
 printf '\n%-8s %-26s %-30s %-30s %s\n' threads figure tenbin haproxy "tenbin/haproxy"
 for T in $THREADS_LIST; do
   row "$T" "tls new handshakes/s" hs-rps
   row "$T" "  handshake cpu us" hs-cpu
-  row "$T" "  load CPUs busy %" hs-load
-  row "$T" "  resumed %" hs-resumed
+  row "$T" "  load CPUs busy %" hs-load -
+  row "$T" "  resumed %" hs-resumed -
   row "$T" "  (wrk) new handshakes/s" close-rps
   row "$T" "  (wrk) handshake cpu us" close-cpu
-  row "$T" "  (wrk) load CPUs busy %" close-load
+  row "$T" "  (wrk) load CPUs busy %" close-load -
   row "$T" "tls keep-alive req/s" tls-rps
   row "$T" "tls keep-alive p99 ms" tls-p99
   row "$T" "tls keep-alive cpu us/req" tls-cpu

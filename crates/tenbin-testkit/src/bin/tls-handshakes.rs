@@ -12,7 +12,9 @@
 //! It prints wrk's summary lines (`N requests in`, `Requests/sec:`, the `99%` latency,
 //! `Socket errors:` and `Non-2xx or 3xx responses:` when there are any), so the bench reads
 //! both alike, and `handshakes: resumed R, full F`. Only answers completed before the
-//! deadline count; a connection still open then is dropped uncounted.
+//! deadline count; a connection unanswered after `--timeout` (2 s, wrk's default) is cut
+//! and counted as a timeout, one still open at the deadline is dropped uncounted. It
+//! connects to loopback addresses only, as everything in tenbin-testkit.
 //!
 //! ```text
 //! tls-handshakes --connect 127.0.0.1:8443 --sni bench.test --ca cert.pem -c 64 -d 2
@@ -37,13 +39,15 @@ struct Args {
     ca: String,
     conns: usize,
     duration: Duration,
+    /// A connection not answered by then is cut and counted as a timeout (wrk's `--timeout`).
+    timeout: Duration,
     path: String,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!("tls-handshakes: {why}");
     eprintln!(
-        "usage: tls-handshakes --connect ADDR --sni NAME --ca PEM [-c CONNS] [-d SECONDS] [--path /]"
+        "usage: tls-handshakes --connect ADDR --sni NAME --ca PEM [-c CONNS] [-d SECONDS] [--timeout SECONDS] [--path /]"
     );
     std::process::exit(2);
 }
@@ -51,7 +55,8 @@ fn usage(why: &str) -> ! {
 fn args() -> Args {
     let mut it = std::env::args().skip(1);
     let (mut connect, mut sni, mut ca) = (None, None, None);
-    let (mut conns, mut duration, mut path) = (64, Duration::from_secs(2), "/".to_string());
+    let (mut conns, mut path) = (64, "/".to_string());
+    let (mut duration, mut timeout) = (Duration::from_secs(2), Duration::from_secs(2));
     while let Some(flag) = it.next() {
         let mut value = || {
             it.next()
@@ -68,26 +73,35 @@ fn args() -> Args {
             "--sni" => sni = Some(value()),
             "--ca" => ca = Some(value()),
             "-c" => conns = value().parse().unwrap_or_else(|_| usage("bad -c")),
-            "-d" => {
-                let v = value();
-                let secs: f64 = v.trim_end_matches('s').parse().unwrap_or(-1.0);
-                if !(secs > 0.0 && secs.is_finite()) {
-                    usage(&format!("bad -d {v}"));
-                }
-                duration = Duration::from_secs_f64(secs);
-            }
+            "-d" => duration = seconds("-d", &value()),
+            "--timeout" => timeout = seconds("--timeout", &value()),
             "--path" => path = value(),
             other => usage(&format!("unknown argument {other}")),
         }
     }
+    let connect: SocketAddr = connect.unwrap_or_else(|| usage("--connect is required"));
+    if !connect.ip().is_loopback() {
+        // tenbin-testkit sends traffic to loopback only.
+        usage(&format!("{connect} is not a loopback address"));
+    }
     Args {
-        connect: connect.unwrap_or_else(|| usage("--connect is required")),
+        connect,
         sni: sni.unwrap_or_else(|| usage("--sni is required")),
         ca: ca.unwrap_or_else(|| usage("--ca is required")),
         conns: conns.max(1),
         duration,
+        timeout,
         path,
     }
+}
+
+/// A positive number of seconds, `2` or `2s`.
+fn seconds(flag: &str, v: &str) -> Duration {
+    let secs: f64 = v.trim_end_matches('s').parse().unwrap_or(-1.0);
+    if !(secs > 0.0 && secs.is_finite()) {
+        usage(&format!("bad {flag} {v}"));
+    }
+    Duration::from_secs_f64(secs)
 }
 
 /// One slot's counts.
@@ -101,6 +115,7 @@ struct Tally {
     connect: u64,
     read: u64,
     write: u64,
+    timeout: u64,
     /// The protocol version, cipher suite and key exchange group of the first handshake.
     negotiated: Option<String>,
 }
@@ -240,8 +255,9 @@ async fn slot(
         if started >= deadline {
             return tally;
         }
+        let cut = (started + args.timeout).min(deadline);
         let done = tokio::time::timeout_at(
-            deadline,
+            cut,
             one(
                 &connector,
                 args.connect,
@@ -253,6 +269,7 @@ async fn slot(
         )
         .await;
         match done {
+            Err(_) if cut < deadline => tally.timeout += 1,
             Err(_) => return tally,
             Ok(Ok(answer)) => {
                 let micros = started.elapsed().as_micros();
@@ -346,6 +363,7 @@ fn report(args: &Args, tallies: Vec<Tally>) {
         all.connect += t.connect;
         all.read += t.read;
         all.write += t.write;
+        all.timeout += t.timeout;
         all.negotiated = all.negotiated.or(t.negotiated);
     }
     all.latencies.sort_unstable();
@@ -364,10 +382,10 @@ fn report(args: &Args, tallies: Vec<Tally>) {
         println!("     {label}  {:.2}ms", at(q));
     }
     println!("  {n} requests in {secs:.2}s");
-    if all.connect + all.read + all.write > 0 {
+    if all.connect + all.read + all.write + all.timeout > 0 {
         println!(
-            "  Socket errors: connect {}, read {}, write {}, timeout 0",
-            all.connect, all.read, all.write
+            "  Socket errors: connect {}, read {}, write {}, timeout {}",
+            all.connect, all.read, all.write, all.timeout
         );
     }
     if all.non_2xx > 0 {
