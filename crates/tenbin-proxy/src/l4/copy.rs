@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -146,15 +146,51 @@ pub(crate) enum Relay {
 /// byte is in flight. Both run in one task, so the value is enough: the direction that sets
 /// it yields once, and the next poll of the task finds it in both (an atomic load per read,
 /// no lock).
+///
+/// A direction stops in two steps, because what it still writes (a chunk in its
+/// [`Outbox`], a write the socket has not taken) its peer may take only once that peer can
+/// write to the other direction's source: first it sends what it holds while the other goes
+/// on relaying, then it waits at its read, still relaying what comes, and both stop once
+/// both wait there with nothing held (`ready`). Splice holds nothing at its read, so it only
+/// waits. A direction that ended counts as ready. Stopping at the first read instead
+/// stalled a session whose server answers only once its own write is done.
 #[derive(Debug, Default)]
 struct Pause {
     to: std::sync::OnceLock<usize>,
+    /// Directions waiting at their read with nothing held, or ended.
+    ready: AtomicU8,
 }
 
 impl Pause {
     async fn ask(&self, to: usize) {
         let _ = self.to.set(to);
         tokio::task::yield_now().await;
+    }
+
+    /// Counts a direction as ready; when that makes both, it yields once so the other one,
+    /// waiting in [`Pause::both_ready`], sees it at the task's next poll. Returns whether
+    /// both are.
+    async fn ready(&self) -> bool {
+        let both = self.ready.fetch_add(1, Ordering::AcqRel) + 1 >= 2;
+        if both {
+            tokio::task::yield_now().await;
+        }
+        both
+    }
+
+    /// A ready direction read something: it is relaying again.
+    fn busy(&self) {
+        self.ready.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn both_ready(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|_| {
+            if self.ready.load(Ordering::Acquire) >= 2 {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
 
     fn asked(&self) -> impl Future<Output = ()> + '_ {
@@ -208,6 +244,9 @@ pub(crate) struct Outlets {
 
 /// What a direction does next.
 enum Next {
+    /// A move was asked for: send what is held, then wait to stop (see [`Pause`]).
+    Settle,
+    /// Both directions wait with nothing held: stop.
     Pause,
     /// The flusher handed a chunk back (or it failed).
     Returned,
@@ -283,6 +322,32 @@ impl<'b, B: Fn(Brings) -> Option<usize>> Run<'b, B> {
     /// Resolves once a move was asked for: race it against a read, never against a write.
     pub(crate) fn paused(&self) -> impl Future<Output = ()> + '_ {
         self.pause.asked()
+    }
+
+    /// Whether a move was asked for.
+    pub(crate) fn pausing(&self) -> bool {
+        self.pause.to.get().is_some()
+    }
+
+    /// A direction waits at its read with nothing held, a move being asked: counts it ready
+    /// and says whether both are, and so stop ([`Pause`]).
+    pub(crate) async fn ready(&self) -> bool {
+        self.pause.ready().await
+    }
+
+    /// A ready direction read something and relays it.
+    pub(crate) fn busy(&self) {
+        self.pause.busy();
+    }
+
+    /// Resolves once both directions are ready: race it against a ready direction's read.
+    pub(crate) fn both_ready(&self) -> impl Future<Output = ()> + '_ {
+        self.pause.both_ready()
+    }
+
+    /// A direction ended: ready for good.
+    pub(crate) async fn ended(&self) {
+        self.pause.ready().await;
     }
 
     /// Counts `n` bytes written by a direction (or queued to be: [`Outbox`]), which resets
@@ -369,25 +434,49 @@ impl<'b, B: Fn(Brings) -> Option<usize>> Run<'b, B> {
     {
         let (mut total, mut check) = match self.start(up) {
             Ok(at) => at,
-            Err(ended) => return Ok(ended),
+            Err(ended) => {
+                self.ended().await;
+                return Ok(ended);
+            }
         };
         let outbox = outlet.and_then(Outbox::new);
         let mut buf = vec![0u8; BUFFER];
+        // Settled since a pause was asked: from then on it writes straight through.
+        let mut settled = false;
         loop {
+            if settled && self.ready().await {
+                return Ok(Leg {
+                    total,
+                    ended: false,
+                });
+            }
             let next = tokio::select! {
                 biased;
-                () = self.paused() => Next::Pause,
+                () = self.both_ready(), if settled => Next::Pause,
+                () = self.paused(), if !settled => Next::Settle,
                 () = returned(outbox.as_ref()) => Next::Returned,
                 n = r.read(&mut buf) => Next::Read(n.map_err(|e| (e, true))?),
             };
             let n = match next {
-                Next::Read(n) => n,
+                Next::Read(n) => {
+                    if settled {
+                        self.busy();
+                    }
+                    n
+                }
                 Next::Returned => {
+                    if settled {
+                        self.busy();
+                    }
                     settle(outbox.as_ref(), w).await?;
                     continue;
                 }
-                Next::Pause => {
+                Next::Settle => {
                     settle(outbox.as_ref(), w).await?;
+                    settled = true;
+                    continue;
+                }
+                Next::Pause => {
                     return Ok(Leg {
                         total,
                         ended: false,
@@ -398,11 +487,12 @@ impl<'b, B: Fn(Brings) -> Option<usize>> Run<'b, B> {
                 // Half-close: pass the EOF on and keep the other direction running.
                 settle(outbox.as_ref(), w).await?;
                 w.shutdown().await.map_err(|e| (e, false))?;
+                self.ended().await;
                 return Ok(Leg { total, ended: true });
             }
             let chunk = &buf[..n];
             match outbox.as_ref() {
-                Some(o) if n <= BATCHED_UP_TO => o.send(w, chunk).await,
+                Some(o) if n <= BATCHED_UP_TO && !settled => o.send(w, chunk).await,
                 Some(o) => match o.settle(w).await {
                     Ok(()) => w.write_all(chunk).await,
                     Err(e) => Err(e),
@@ -602,6 +692,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The server answers only after it has written its own stream, so while it writes, the
+    /// client's bytes back up in the proxy; the move is asked by the direction that reads
+    /// the server. That direction must not stop reading while the other still holds a write
+    /// the server will take only once its own write is done.
+    #[tokio::test]
+    async fn a_move_asked_while_the_other_direction_is_blocked_does_not_stall_it() {
+        let (client, proxy_client) = duplex(64 * 1024);
+        let (server, proxy_server) = duplex(64 * 1024);
+        let down_size = (placement::CHECK_BYTES + 1024 * 1024) as usize;
+        let up_size = 1024 * 1024;
+        let down: Vec<u8> = (0..down_size).map(|i| (i % 251) as u8).collect();
+        let up: Vec<u8> = (0..up_size).map(|i| (i % 241) as u8).collect();
+        let (to_send, expect_down) = (down.clone(), down);
+        let (client_sends, expect_up) = (up.clone(), up);
+        let server = tokio::spawn(async move {
+            let (mut r, mut w) = split(server);
+            w.write_all(&to_send).await.unwrap();
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).await.unwrap();
+            w.shutdown().await.unwrap();
+            got
+        });
+        let client = tokio::spawn(async move {
+            let (mut r, mut w) = split(client);
+            let send = async {
+                w.write_all(&client_sends).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let (_, n) = tokio::join!(send, r.read_to_end(&mut got));
+            n.unwrap();
+            got
+        });
+        let guard = Duration::from_secs(60);
+        let (moved, moves) =
+            tokio::time::timeout(guard, relay_moving_once(proxy_client, proxy_server))
+                .await
+                .expect("the relay stalled");
+        assert_eq!(moves, vec![1]);
+        assert_eq!(moved.client_to_server, up_size as u64);
+        assert_eq!(moved.server_to_client, down_size as u64);
+        assert!(
+            server.await.unwrap() == expect_up,
+            "the server got other bytes"
+        );
+        assert!(
+            client.await.unwrap() == expect_down,
+            "the client got other bytes"
+        );
     }
 
     #[tokio::test]

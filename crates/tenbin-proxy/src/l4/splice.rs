@@ -52,7 +52,10 @@ async fn one_way<B: Fn(crate::placement::Brings) -> Option<usize>>(
 ) -> Result<Leg, DirectionError> {
     let (mut total, mut check) = match run.start(up) {
         Ok(at) => at,
-        Err(ended) => return Ok(ended),
+        Err(ended) => {
+            run.ended().await;
+            return Ok(ended);
+        }
     };
     let (pipe_r, pipe_w) = pipe().map_err(|e| (e, true))?;
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
@@ -70,14 +73,29 @@ async fn one_way<B: Fn(crate::placement::Brings) -> Option<usize>>(
                 }
             }
         };
-        // The pipe is empty here: a pause leaves nothing behind in it.
+        // The pipe is empty here: a pause leaves nothing behind in it. Once a move is asked,
+        // this direction goes on relaying until both wait here (see `copy::Pause`).
+        let waiting = run.pausing();
+        if waiting && run.ready().await {
+            return Ok(Leg {
+                total,
+                ended: false,
+            });
+        }
         let n = tokio::select! {
             biased;
-            () = run.paused() => return Ok(Leg { total, ended: false }),
-            n = read => n?,
+            () = run.both_ready(), if waiting => return Ok(Leg { total, ended: false }),
+            () = run.paused(), if !waiting => continue,
+            n = read => {
+                if waiting {
+                    run.busy();
+                }
+                n?
+            }
         };
         if n == 0 {
             to.shutdown().await.map_err(|e| (e, false))?;
+            run.ended().await;
             return Ok(Leg { total, ended: true });
         }
         let dst: &TcpStream = to.as_ref();
